@@ -1,0 +1,1 @@
+"""Telephony-first voice gateway: SIP B2BUA with CRM linking."""

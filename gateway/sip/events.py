@@ -1,0 +1,58 @@
+"""What a `SipEndpoint` tells its user. Pure data; the transport adapter and the B2BUA consume them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.sip.message import Request, Response
+
+if TYPE_CHECKING:
+    from gateway.sip.transaction import ClientTransaction, ServerTransaction
+
+# Where a message came from or goes to: (transport "udp"|"tcp"|"tls", host, port).
+Target = tuple[str, str, int]
+
+
+@dataclass(slots=True)
+class RequestReceived:
+    """A new request. `transaction` is None for ACK (of a 2xx) and for stray CANCEL handling."""
+
+    request: Request
+    source: Target
+    transaction: ServerTransaction | None
+
+
+@dataclass(slots=True)
+class ResponseReceived:
+    """A response matched to one of our client transactions (or a stray 2xx retransmission)."""
+
+    response: Response
+    source: Target
+    transaction: ClientTransaction | None
+
+
+@dataclass(slots=True)
+class TransactionTimedOut:
+    """Timer B/F fired: no final response. The user should act as if 408 was received."""
+
+    transaction: ClientTransaction
+
+
+@dataclass(slots=True)
+class TransactionTerminated:
+    """A transaction reached Terminated; its state can be dropped."""
+
+    transaction: ClientTransaction | ServerTransaction
+
+
+@dataclass(slots=True)
+class MalformedMessage:
+    """Bytes that were not SIP; `status` was already answered when not None."""
+
+    source: Target
+    reason: str
+    status: int | None
+
+
+Event = RequestReceived | ResponseReceived | TransactionTimedOut | TransactionTerminated | MalformedMessage

@@ -1,0 +1,279 @@
+"""SIP requests and responses as plain objects (RFC 3261 §7).
+
+A message keeps its headers as an ordered list of ``(canonical name, value)`` pairs. The parser
+splits comma-separated Via, Route, Record-Route and Contact values into one entry each, so
+``get_all(Via)`` is the Via list top first. Typed views (CSeq, Via, From/To tags) are parsed
+on first access and cached; any mutation through the methods here clears that cache.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.sip.errors import RemoteProtocolError
+
+if TYPE_CHECKING:
+    from gateway.sip.headers import NameAddr, Via
+
+# RFC 3261 §7.3.3 compact forms, plus the RFC 3515/3891/4028 ones seen in the wild.
+COMPACT_FORMS: dict[str, str] = {
+    "i": "Call-ID",
+    "m": "Contact",
+    "e": "Content-Encoding",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "f": "From",
+    "s": "Subject",
+    "k": "Supported",
+    "t": "To",
+    "v": Via,
+    "r": "Refer-To",
+    "b": "Referred-By",
+    "x": "Session-Expires",
+    "o": "Event",
+    "u": "Allow-Events",
+    "a": "Accept-Contact",
+    "j": "Reject-Contact",
+    "d": "Request-Disposition",
+    "y": "Identity",
+}
+
+_CANONICAL: dict[str, str] = {
+    name.lower(): name
+    for name in (
+        "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
+        "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
+        "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
+        "Content-Type", "CSeq", "Date", "Error-Info", "Event", "Expires", "From", "In-Reply-To",
+        "Max-Forwards", "Min-Expires", "MIME-Version", "Organization", "P-Asserted-Identity",
+        "Priority", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Require", "RAck",
+        "Record-Route", "Refer-To", "Referred-By", "Replaces", "Reply-To", "Require",
+        "Retry-After", "Route", "RSeq", "Server", "Session-Expires", "Subject",
+        "Subscription-State", "Supported", "Timestamp", "To", "Unsupported", "User-Agent",
+        Via, "Warning", "WWW-Authenticate", "Min-SE", "Path", "Privacy", "Diversion",
+    )
+}
+_CANONICAL.update({short: long for short, long in COMPACT_FORMS.items()})
+
+
+def canonical_name(name: str) -> str:
+    """Header name in its canonical spelling; compact forms expanded, unknown names title-cased."""
+    known = _CANONICAL.get(name.lower())
+    if known is not None:
+        return known
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+class Message:
+    """Common part of `Request` and `Response`: headers and body."""
+
+    __slots__ = ("headers", "body", "_cache")
+
+    def __init__(self, headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> None:
+        self.headers: list[tuple[str, str]] = headers if headers is not None else []
+        self.body = body
+        self._cache: dict[str, object] = {}
+
+    # -- header access -------------------------------------------------------------------
+    def get(self, name: str) -> str | None:
+        """First value of header `name` (canonical spelling expected), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header `name`, in message order."""
+        return [value for key, value in self.headers if key == name]
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every `name` header with one value, kept at the first one's position."""
+        self._cache.clear()
+        for index, (key, _) in enumerate(self.headers):
+            if key == name:
+                self.headers[index] = (name, value)
+                self.headers[index + 1 :] = [h for h in self.headers[index + 1 :] if h[0] != name]
+                return
+        self.headers.append((name, value))
+
+    def add(self, name: str, value: str, *, first: bool = False) -> None:
+        """Add one `name` header; `first=True` puts it before every other header of that name."""
+        self._cache.clear()
+        if first:
+            for index, (key, _) in enumerate(self.headers):
+                if key == name:
+                    self.headers.insert(index, (name, value))
+                    return
+            self.headers.insert(0, (name, value))
+        else:
+            self.headers.append((name, value))
+
+    def remove(self, name: str) -> None:
+        """Drop every `name` header."""
+        self._cache.clear()
+        self.headers = [h for h in self.headers if h[0] != name]
+
+    def remove_first(self, name: str) -> str | None:
+        """Drop the first `name` header and return its value (the top Via, a Route)."""
+        self._cache.clear()
+        for index, (key, value) in enumerate(self.headers):
+            if key == name:
+                del self.headers[index]
+                return value
+        return None
+
+    # -- typed views ---------------------------------------------------------------------
+    def _required(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise RemoteProtocolError(f"missing {name} header", 400)
+        return value
+
+    @property
+    def call_id(self) -> str:
+        return self._required("Call-ID")
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        """(sequence number, method) of the CSeq header."""
+        cached = self._cache.get("cseq")
+        if cached is None:
+            parts = self._required("CSeq").split()
+            if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+                raise RemoteProtocolError("malformed CSeq header", 400)
+            cached = (int(parts[0]), parts[1])
+            self._cache["cseq"] = cached
+        return cached  # type: ignore[return-value]
+
+    @property
+    def vias(self) -> list[Via]:
+        """Parsed Via headers, top first."""
+        cached = self._cache.get("vias")
+        if cached is None:
+            from gateway.sip.headers import parse_via
+
+            cached = [parse_via(value) for value in self.get_all(Via)]
+            self._cache["vias"] = cached
+        return cached  # type: ignore[return-value]
+
+    @property
+    def top_via(self) -> Via:
+        vias = self.vias
+        if not vias:
+            raise RemoteProtocolError("missing Via header", 400)
+        return vias[0]
+
+    def _name_addr(self, name: str) -> NameAddr:
+        cached = self._cache.get(name)
+        if cached is None:
+            from gateway.sip.headers import parse_name_addr
+
+            cached = parse_name_addr(self._required(name))
+            self._cache[name] = cached
+        return cached  # type: ignore[return-value]
+
+    @property
+    def from_(self) -> NameAddr:
+        return self._name_addr("From")
+
+    @property
+    def to(self) -> NameAddr:
+        return self._name_addr("To")
+
+    @property
+    def from_tag(self) -> str | None:
+        return self.from_.tag
+
+    @property
+    def to_tag(self) -> str | None:
+        return self.to.tag
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.get("Max-Forwards")
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.isdigit() or len(value) > 3:
+            raise RemoteProtocolError("malformed Max-Forwards header", 400)
+        return int(value)
+
+    def _start_line(self) -> str:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """Serialise; Content-Length always states the body's real length."""
+        lines = [self._start_line()]
+        for key, value in self.headers:
+            if key != "Content-Length":
+                lines.append(f"{key}: {value}")
+        lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("")
+        lines.append("")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+
+
+class Request(Message):
+    """A SIP request: method, Request-URI (text), headers, body."""
+
+    __slots__ = ("method", "uri")
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+
+    def _start_line(self) -> str:
+        return f"{self.method} {self.uri} SIP/2.0"
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    """A SIP response: status code, reason phrase, headers, body."""
+
+    __slots__ = ("status", "reason")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str = "",
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = reason
+
+    def _start_line(self) -> str:
+        return f"SIP/2.0 {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+def make_response(
+    request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None
+) -> Response:
+    """A response to `request` per RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied.
+
+    `to_tag` is added to To when the request's To has no tag yet (§8.2.6.2); the 100 Trying
+    never gets one.
+    """
+    from gateway.sip.status import reason_phrase
+
+    headers: list[tuple[str, str]] = []
+    for key, value in request.headers:
+        if key == "To" and to_tag is not None and status != 100 and request.to_tag is None:
+            value = f"{value};tag={to_tag}"
+        if key in (Via, "From", "To", "Call-ID", "CSeq") or (key == "Timestamp" and status == 100):
+            headers.append((key, value))
+    return Response(status, reason if reason is not None else reason_phrase(status), headers)
+
