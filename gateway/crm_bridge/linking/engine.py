@@ -1,0 +1,262 @@
+"""`decide`: an ordered list of named pure steps; the first step that answers makes the plan.
+
+Step order (SPEC rule ids in brackets):
+
+1. screen_employee   [T9 calls, M4 mail] the party is one of our employees → NOTHING: not recorded in
+                     the CRM at all.
+2. screen_exception  [T8] the party is on the exception list → RECORD_ONLY: the gateway keeps its call
+                     log / mailbox copy, the CRM gets no item and no activity.
+3. known_party       the CRM holds items for the party:
+                     [M11] repeat sales on, and no request (active lead/deal) in progress → a repeat
+                     lead (simple mode: a repeat deal) for the client, created even when the number or
+                     mailbox creates nothing for new parties; responsible = the client's owner;
+                     [M11] repeat sales off, legacy lead mode on → the most recent active deal, else
+                     (no active lead either) the most recent closed lead;
+                     [M8] inbound mail, option "route to the responsible" on, and the owner is not in
+                     the mailbox's queue → a new lead (simple: deal) for the queue's first member;
+                     [T7] otherwise ATTACH to the party's items (rule in `party`); responsible = owner.
+4. creation_gate     the party is unknown and this channel creates nothing for it → RECORD_ONLY:
+                     [M1] the mailbox's CRM integration is off; [T5] the number does not create items
+                     for this direction. There is no item to hold an activity, so none is recorded;
+                     the call stays in the gateway's call log.
+5. create_for_new    [T3] classic: [T4a] auto_lead → CREATE_LEAD, [T4b] offer_in_card → OFFER_IN_CARD
+                     (nothing created until the employee acts in the call card); simple: [T12]
+                     CREATE_DEAL in the configured pipeline (None → the default pipeline, resolved by
+                     the CRM service) with a contact or a company. Created items carry the number's
+                     source [T6]; their responsible is the queue's first member [T10], or for an
+                     outbound call the employee who placed it.
+
+Mail rules plug in as more steps or inputs, not a second engine: M2/M12 become steps before
+`known_party` (spam-to-inbox screens like T8; a reply binds to its thread's items), M8 already reuses
+`route_known_to_responsible` inside `known_party`, M3 is the same `decide` called on a manual save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gateway.crm_bridge.linking import party
+from gateway.crm_bridge.linking.model import (
+    Action,
+    Channel,
+    CreateFor,
+    CrmMode,
+    Direction,
+    Interaction,
+    ItemType,
+    LinkPlan,
+    UnknownCallerAction,
+)
+
+Step = Callable[[Interaction], LinkPlan | None]
+
+
+def screen_employee(interaction: Interaction) -> LinkPlan | None:
+    """T9 / M4: our own employees are never recorded in the CRM."""
+    if not interaction.knowledge.is_employee:
+        return None
+    rule = "T9" if interaction.channel == Channel.CALL else "M4"
+    return LinkPlan(interaction.key, Action.NOTHING, rule_ids=(rule,))
+
+
+def screen_exception(interaction: Interaction) -> LinkPlan | None:
+    """T8: exception-list parties are logged by the gateway only."""
+    if not interaction.knowledge.is_exception:
+        return None
+    return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("T8",))
+
+
+def known_party(interaction: Interaction) -> LinkPlan | None:
+    """M11 then T7 for a party the CRM already holds."""
+    knowledge = interaction.knowledge
+    if not party.is_known(knowledge):
+        return None
+    if interaction.crm.repeat_sales:
+        if not party.has_open_request(knowledge):
+            return _repeat_request(interaction)
+    elif interaction.crm.legacy_lead_mode:
+        plan = _legacy_attachment(interaction)
+        if plan is not None:
+            return plan
+    targets = party.attachment(knowledge)
+    owner = party.owner(targets)
+    if _client_outside_mail_queue(interaction, owner):
+        return _new_request_for_queue(interaction)
+    return LinkPlan(
+        interaction.key,
+        Action.ATTACH,
+        attach_to=party.refs(targets),
+        responsible_id=owner,
+        record_activity=True,
+        rule_ids=("T7",),
+    )
+
+
+def _client_outside_mail_queue(interaction: Interaction, owner: int | None) -> bool:
+    # M8: for mail, the number's "route to the responsible" option means "keep the client with their
+    # manager only while that manager is in the mailbox's queue".
+    return (
+        interaction.channel == Channel.EMAIL
+        and interaction.direction == Direction.INBOUND
+        and interaction.settings.route_known_to_responsible
+        and owner not in interaction.settings.queue_member_ids
+    )
+
+
+def _new_request_for_queue(interaction: Interaction) -> LinkPlan:
+    responsible, rule = _new_item_responsible(interaction)
+    if interaction.crm.mode == CrmMode.SIMPLE:
+        action, create = Action.CREATE_DEAL, (ItemType.DEAL.value, interaction.crm.deal_creation_mode)
+        rules: tuple[str, ...] = ("M8", "T12", "T6", rule)
+    else:
+        action, create, rules = Action.CREATE_LEAD, (ItemType.LEAD.value,), ("M8", "T6", rule)
+    return LinkPlan(
+        interaction.key,
+        action,
+        create=create,
+        responsible_id=responsible,
+        source_id=interaction.settings.source_id,
+        pipeline_id=interaction.crm.deal_pipeline_id if action == Action.CREATE_DEAL else None,
+        record_activity=True,
+        rule_ids=rules,
+        notes=("the client's responsible is not in the mailbox's queue: a new item for the queue",),
+    )
+
+
+def _repeat_request(interaction: Interaction) -> LinkPlan:
+    clients = party.clients(interaction.knowledge)
+    responsible = party.owner(clients) or party.owner(interaction.knowledge.items)
+    rules = ["M11", "T6"]
+    if responsible is None:
+        responsible, rule = _new_item_responsible(interaction)
+        rules.append(rule)
+    if interaction.crm.mode == CrmMode.SIMPLE:
+        # A CRM without leads records a repeat sale as a repeat deal for the same client.
+        create = (ItemType.DEAL.value,) if clients else (ItemType.DEAL.value, interaction.crm.deal_creation_mode)
+        action, pipeline = Action.CREATE_DEAL, interaction.crm.deal_pipeline_id
+        rules.insert(1, "T12")
+        note = "repeat deal for the existing client (simple mode has no leads)"
+    else:
+        action, create, pipeline = Action.CREATE_LEAD, (ItemType.LEAD.value,), None
+        note = "repeat lead for the existing client"
+    return LinkPlan(
+        interaction.key,
+        action,
+        create=create,
+        attach_to=party.refs(clients),
+        responsible_id=responsible,
+        source_id=interaction.settings.source_id,
+        pipeline_id=pipeline,
+        record_activity=True,
+        rule_ids=tuple(rules),
+        notes=(note,),
+    )
+
+
+def _legacy_attachment(interaction: Interaction) -> LinkPlan | None:
+    knowledge = interaction.knowledge
+    deals = party.of_type(knowledge, ItemType.DEAL, active=True)
+    if deals:
+        target, note = deals[0], "attached to the client's active deal (legacy lead mode)"
+    elif not party.of_type(knowledge, ItemType.LEAD, active=True) and party.closed_leads(knowledge):
+        target, note = party.closed_leads(knowledge)[0], "attached to the client's closed lead (legacy lead mode)"
+    else:
+        return None
+    return LinkPlan(
+        interaction.key,
+        Action.ATTACH,
+        attach_to=(target.ref,),
+        responsible_id=target.responsible_id,
+        record_activity=True,
+        rule_ids=("M11",),
+        notes=(note,),
+    )
+
+
+def creation_gate(interaction: Interaction) -> LinkPlan | None:
+    """M1 / T5: an unknown party on a channel or direction that creates nothing."""
+    if not interaction.settings.create_items:
+        return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("M1",))
+    if not _creates_for(interaction.settings.create_for, interaction.direction):
+        return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("T5",))
+    return None
+
+
+def _creates_for(create_for: str, direction: Direction) -> bool:
+    if create_for == CreateFor.ALL:
+        return True
+    wanted = Direction.INBOUND if create_for == CreateFor.INCOMING else Direction.OUTBOUND
+    return direction == wanted
+
+
+def create_for_new(interaction: Interaction) -> LinkPlan:
+    """T3 → T4a/T4b (classic) or T12 (simple) for a party the CRM does not know."""
+    settings, crm = interaction.settings, interaction.crm
+    transfer = settings.change_responsible_on_transfer and interaction.channel == Channel.CALL
+    if crm.mode == CrmMode.SIMPLE:
+        responsible, rule = _new_item_responsible(interaction)
+        return LinkPlan(
+            interaction.key,
+            Action.CREATE_DEAL,
+            create=(ItemType.DEAL.value, crm.deal_creation_mode),
+            responsible_id=responsible,
+            source_id=settings.source_id,
+            pipeline_id=crm.deal_pipeline_id,
+            record_activity=True,
+            rule_ids=("T3", "T5", "T12", "T6", rule),
+        )
+    if settings.unknown_caller_action == UnknownCallerAction.OFFER_IN_CARD:
+        # T10/T6 still apply to the lead the employee may create from the card; the service reads them
+        # from the plan so that card-created items match auto-created ones.
+        responsible, rule = _new_item_responsible(interaction)
+        return LinkPlan(
+            interaction.key,
+            Action.OFFER_IN_CARD,
+            responsible_id=responsible,
+            source_id=settings.source_id,
+            rule_ids=("T3", "T5", "T4b"),
+            transfer_moves_responsible=transfer,
+        )
+    responsible, rule = _new_item_responsible(interaction)
+    return LinkPlan(
+        interaction.key,
+        Action.CREATE_LEAD,
+        create=(ItemType.LEAD.value,),
+        responsible_id=responsible,
+        source_id=settings.source_id,
+        record_activity=True,
+        rule_ids=("T3", "T5", "T4a", "T6", rule),
+        transfer_moves_responsible=transfer,
+    )
+
+
+def _new_item_responsible(interaction: Interaction) -> tuple[int | None, str]:
+    if interaction.direction == Direction.OUTBOUND and interaction.agent_id is not None:
+        return interaction.agent_id, "T10"
+    members = interaction.settings.queue_member_ids
+    return (members[0] if members else None), "T10"
+
+
+STEPS: tuple[Step, ...] = (screen_employee, screen_exception, known_party, creation_gate)
+
+
+def decide(interaction: Interaction) -> LinkPlan:
+    """The CRM outcome of one call or email, with the SPEC rule ids that produced it (SPEC C1)."""
+    for step in STEPS:
+        plan = step(interaction)
+        if plan is not None:
+            return plan
+    return create_for_new(interaction)
+
+
+def ring_responsible(interaction: Interaction, plan: LinkPlan) -> int | None:
+    """T7's routing half: the employee an incoming call from a known party rings first, or None.
+
+    Only when the number's option is on, the call is inbound, and the plan attached the call to the
+    party's items with an owner.
+    """
+    if not interaction.settings.route_known_to_responsible or interaction.direction != Direction.INBOUND:
+        return None
+    if plan.action != Action.ATTACH:
+        return None
+    return plan.responsible_id

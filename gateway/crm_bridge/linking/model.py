@@ -1,0 +1,280 @@
+"""The linking engine's vocabulary: what goes in (`Interaction`) and what comes out (`LinkPlan`).
+
+Plain frozen dataclasses, no I/O. Settings values are plain strings (as stored in the database) checked
+against the enums below when a settings object is built, so a misconfigured number fails loudly at the
+edge instead of silently taking a wrong branch in `decide`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    """How the client reached us."""
+
+    CALL = "call"
+    EMAIL = "email"
+
+
+class Direction(StrEnum):
+    """Seen from the company: the client called/wrote us (inbound) or we called/wrote them (outbound)."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ItemType(StrEnum):
+    """CRM item types."""
+
+    LEAD = "lead"
+    CONTACT = "contact"
+    COMPANY = "company"
+    DEAL = "deal"
+
+
+class ItemStatus(StrEnum):
+    """Item status; contacts and companies are always active, deals are active or closed."""
+
+    ACTIVE = "active"
+    CONVERTED = "converted"
+    CLOSED = "closed"
+
+
+class UnknownCallerAction(StrEnum):
+    """T4: what a number does with a caller the CRM does not know (classic mode)."""
+
+    AUTO_LEAD = "auto_lead"
+    OFFER_IN_CARD = "offer_in_card"
+
+
+class CreateFor(StrEnum):
+    """T5: for which calls a number creates items."""
+
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    ALL = "all"
+
+
+class CrmMode(StrEnum):
+    """T3: classic (with leads) or simple (without leads)."""
+
+    CLASSIC = "classic"
+    SIMPLE = "simple"
+
+
+class DealCreationMode(StrEnum):
+    """T12: what a simple-mode deal is created together with."""
+
+    CONTACT = "contact"
+    COMPANY = "company"
+
+
+class Action(StrEnum):
+    """The outcome of `decide`."""
+
+    CREATE_LEAD = "create_lead"
+    CREATE_DEAL = "create_deal"
+    ATTACH = "attach"
+    OFFER_IN_CARD = "offer_in_card"
+    RECORD_ONLY = "record_only"
+    NOTHING = "nothing"
+
+
+def _check_choice(name: str, value: str, allowed: type[StrEnum]) -> None:
+    if value not in {member.value for member in allowed}:
+        choices = ", ".join(member.value for member in allowed)
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+
+
+@dataclass(frozen=True, order=True)
+class ItemRef:
+    """A reference to one CRM item."""
+
+    type: str
+    id: int
+
+    def __post_init__(self) -> None:
+        _check_choice("ItemRef.type", self.type, ItemType)
+        if isinstance(self.id, bool) or not isinstance(self.id, int):
+            raise ValueError(f"ItemRef.id must be an int; got {self.id!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"type": str(self.type), "id": self.id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItemRef:
+        """Inverse of `to_dict`; raises ValueError on malformed input."""
+        try:
+            return cls(type=data["type"], id=data["id"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"an item reference needs 'type' and 'id'; got {data!r}") from exc
+
+
+@dataclass(frozen=True)
+class KnownItem:
+    """An existing CRM item matching the party, with its responsible and status."""
+
+    ref: ItemRef
+    responsible_id: int | None
+    status: str = ItemStatus.ACTIVE
+
+    def __post_init__(self) -> None:
+        _check_choice("KnownItem.status", self.status, ItemStatus)
+
+    @property
+    def is_active(self) -> bool:
+        """True for active leads and deals and for every contact and company."""
+        return self.status == ItemStatus.ACTIVE
+
+
+@dataclass(frozen=True)
+class PartyKnowledge:
+    """What the CRM (and the employee directory) already knows about the other party."""
+
+    items: tuple[KnownItem, ...] = ()
+    is_employee: bool = False
+    is_exception: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """A number's (later a mailbox's) CRM-integration settings."""
+
+    create_items: bool = True
+    unknown_caller_action: str = UnknownCallerAction.AUTO_LEAD
+    create_for: str = CreateFor.ALL
+    source_id: int | None = None
+    queue_member_ids: tuple[int, ...] = ()
+    route_known_to_responsible: bool = False
+    change_responsible_on_transfer: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("unknown_caller_action", self.unknown_caller_action, UnknownCallerAction)
+        _check_choice("create_for", self.create_for, CreateFor)
+
+
+@dataclass(frozen=True)
+class CrmModeSettings:
+    """The CRM-wide settings that steer linking."""
+
+    mode: str = CrmMode.CLASSIC
+    deal_pipeline_id: int | None = None
+    deal_creation_mode: str = DealCreationMode.CONTACT
+    repeat_sales: bool = False
+    legacy_lead_mode: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, CrmMode)
+        _check_choice("deal_creation_mode", self.deal_creation_mode, DealCreationMode)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One call or email, with everything `decide` needs to know about it.
+
+    `agent_id` is the employee on our side when already known (who placed an outbound call); a lead
+    created by an outbound call goes to them rather than to the queue's first member.
+    """
+
+    key: str
+    channel: Channel
+    direction: Direction
+    party_phone: str | None
+    party_email: str | None
+    settings: ChannelSettings
+    crm: CrmModeSettings
+    knowledge: PartyKnowledge
+    agent_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            raise ValueError("Interaction.key must name the call or email (e.g. 'call:<Call-ID>')")
+        _check_choice("channel", self.channel, Channel)
+        _check_choice("direction", self.direction, Direction)
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """What to do in the CRM for one interaction, and the SPEC rules that say so.
+
+    `attach_to` lists existing items the interaction's activity is bound to (for a repeat lead: the
+    client the new lead belongs to). `transfer_moves_responsible` records T11 for later: the number's
+    option was on and the plan may create a lead for a new client during this call.
+    """
+
+    interaction_key: str
+    action: Action
+    create: tuple[str, ...] = ()
+    attach_to: tuple[ItemRef, ...] = ()
+    responsible_id: int | None = None
+    source_id: int | None = None
+    pipeline_id: int | None = None
+    record_activity: bool = False
+    rule_ids: tuple[str, ...] = ()
+    transfer_moves_responsible: bool = False
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_choice("LinkPlan.action", self.action, Action)
+        for item_type in self.create:
+            _check_choice("LinkPlan.create", item_type, ItemType)
+        if not self.rule_ids:
+            raise ValueError("a LinkPlan must carry the rule ids that produced it (SPEC C1)")
+
+    @property
+    def creates_anything(self) -> bool:
+        """True when applying the plan creates at least one CRM item."""
+        return bool(self.create)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, stored as Decision.plan and returned by the admin API."""
+        return {
+            "interaction_key": self.interaction_key,
+            "action": str(self.action),
+            "create": [str(t) for t in self.create],
+            "attach_to": [ref.to_dict() for ref in self.attach_to],
+            "responsible_id": self.responsible_id,
+            "source_id": self.source_id,
+            "pipeline_id": self.pipeline_id,
+            "record_activity": self.record_activity,
+            "rule_ids": list(self.rule_ids),
+            "transfer_moves_responsible": self.transfer_moves_responsible,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkPlan:
+        """Inverse of `to_dict`; raises ValueError saying what is wrong with malformed input."""
+        try:
+            return cls(
+                interaction_key=str(data["interaction_key"]),
+                action=Action(data["action"]),
+                create=tuple(str(t) for t in data.get("create", ())),
+                attach_to=tuple(ItemRef.from_dict(r) for r in data.get("attach_to", ())),
+                responsible_id=data.get("responsible_id"),
+                source_id=data.get("source_id"),
+                pipeline_id=data.get("pipeline_id"),
+                record_activity=bool(data.get("record_activity", False)),
+                rule_ids=tuple(str(r) for r in data["rule_ids"]),
+                transfer_moves_responsible=bool(data.get("transfer_moves_responsible", False)),
+                notes=tuple(str(n) for n in data.get("notes", ())),
+            )
+        except KeyError as exc:
+            raise ValueError(f"a stored LinkPlan lacks the field {exc.args[0]!r}") from exc
+        except TypeError as exc:
+            raise ValueError(f"malformed LinkPlan: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class TransferDecision:
+    """T11's answer for a manual transfer: the new responsible, or unchanged."""
+
+    changed: bool
+    responsible_id: int | None
+    rule_ids: tuple[str, ...]
+    reason: str
