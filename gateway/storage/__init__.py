@@ -1,0 +1,1 @@
+"""Storage: the one SQLAlchemy metadata (`base`), the models (`models`) and engines/migrations (`session`)."""

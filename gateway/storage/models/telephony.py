@@ -1,0 +1,110 @@
+"""Numbers (SPEC T1) with their CRM-integration settings (T4-T7, T10, T11) and queue groups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from gateway.storage.base import Base, UtcDateTime, check_choice, enum_check, utcnow
+from gateway.storage.models.enums import CreateFor, NumberKind, UnknownCallerAction
+
+if TYPE_CHECKING:
+    from gateway.storage.models.employees import Employee
+    from gateway.storage.models.settings import Source
+
+
+class QueueGroup(Base):
+    """A group of employees a number's calls ring, in order (SPEC T10: the first is responsible)."""
+
+    __tablename__ = "queue_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    strategy: Mapped[str] = mapped_column(sa.String(32), default="sequential", server_default="sequential")
+
+    members: Mapped[list[QueueMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", lazy="selectin",
+        order_by="QueueMember.position",
+    )
+
+
+class QueueMember(Base):
+    """An employee's place in a queue group (lower `position` rings first)."""
+
+    __tablename__ = "queue_members"
+
+    group_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("queue_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    employee_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("employees.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    group: Mapped[QueueGroup] = relationship(back_populates="members")
+    employee: Mapped[Employee] = relationship()
+
+
+class Number(Base):
+    """A DID the gateway answers: its trunk and its per-number CRM-integration settings.
+
+    `trunk_password` is a secret: never log it, never return it from the API (SPEC T2).
+    """
+
+    __tablename__ = "numbers"
+    __table_args__ = (
+        enum_check("kind", NumberKind),
+        enum_check("unknown_caller_action", UnknownCallerAction),
+        enum_check("create_for", CreateFor),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(
+        sa.String(16), default=NumberKind.RENTED.value, server_default=NumberKind.RENTED.value
+    )
+    number: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    default_region: Mapped[str] = mapped_column(sa.String(2))
+    queue_group_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("queue_groups.id", ondelete="SET NULL"), index=True
+    )
+    trunk_host: Mapped[str | None] = mapped_column(sa.String(255))
+    trunk_port: Mapped[int | None] = mapped_column()
+    trunk_username: Mapped[str | None] = mapped_column(sa.String(200))
+    trunk_password: Mapped[str | None] = mapped_column(sa.String(200))
+    unknown_caller_action: Mapped[str] = mapped_column(
+        sa.String(16), default=UnknownCallerAction.AUTO_LEAD.value,
+        server_default=UnknownCallerAction.AUTO_LEAD.value,
+    )
+    create_for: Mapped[str] = mapped_column(
+        sa.String(16), default=CreateFor.ALL.value, server_default=CreateFor.ALL.value
+    )
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sources.id", ondelete="SET NULL"), index=True)
+    route_known_to_responsible: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    change_responsible_on_transfer: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+    queue_group: Mapped[QueueGroup | None] = relationship()
+    source: Mapped[Source | None] = relationship()
+
+    @validates("kind")
+    def _check_kind(self, key: str, value: str) -> str:
+        return check_choice(NumberKind, key, value)
+
+    @validates("unknown_caller_action")
+    def _check_unknown_caller_action(self, key: str, value: str) -> str:
+        return check_choice(UnknownCallerAction, key, value)
+
+    @validates("create_for")
+    def _check_create_for(self, key: str, value: str) -> str:
+        return check_choice(CreateFor, key, value)
+
+    @validates("default_region")
+    def _check_region(self, key: str, value: str) -> str:
+        if not (isinstance(value, str) and len(value) == 2 and value.isascii() and value.isalpha()):
+            raise ValueError(f"{key} must be an ISO 3166 alpha-2 region such as 'FR'; got {value!r}")
+        return value.upper()

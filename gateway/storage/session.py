@@ -1,0 +1,170 @@
+"""Engines, sessions and schema migrations for the gateway database.
+
+The application talks to the database through async drivers (aiosqlite, asyncpg, psycopg); Alembic
+migrations run on the matching sync driver in a worker thread, so `migrate()` can be awaited from the
+running event loop and works from any working directory (the scripts are found next to the package).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+ALEMBIC_VERSION_TABLE = "alembic_version"
+
+_SYNC_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+aiosqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+}
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+}
+
+
+def _with_driver(url: str | URL, drivers: dict[str, str], purpose: str) -> URL:
+    parsed = make_url(url)
+    name = parsed.drivername
+    if name not in drivers:
+        raise ValueError(
+            f"unsupported database URL driver {name!r} for {purpose}: use one of {', '.join(sorted(drivers))}"
+        )
+    return parsed.set(drivername=drivers[name])
+
+
+def sync_url(url: str | URL) -> URL:
+    """The URL with a synchronous driver (sqlite / postgresql+psycopg), as Alembic needs."""
+    return _with_driver(url, _SYNC_DRIVERS, "migrations")
+
+
+def async_url(url: str | URL) -> URL:
+    """The URL with an asyncio driver (sqlite+aiosqlite / postgresql+asyncpg / postgresql+psycopg)."""
+    return _with_driver(url, _ASYNC_DRIVERS, "the async engine")
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
+    # SQLite ignores FOREIGN KEY clauses (and ON DELETE) unless each connection turns them on.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
+    """An async engine for `url` (sync driver names are switched to their async twin).
+
+    On SQLite every connection enforces foreign keys. Extra keyword arguments go to
+    `create_async_engine`.
+    """
+    target = async_url(url)
+    engine = create_async_engine(target, **kwargs)
+    if target.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+    return engine
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; objects stay usable after commit (expire_on_commit=False)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def migrations_dir() -> Path:
+    """The directory holding Alembic's env.py and versions/ (the top-level `migrations` package)."""
+    spec = importlib.util.find_spec("migrations")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location)
+            if (candidate / "env.py").is_file():
+                return candidate
+    # Running from a source tree that is not installed: the repository root is two levels up.
+    candidate = Path(__file__).resolve().parents[2] / "migrations"
+    if (candidate / "env.py").is_file():
+        return candidate
+    raise RuntimeError("cannot find the Alembic migrations directory (migrations/env.py)")
+
+
+def alembic_config(url: str | URL) -> Any:
+    """An Alembic Config for `url` that does not depend on the working directory or alembic.ini."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    # ConfigParser interpolation treats % specially (it appears in URL-encoded passwords).
+    rendered = sync_url(url).render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    config.attributes["database_url"] = sync_url(url)
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def upgrade_database(url: str | URL, revision: str = "head") -> None:
+    """Run Alembic migrations up to `revision` (blocking; see `migrate` for async callers)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade_database(url: str | URL, revision: str = "base") -> None:
+    """Run Alembic migrations down to `revision` (blocking); "base" drops every table."""
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+async def migrate(url: str | URL, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision`, from async code (Alembic runs in a thread)."""
+    await asyncio.to_thread(upgrade_database, url, revision)
+
+
+async def downgrade(url: str | URL, revision: str = "base") -> None:
+    """Downgrade the database at `url` to `revision`, from async code (Alembic runs in a thread)."""
+    await asyncio.to_thread(downgrade_database, url, revision)
+
+
+def current_revision(url: str | URL) -> str | None:
+    """The Alembic revision the database is at, or None when it was never migrated."""
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(ALEMBIC_VERSION_TABLE):
+                return None
+            return connection.execute(sa.text(f"SELECT version_num FROM {ALEMBIC_VERSION_TABLE}")).scalar()
+    finally:
+        engine.dispose()
+
+
+def database_is_new(url: str | URL) -> bool:
+    """True when the database holds nothing an operator made: never migrated, or migrated but with no
+    employee, number or queue group yet (the first migration's seed rows do not count).
+
+    Blocking and cheap; meant for start-up, before or after `migrate`, to decide whether to seed a demo.
+    """
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            tables = ("employees", "numbers", "queue_groups")
+            if not all(inspector.has_table(name) for name in tables):
+                return True
+            for name in tables:
+                if connection.execute(sa.text(f"SELECT 1 FROM {name} LIMIT 1")).first() is not None:
+                    return False
+            return True
+    finally:
+        engine.dispose()

@@ -1,0 +1,144 @@
+"""Throwaway real servers for tests, bound to 127.0.0.1 on free ports and stopped by their own PID.
+
+PostgreSQL: `initdb` into a fresh directory under /tmp and run `postgres` directly (so the PID we hold is
+the postmaster). initdb and postgres refuse to run as root; as root they run as the `postgres` account
+through `setpriv`. The directory is not pytest's tmp_path: its pytest-of-USER parent is 0700, so the
+`postgres` account could not reach it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def private_dir(prefix: str) -> Path:
+    """A fresh directory under /tmp (reachable by the unprivileged account a server may run as)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")).resolve()
+
+
+def stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Stop one process we started, by its PID: `sig`, then SIGKILL if it outlives `grace` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _run_as(account: str) -> tuple[list[str], int, int]:
+    """As root: an argv prefix running a command as `account`; otherwise run as ourselves."""
+    if os.getuid() != 0:
+        return [], os.getuid(), os.getgid()
+    entry = pwd.getpwnam(account)
+    prefix = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups", "--"]
+    return prefix, entry.pw_uid, entry.pw_gid
+
+
+def pg_bindir() -> Path:
+    """The bin directory of the newest PostgreSQL installed under /usr/lib/postgresql."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+    )
+    if not candidates:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    return candidates[-1].parent
+
+
+@dataclass
+class Postgres:
+    """A running throwaway PostgreSQL cluster (user `postgres`, trust authentication)."""
+
+    proc: subprocess.Popen[bytes]
+    dir: Path
+    port: int
+    _names: itertools.count[int]
+
+    @property
+    def log(self) -> str:
+        """The server log so far."""
+        path = self.dir / "postgres.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def url(self, dbname: str = "postgres", driver: str = "asyncpg") -> str:
+        """A SQLAlchemy URL for database `dbname` with `driver` (asyncpg, psycopg)."""
+        return f"postgresql+{driver}://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self, prefix: str = "db", template: str | None = None) -> str:
+        """CREATE a new database with a unique name (copied from `template` if given); returns the name."""
+        import psycopg
+
+        name = f"{prefix}_{os.getpid()}_{next(self._names)}"
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"{clause}')
+        return name
+
+
+def start_postgres(run_as: str = "postgres") -> Postgres:
+    """initdb a new cluster under /tmp and start it on a free port; raises with the log if it fails."""
+    directory = private_dir("pg-")
+    bindir = pg_bindir()
+    prefix, uid, gid = _run_as(run_as)
+    if os.getuid() == 0:
+        os.chown(directory, uid, gid)
+    initdb = subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(directory / "data"), "-U", "postgres", "-A", "trust",
+         "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120, check=False,
+    )
+    if initdb.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout.decode(errors='replace')}")
+    port = free_port()
+    with open(directory / "postgres.log", "wb") as log:
+        proc = subprocess.Popen(
+            [*prefix, str(bindir / "postgres"), "-D", str(directory / "data"), "-p", str(port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
+             # Throwaway data: durability costs time and buys nothing here.
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", "shared_buffers=32MB", "-c", "max_connections=100"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    server = Postgres(proc, directory, port, itertools.count(1))
+    deadline = time.monotonic() + PG_START_TIMEOUT
+    while True:
+        ready = subprocess.run(
+            [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
+            check=False,
+        )
+        if ready.returncode == 0:
+            return server
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log_text = server.log
+            stop_postgres(server)
+            raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{port}; its log:\n{log_text}")
+        time.sleep(0.05)
+
+
+def stop_postgres(server: Postgres) -> None:
+    """Fast shutdown (SIGINT: does not wait for clients) by the postmaster's PID; removes its directory."""
+    stop(server.proc, signal.SIGINT)
+    shutil.rmtree(server.dir, ignore_errors=True)
