@@ -47,6 +47,22 @@ class TransactionTerminated:
 
 
 @dataclass(slots=True)
+class CancelReceived:
+    """A CANCEL matched an INVITE still unanswered; its 200 is sent. The TU answers the INVITE 487."""
+
+    request: Request
+    source: Target
+    invite_transaction: ServerTransaction
+
+
+@dataclass(slots=True)
+class AckNotReceived:
+    """Our 2xx to an INVITE was retransmitted for 64*T1 without an ACK (§13.3.1.4): send BYE."""
+
+    transaction: ServerTransaction
+
+
+@dataclass(slots=True)
 class MalformedMessage:
     """Bytes that were not SIP; `status` was already answered when not None."""
 
@@ -55,4 +71,12 @@ class MalformedMessage:
     status: int | None
 
 
-Event = RequestReceived | ResponseReceived | TransactionTimedOut | TransactionTerminated | MalformedMessage
+Event = (
+    RequestReceived
+    | ResponseReceived
+    | CancelReceived
+    | AckNotReceived
+    | TransactionTimedOut
+    | TransactionTerminated
+    | MalformedMessage
+)

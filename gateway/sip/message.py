@@ -8,12 +8,10 @@ on first access and cached; any mutation through the methods here clears that ca
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gateway.sip.errors import RemoteProtocolError
-
-if TYPE_CHECKING:
-    from gateway.sip.headers import NameAddr, Via
+from gateway.sip.headers import NameAddr, Via, parse_name_addr, parse_via
+from gateway.sip.status import reason_phrase
+from gateway.sip.uri import SipUri, parse_uri
 
 # RFC 3261 §7.3.3 compact forms, plus the RFC 3515/3891/4028 ones seen in the wild.
 COMPACT_FORMS: dict[str, str] = {
@@ -26,7 +24,7 @@ COMPACT_FORMS: dict[str, str] = {
     "s": "Subject",
     "k": "Supported",
     "t": "To",
-    "v": Via,
+    "v": "Via",
     "r": "Refer-To",
     "b": "Referred-By",
     "x": "Session-Expires",
@@ -50,10 +48,11 @@ _CANONICAL: dict[str, str] = {
         "Record-Route", "Refer-To", "Referred-By", "Replaces", "Reply-To", "Require",
         "Retry-After", "Route", "RSeq", "Server", "Session-Expires", "Subject",
         "Subscription-State", "Supported", "Timestamp", "To", "Unsupported", "User-Agent",
-        Via, "Warning", "WWW-Authenticate", "Min-SE", "Path", "Privacy", "Diversion",
+        "Via", "Warning", "WWW-Authenticate", "Min-SE", "Path", "Privacy", "Diversion",
     )
 }
 _CANONICAL.update({short: long for short, long in COMPACT_FORMS.items()})
+_DIGITS = frozenset("0123456789")
 
 
 def canonical_name(name: str) -> str:
@@ -139,9 +138,12 @@ class Message:
         cached = self._cache.get("cseq")
         if cached is None:
             parts = self._required("CSeq").split()
-            if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+            # RFC 3261 §8.1.1.5: the number is less than 2**31, so at most 10 ASCII digits.
+            if len(parts) != 2 or len(parts[0]) > 10 or not _DIGITS.issuperset(parts[0]):
                 raise RemoteProtocolError("malformed CSeq header", 400)
             cached = (int(parts[0]), parts[1])
+            if cached[0] >= 2**31:
+                raise RemoteProtocolError("CSeq number too large", 400)
             self._cache["cseq"] = cached
         return cached  # type: ignore[return-value]
 
@@ -150,24 +152,22 @@ class Message:
         """Parsed Via headers, top first."""
         cached = self._cache.get("vias")
         if cached is None:
-            from gateway.sip.headers import parse_via
-
-            cached = [parse_via(value) for value in self.get_all(Via)]
+            cached = [parse_via(value) for value in self.get_all("Via")]
             self._cache["vias"] = cached
         return cached  # type: ignore[return-value]
 
     @property
     def top_via(self) -> Via:
-        vias = self.vias
-        if not vias:
-            raise RemoteProtocolError("missing Via header", 400)
-        return vias[0]
+        """The first Via (parsed alone: the transaction layer needs only this one)."""
+        cached = self._cache.get("top_via")
+        if cached is None:
+            cached = parse_via(self._required("Via"))
+            self._cache["top_via"] = cached
+        return cached  # type: ignore[return-value]
 
     def _name_addr(self, name: str) -> NameAddr:
         cached = self._cache.get(name)
         if cached is None:
-            from gateway.sip.headers import parse_name_addr
-
             cached = parse_name_addr(self._required(name))
             self._cache[name] = cached
         return cached  # type: ignore[return-value]
@@ -194,7 +194,8 @@ class Message:
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit() or len(value) > 3:
+        # RFC 3261 §20.22: 0-255.
+        if not value or len(value) > 10 or not _DIGITS.issuperset(value) or int(value) > 255:
             raise RemoteProtocolError("malformed Max-Forwards header", 400)
         return int(value)
 
@@ -203,14 +204,18 @@ class Message:
 
     def to_bytes(self) -> bytes:
         """Serialise; Content-Length always states the body's real length."""
-        lines = [self._start_line()]
-        for key, value in self.headers:
-            if key != "Content-Length":
-                lines.append(f"{key}: {value}")
-        lines.append(f"Content-Length: {len(self.body)}")
-        lines.append("")
-        lines.append("")
-        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+        # ": ".join over the (name, value) tuples keeps the per-header work in C.
+        headers = [h for h in self.headers if h[0] != "Content-Length"]
+        if headers:
+            head = f"{self._start_line()}\r\n{_CRLF.join(map(_COLON_SP.join, headers))}\r\n"
+        else:
+            head = f"{self._start_line()}\r\n"
+        head = f"{head}Content-Length: {len(self.body)}\r\n\r\n"
+        return head.encode("utf-8", "surrogateescape") + self.body
+
+
+_CRLF = "\r\n"
+_COLON_SP = ": "
 
 
 class Request(Message):
@@ -228,6 +233,16 @@ class Request(Message):
         super().__init__(headers, body)
         self.method = method
         self.uri = uri
+
+    @property
+    def parsed_uri(self) -> SipUri:
+        """The Request-URI parsed (cached; cleared with the other typed views)."""
+        cached = self._cache.get("uri")
+        if cached is None or self._cache.get("uri_text") != self.uri:
+            cached = parse_uri(self.uri)
+            self._cache["uri"] = cached
+            self._cache["uri_text"] = self.uri
+        return cached  # type: ignore[return-value]
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} SIP/2.0"
@@ -267,13 +282,11 @@ def make_response(
     `to_tag` is added to To when the request's To has no tag yet (§8.2.6.2); the 100 Trying
     never gets one.
     """
-    from gateway.sip.status import reason_phrase
-
     headers: list[tuple[str, str]] = []
     for key, value in request.headers:
         if key == "To" and to_tag is not None and status != 100 and request.to_tag is None:
             value = f"{value};tag={to_tag}"
-        if key in (Via, "From", "To", "Call-ID", "CSeq") or (key == "Timestamp" and status == 100):
+        if key in ("Via", "From", "To", "Call-ID", "CSeq") or (key == "Timestamp" and status == 100):
             headers.append((key, value))
     return Response(status, reason if reason is not None else reason_phrase(status), headers)
 
