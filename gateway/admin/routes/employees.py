@@ -1,0 +1,128 @@
+"""/employees: admins create and change employees; every employee may read the directory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.admin.auth import AdminPrincipal, CurrentPrincipal
+from gateway.admin.deps import IdPath, PageDep, SessionDep
+from gateway.admin.errors import conflict
+from gateway.admin.lookup import changes, email_or_422, get_or_404, phone_or_422
+from gateway.admin.schemas.common import Page
+from gateway.admin.schemas.employees import EmployeeCreate, EmployeeOut, EmployeeUpdate, ItemRight
+from gateway.storage.models import Employee, EmployeeEmail, EmployeePhone, EmployeeRight
+
+router = APIRouter(prefix="/employees", tags=["employees"])
+
+
+def employee_out(employee: Employee) -> EmployeeOut:
+    """The API view of an employee row (its collections are eagerly loaded by the model)."""
+    return EmployeeOut(
+        id=employee.id, name=employee.name, extension=employee.extension, is_admin=employee.is_admin,
+        can_manage_numbers=employee.can_manage_numbers, active=employee.active,
+        phones=[p.value for p in employee.phones], emails=[e.value for e in employee.emails],
+        rights=[ItemRight(item_type=r.item_type, view=r.view, edit=r.edit) for r in employee.rights],
+        created_at=employee.created_at,
+    )
+
+
+async def _check_extension_free(session: AsyncSession, extension: str | None, employee_id: int | None) -> None:
+    if extension is None:
+        return
+    owner = await session.scalar(select(Employee.id).where(Employee.extension == extension))
+    if owner is not None and owner != employee_id:
+        raise conflict(f"extension {extension} already belongs to employee {owner}; choose another")
+
+
+async def _keep_an_admin(session: AsyncSession, employee: Employee) -> None:
+    # Demoting or deactivating the last active admin would leave nobody able to manage the gateway.
+    if not (employee.is_admin and employee.active):
+        return
+    others = await session.scalar(
+        select(func.count()).select_from(Employee)
+        .where(Employee.is_admin.is_(True), Employee.active.is_(True), Employee.id != employee.id)
+    )
+    if not others:
+        raise conflict(f"employee {employee.id} is the last active administrator; make another "
+                       "employee an administrator first")
+
+
+def _phones(raw: list[str], region: str | None) -> list[EmployeePhone]:
+    rows: dict[str, EmployeePhone] = {}
+    for i, value in enumerate(raw):
+        normalized = phone_or_422(value, region, f"phones[{i}]")
+        rows.setdefault(normalized, EmployeePhone(value=value, normalized=normalized))
+    return list(rows.values())
+
+
+def _emails(raw: list[str]) -> list[EmployeeEmail]:
+    rows: dict[str, EmployeeEmail] = {}
+    for i, value in enumerate(raw):
+        normalized = email_or_422(value, f"emails[{i}]")
+        rows.setdefault(normalized, EmployeeEmail(value=value, normalized=normalized))
+    return list(rows.values())
+
+
+def _rights(raw: list[ItemRight]) -> list[EmployeeRight]:
+    # The last entry for an item type wins, so a list with a repeated type is not a 500.
+    by_type = {r.item_type: r for r in raw}
+    return [EmployeeRight(item_type=r.item_type, view=r.view, edit=r.edit) for r in by_type.values()]
+
+
+@router.get("", response_model=Page[EmployeeOut], summary="List employees")
+async def list_employees(session: SessionDep, page: PageDep, principal: CurrentPrincipal) -> Page[EmployeeOut]:
+    """Every employee, by id."""
+    total = await session.scalar(select(func.count()).select_from(Employee)) or 0
+    rows = await session.scalars(select(Employee).order_by(Employee.id).limit(page.limit).offset(page.offset))
+    return Page(items=[employee_out(e) for e in rows], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post("", response_model=EmployeeOut, status_code=status.HTTP_201_CREATED, summary="Create an employee")
+async def create_employee(body: EmployeeCreate, session: SessionDep, admin: AdminPrincipal) -> EmployeeOut:
+    """Admins only."""
+    await _check_extension_free(session, body.extension, None)
+    employee = Employee(
+        name=body.name, extension=body.extension, is_admin=body.is_admin,
+        can_manage_numbers=body.can_manage_numbers, active=body.active,
+        phones=_phones(body.phones, body.default_region), emails=_emails(body.emails),
+        rights=_rights(body.rights),
+    )
+    session.add(employee)
+    await session.commit()
+    await session.refresh(employee)
+    return employee_out(employee)
+
+
+@router.get("/{employee_id}", response_model=EmployeeOut, summary="Read an employee")
+async def read_employee(employee_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> EmployeeOut:
+    """Any employee may read the directory."""
+    return employee_out(await get_or_404(session, Employee, employee_id, "employee"))
+
+
+@router.patch("/{employee_id}", response_model=EmployeeOut, summary="Change an employee")
+async def update_employee(
+    employee_id: IdPath, body: EmployeeUpdate, session: SessionDep, admin: AdminPrincipal
+) -> EmployeeOut:
+    """Admins only. `phones`, `emails` and `rights` replace the whole list when given."""
+    employee = await get_or_404(session, Employee, employee_id, "employee")
+    patch = changes(body)
+    region = patch.pop("default_region", None)
+    if "extension" in patch:
+        await _check_extension_free(session, patch["extension"], employee.id)
+    if "phones" in patch:
+        employee.phones = _phones(body.phones or [], region)
+    if "emails" in patch:
+        employee.emails = _emails(body.emails or [])
+    if "rights" in patch:
+        employee.rights = _rights(body.rights or [])
+    if patch.get("is_admin") is False or patch.get("active") is False:
+        await _keep_an_admin(session, employee)
+    for name in ("name", "extension", "is_admin", "can_manage_numbers", "active"):
+        # null means "unchanged" for the fields that cannot be empty; extension: null removes it.
+        if name in patch and (patch[name] is not None or name == "extension"):
+            setattr(employee, name, patch[name])
+    await session.commit()
+    await session.refresh(employee)
+    return employee_out(employee)

@@ -1,0 +1,72 @@
+"""Employees: profile, phones, emails, extension, roles and CRM item rights."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from gateway.admin.schemas.common import Name, Out, Region, ShortText, Strict
+
+ItemType = Literal["lead", "contact", "company", "deal"]
+Scope = Literal["none", "own", "all"]
+Extension = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,8}$"),
+                      Field(description="internal extension: 2 to 8 digits", examples=["101"])]
+PhoneList = Annotated[list[ShortText], Field(max_length=20)]
+EmailList = Annotated[list[ShortText], Field(max_length=20)]
+
+
+class ItemRight(Strict):
+    """What an employee may see and change of one CRM item type."""
+
+    item_type: ItemType
+    view: Scope = "own"
+    edit: Scope = "own"
+
+
+RightList = Annotated[list[ItemRight], Field(max_length=4)]
+
+
+class EmployeeCreate(Strict):
+    """A new employee. Phones in national form are read with `default_region`."""
+
+    name: Name
+    extension: Extension | None = None
+    is_admin: bool = False
+    can_manage_numbers: bool = False
+    active: bool = True
+    phones: PhoneList = []
+    emails: EmailList = []
+    rights: RightList = []
+    default_region: Region | None = Field(
+        default=None, description="region for phones written without +country code; omit for E.164 only")
+
+
+class EmployeeUpdate(Strict):
+    """A partial change; `phones`, `emails` and `rights`, when given, replace the whole list."""
+
+    name: Name | None = None
+    extension: Extension | None = None
+    is_admin: bool | None = None
+    can_manage_numbers: bool | None = None
+    active: bool | None = None
+    phones: PhoneList | None = None
+    emails: EmailList | None = None
+    rights: RightList | None = None
+    default_region: Region | None = None
+
+
+class EmployeeOut(Out):
+    """An employee as the API shows it."""
+
+    id: int
+    name: str
+    extension: str | None
+    is_admin: bool
+    can_manage_numbers: bool
+    active: bool
+    phones: list[str]
+    emails: list[str]
+    rights: list[ItemRight]
+    created_at: datetime

@@ -1,0 +1,285 @@
+"""Typed gateway settings, read from a TOML file.
+
+Every problem in the file is reported as a `ConfigError` whose message names the key and says what
+to write instead; nothing is silently defaulted from a wrong value.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TRANSPORTS = ("udp", "tcp")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gateway.db"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """One SIP listening socket: ``udp:127.0.0.1:5060``."""
+
+    transport: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.transport}:{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class StaticRoute:
+    """Request-URI user regex → a SIP URI target, or ``registered`` for the registrar's bindings."""
+
+    rule_id: str
+    pattern: re.Pattern[str]
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class SipUser:
+    """An employee's phone account (REGISTER and, from untrusted sources, INVITE authentication)."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """A trusted source whose INVITEs are accepted without digest authentication."""
+
+    host: str
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    """The [sip] table."""
+
+    listen: tuple[ListenAddress, ...]
+    static_routes: tuple[StaticRoute, ...] = ()
+    users: tuple[SipUser, ...] = ()
+    trunks: tuple[Trunk, ...] = ()
+    realm: str = "gateway"
+    nonce_secret: bytes = field(default=b"", repr=False)
+    nonce_max_age: float = 300.0
+    min_expires: int = 60
+    max_expires: int = 7200
+    default_expires: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The [admin] table: where the HTTP admin API listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    """The [database] table."""
+
+    url: str = DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The whole configuration file."""
+
+    sip: SipConfig
+    admin: AdminConfig = AdminConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    log_level: str = "INFO"
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a TOML configuration file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from exc
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
+    """Validate TOML text into a `GatewayConfig`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    _reject_unknown(data, {"sip", "admin", "database", "log_level"}, "")
+    sip = data.get("sip")
+    if not isinstance(sip, dict):
+        raise ConfigError(f"{source}: missing [sip] table (add [sip] with listen = [\"udp:127.0.0.1:5060\"])")
+    log_level = _string(data, "log_level", "", "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log_level must be one of DEBUG, INFO, WARNING, ERROR")
+    return GatewayConfig(
+        sip=_sip(sip),
+        admin=_admin(_table(data, "admin")),
+        database=_database(_table(data, "database")),
+        log_level=log_level,
+    )
+
+
+def _sip(table: dict[str, Any]) -> SipConfig:
+    _reject_unknown(
+        table,
+        {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
+         "min_expires", "max_expires", "default_expires"},
+        "sip.",
+    )
+    listen = table.get("listen")
+    if not isinstance(listen, list) or not listen:
+        raise ConfigError('sip.listen must be a non-empty list such as ["udp:127.0.0.1:5060"]')
+    addresses = tuple(_listen_address(item, f"sip.listen[{i}]") for i, item in enumerate(listen))
+    secret_text = _string(table, "nonce_secret", "sip.", "")
+    min_expires = _int(table, "min_expires", "sip.", 60, minimum=1)
+    max_expires = _int(table, "max_expires", "sip.", 7200, minimum=min_expires)
+    default_expires = _int(table, "default_expires", "sip.", 3600, minimum=min_expires)
+    if default_expires > max_expires:
+        raise ConfigError("sip.default_expires must not exceed sip.max_expires")
+    users = tuple(_user(item, f"sip.users[{i}]") for i, item in enumerate(_list(table, "users", "sip.")))
+    names = [user.username for user in users]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"sip.users: username {duplicates[0]!r} is defined more than once")
+    return SipConfig(
+        listen=addresses,
+        static_routes=tuple(
+            _route(item, f"sip.static_routes[{i}]", i)
+            for i, item in enumerate(_list(table, "static_routes", "sip."))
+        ),
+        users=users,
+        trunks=tuple(_trunk(item, f"sip.trunks[{i}]") for i, item in enumerate(_list(table, "trunks", "sip."))),
+        realm=_string(table, "realm", "sip.", "gateway"),
+        # A random secret means nonces do not survive a restart: phones simply get a fresh challenge.
+        nonce_secret=secret_text.encode() if secret_text else secrets.token_bytes(32),
+        nonce_max_age=float(_int(table, "nonce_max_age", "sip.", 300, minimum=10)),
+        min_expires=min_expires,
+        max_expires=max_expires,
+        default_expires=default_expires,
+    )
+
+
+def _listen_address(value: Any, key: str) -> ListenAddress:
+    if not isinstance(value, str):
+        raise ConfigError(f'{key} must be a string like "udp:127.0.0.1:5060"')
+    transport, _, rest = value.partition(":")
+    host, _, port_text = rest.rpartition(":")
+    transport = transport.lower()
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{key} = {value!r}: transport must be one of {', '.join(TRANSPORTS)}")
+    host = host.strip("[]")
+    if not host:
+        raise ConfigError(f'{key} = {value!r}: write it as "{transport}:HOST:PORT"')
+    return ListenAddress(transport, host, _port(port_text, f"{key} = {value!r}"))
+
+
+def _port(text: str, where: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError(f"{where}: port must be a number from 0 to 65535")
+    return int(text)
+
+
+def _route(value: Any, key: str, index: int) -> StaticRoute:
+    table = _as_table(value, key)
+    _reject_unknown(table, {"match", "target", "id"}, f"{key}.")
+    pattern_text = _string(table, "match", f"{key}.", None)
+    try:
+        pattern = re.compile(pattern_text)
+    except re.error as exc:
+        raise ConfigError(f"{key}.match = {pattern_text!r} is not a valid regular expression: {exc}") from exc
+    target = _string(table, "target", f"{key}.", None)
+    if target != "registered" and not re.match(r"^sips?:", target):
+        raise ConfigError(f'{key}.target = {target!r}: use a SIP URI ("sip:host:port") or "registered"')
+    return StaticRoute(_string(table, "id", f"{key}.", f"static_routes[{index}]"), pattern, target)
+
+
+def _user(value: Any, key: str) -> SipUser:
+    table = _as_table(value, key)
+    _reject_unknown(table, {"username", "password"}, f"{key}.")
+    username = _string(table, "username", f"{key}.", None)
+    if not re.fullmatch(r"[A-Za-z0-9._+-]+", username):
+        raise ConfigError(f"{key}.username = {username!r}: use letters, digits and . _ + - only")
+    password = _string(table, "password", f"{key}.", None)
+    if not password:
+        raise ConfigError(f"{key}.password must not be empty")
+    return SipUser(username, password)
+
+
+def _trunk(value: Any, key: str) -> Trunk:
+    table = _as_table(value, key)
+    _reject_unknown(table, {"host", "port"}, f"{key}.")
+    host = _string(table, "host", f"{key}.", None)
+    port = table.get("port")
+    if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
+        raise ConfigError(f"{key}.port must be a number from 1 to 65535")
+    return Trunk(host, port)
+
+
+def _admin(table: dict[str, Any]) -> AdminConfig:
+    _reject_unknown(table, {"listen"}, "admin.")
+    listen = _string(table, "listen", "admin.", "127.0.0.1:8080")
+    host, _, port_text = listen.rpartition(":")
+    if not host:
+        raise ConfigError(f'admin.listen = {listen!r}: write it as "HOST:PORT"')
+    return AdminConfig(host.strip("[]"), _port(port_text, f"admin.listen = {listen!r}"))
+
+
+def _database(table: dict[str, Any]) -> DatabaseConfig:
+    _reject_unknown(table, {"url"}, "database.")
+    url = _string(table, "url", "database.", DEFAULT_DATABASE_URL)
+    if "://" not in url:
+        raise ConfigError(f'database.url = {url!r}: use a SQLAlchemy URL such as "sqlite+aiosqlite:///./gateway.db"')
+    return DatabaseConfig(url)
+
+
+# -- small typed getters ----------------------------------------------------------------------
+def _reject_unknown(table: dict[str, Any], known: set[str], prefix: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{unknown[0]} (known keys: {', '.join(sorted(known))})")
+
+
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    return _as_table(value, key)
+
+
+def _as_table(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a table")
+    return value
+
+
+def _list(table: dict[str, Any], key: str, prefix: str) -> list[Any]:
+    value = table.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{prefix}{key} must be an array of tables ([[{prefix}{key}]])")
+    return value
+
+
+def _string(table: dict[str, Any], key: str, prefix: str, default: str | None) -> str:
+    value = table.get(key)
+    if value is None:
+        if default is None:
+            raise ConfigError(f"{prefix}{key} is required")
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(f"{prefix}{key} must be a string")
+    return value
+
+
+def _int(table: dict[str, Any], key: str, prefix: str, default: int, *, minimum: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{prefix}{key} must be a whole number ≥ {minimum}")
+    return value

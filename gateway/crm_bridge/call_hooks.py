@@ -1,0 +1,339 @@
+"""Calls → CRM: build the Interaction from database state, decide, store the Decision, queue the writes.
+
+:func:`plan_call` is what the B2BUA's observer calls when a call starts; :func:`simulate_call` is the dry
+run behind ``gateway simulate call`` and ``POST /simulate/call``. Both go through :func:`decide_call`, so
+a simulation answers exactly what a real call would get — it only skips the two writes (the Decision
+row and the outbox entry). The call itself never waits on a CRM write: :func:`plan_call` only reads and
+enqueues; the :class:`~gateway.crm_bridge.outbox.OutboxWorker` writes later (C4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.crm_bridge import outbox
+from gateway.crm_bridge.backend import CrmBackend
+from gateway.crm_bridge.identity import normalize_phone
+from gateway.crm_bridge.linking import (
+    Action,
+    Channel,
+    ChannelSettings,
+    CrmModeSettings,
+    Direction,
+    Interaction,
+    LinkPlan,
+    TransferDecision,
+    decide,
+    on_transfer,
+)
+from gateway.crm_bridge.rights import Access, Actor, require_right
+from gateway.crm_bridge.service import CALL_ENDED, LINK_PLAN, TRANSFER, PlanContext, created_by
+from gateway.crm_bridge.store import BuiltinCrm
+from gateway.storage.models import CRM_SETTINGS_ID, CrmSettings, Decision, Number, OutboxEntry, QueueMember
+
+#: The interaction key a simulation uses: never stored, so it cannot collide with a real call.
+SIMULATION_KEY = "call:simulation"
+
+
+class UnknownNumber(LookupError):
+    """The called/calling number is not one of the gateway's numbers."""
+
+
+class CardNotOffered(ValueError):
+    """The call's decision did not offer creating an item from the call card (T4b)."""
+
+
+@dataclass(frozen=True)
+class CallDecision:
+    """A decided call: the plan, the interaction it was decided on, and what the writes need."""
+
+    plan: LinkPlan
+    interaction: Interaction
+    context: PlanContext
+
+
+def call_key(call_id: str) -> str:
+    """The interaction key of a call (SPEC C2: idempotency is per SIP Call-ID)."""
+    if not call_id or not call_id.strip():
+        raise ValueError("a call needs its SIP Call-ID to be linked to the CRM")
+    return f"call:{call_id.strip()}"
+
+
+async def find_number(session: AsyncSession, number: str) -> Number:
+    """The gateway number written ``number`` (as the admin wrote it, or any form with the same E.164)."""
+    found = await session.scalar(sa.select(Number).where(Number.number == number.strip()))
+    if found is not None:
+        return found
+    for candidate in (await session.scalars(sa.select(Number).order_by(Number.id))).all():
+        wanted = normalize_phone(number, candidate.default_region)
+        if wanted is not None and wanted == normalize_phone(candidate.number, candidate.default_region):
+            return candidate
+    raise UnknownNumber(f"{number!r} is not one of the gateway's numbers: add it under /numbers first")
+
+
+async def channel_settings(session: AsyncSession, number: Number) -> ChannelSettings:
+    """The number's CRM-integration settings (T4–T7, T10, T11) with its queue members in ring order."""
+    members: tuple[int, ...] = ()
+    if number.queue_group_id is not None:
+        rows = await session.scalars(
+            sa.select(QueueMember.employee_id)
+            .where(QueueMember.group_id == number.queue_group_id)
+            .order_by(QueueMember.position, QueueMember.employee_id)
+        )
+        members = tuple(rows.all())
+    return ChannelSettings(
+        create_items=True,
+        unknown_caller_action=number.unknown_caller_action,
+        create_for=number.create_for,
+        source_id=number.source_id,
+        queue_member_ids=members,
+        route_known_to_responsible=number.route_known_to_responsible,
+        change_responsible_on_transfer=number.change_responsible_on_transfer,
+    )
+
+
+async def crm_mode_settings(session: AsyncSession) -> CrmModeSettings:
+    """The CRM-wide settings (T3, T12, M11); defaults when the seeded row is missing."""
+    row = await session.get(CrmSettings, CRM_SETTINGS_ID)
+    if row is None:
+        return CrmModeSettings()
+    return CrmModeSettings(
+        mode=row.mode,
+        deal_pipeline_id=row.deal_pipeline_id,
+        deal_creation_mode=row.deal_creation_mode,
+        repeat_sales=row.repeat_sales,
+        legacy_lead_mode=row.legacy_lead_mode,
+    )
+
+
+async def decide_call(
+    session: AsyncSession,
+    *,
+    key: str,
+    number: str,
+    party_raw: str,
+    direction: Direction | str,
+    agent_id: int | None = None,
+    backend: CrmBackend | None = None,
+    occurred_at: datetime | None = None,
+) -> CallDecision:
+    """Read everything a call's decision needs and run the linking engine. Writes nothing."""
+    direction = Direction(direction)
+    found = await find_number(session, number)
+    party_phone = normalize_phone(party_raw, found.default_region)
+    knowledge = await (backend or BuiltinCrm()).find_party(session, phone=party_phone)
+    interaction = Interaction(
+        key=key,
+        channel=Channel.CALL,
+        direction=direction,
+        party_phone=party_phone,
+        party_email=None,
+        settings=await channel_settings(session, found),
+        crm=await crm_mode_settings(session),
+        knowledge=knowledge,
+        agent_id=agent_id,
+    )
+    context = PlanContext(
+        channel=Channel.CALL,
+        direction=direction,
+        party_phone=party_phone,
+        party_name=None if party_phone else (party_raw.strip() or None),
+        default_region=found.default_region,
+        occurred_at=occurred_at,
+        details={"number": found.number, "party": party_raw},
+    )
+    return CallDecision(plan=decide(interaction), interaction=interaction, context=context)
+
+
+async def plan_call(
+    session: AsyncSession,
+    *,
+    call_id: str,
+    number: str,
+    party_raw: str,
+    direction: Direction | str,
+    agent_id: int | None = None,
+    backend: CrmBackend | None = None,
+    now: datetime | None = None,
+) -> LinkPlan:
+    """Decide a call, store the Decision and enqueue the writes, in the caller's transaction.
+
+    A second call for the same Call-ID (a retransmitted INVITE, a restart) returns the stored plan and
+    enqueues nothing (SPEC C2). The caller commits.
+    """
+    key = call_key(call_id)
+    stored = await stored_plan(session, key)
+    if stored is not None:
+        return stored
+    now = now or datetime.now(UTC)
+    decided = await decide_call(
+        session,
+        key=key,
+        number=number,
+        party_raw=party_raw,
+        direction=direction,
+        agent_id=agent_id,
+        backend=backend,
+        occurred_at=now,
+    )
+    if not await _insert_decision(session, key, decided.plan, now):
+        # Another task or node decided this Call-ID meanwhile (a retransmission raced us): theirs stands.
+        winner = await stored_plan(session, key)
+        assert winner is not None
+        return winner
+    if decided.plan.create or decided.plan.record_activity:
+        await outbox.apply_plan(session, decided.plan, decided.context, now=now)
+    return decided.plan
+
+
+async def _insert_decision(session: AsyncSession, key: str, plan: LinkPlan, now: datetime) -> bool:
+    """Store the Decision unless one exists for ``key``; True when this call stored it.
+
+    ON CONFLICT DO NOTHING rather than a failing INSERT: on PostgreSQL a concurrent insert of the same key
+    waits for the other transaction and then does nothing, so both callers end with the same plan.
+    """
+    values = {
+        "interaction_key": key,
+        "channel": Channel.CALL.value,
+        "plan": plan.to_dict(),
+        "created_at": now,
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    result = await session.execute(
+        insert(Decision).values(**values).on_conflict_do_nothing(index_elements=["interaction_key"])
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _lead_from_card(session: AsyncSession, key: str) -> bool:
+    """True when a lead was created (or is queued to be) from this call's card (T4b)."""
+    if await created_by(session, key, "lead") is not None:
+        return True
+    queued = await session.scalars(
+        sa.select(OutboxEntry.payload).where(
+            OutboxEntry.interaction_key == key, OutboxEntry.kind == LINK_PLAN
+        )
+    )
+    return any("lead" in (payload.get("plan") or {}).get("create", ()) for payload in queued)
+
+
+async def stored_plan(session: AsyncSession, interaction_key: str) -> LinkPlan | None:
+    """The plan stored for an interaction (``GET /decisions/{interaction}``), or None."""
+    stored = await session.get(Decision, interaction_key)
+    return LinkPlan.from_dict(stored.plan) if stored is not None else None
+
+
+async def simulate_call(
+    session: AsyncSession,
+    number: str,
+    party_raw: str,
+    direction: Direction | str = Direction.INBOUND,
+    *,
+    agent_id: int | None = None,
+    backend: CrmBackend | None = None,
+) -> LinkPlan:
+    """The plan a call would get now, WITHOUT writing anything (dry run, SPEC C1)."""
+    decided = await decide_call(
+        session,
+        key=SIMULATION_KEY,
+        number=number,
+        party_raw=party_raw,
+        direction=direction,
+        agent_id=agent_id,
+        backend=backend,
+    )
+    return decided.plan
+
+
+async def transfer_call(
+    session: AsyncSession, *, call_id: str, transferred_to: int, now: datetime | None = None
+) -> TransferDecision:
+    """T11: after a manual transfer, queue the responsible change the linking engine decides, if any.
+
+    The change is queued behind the call's plan (same interaction key), so it applies after the lead exists.
+    """
+    key = call_key(call_id)
+    plan = await stored_plan(session, key)
+    if plan is None:
+        raise LookupError(f"no decision stored for call {call_id!r}: plan_call runs when the call starts")
+    lead_created = plan.action == Action.CREATE_LEAD or await _lead_from_card(session, key)
+    verdict = on_transfer(plan, lead_created_by_this_call=lead_created, transferred_to=transferred_to)
+    if verdict.changed and verdict.responsible_id is not None:
+        payload = {"responsible_id": verdict.responsible_id, "rule_ids": list(verdict.rule_ids)}
+        await outbox.enqueue(session, key, TRANSFER, payload, now=now)
+    return verdict
+
+
+#: What an employee may create from the call card (SPEC T4b).
+CARD_ITEM_TYPES = ("lead", "contact")
+
+
+async def create_from_card(
+    session: AsyncSession,
+    *,
+    call_id: str,
+    number: str,
+    party_raw: str,
+    direction: Direction | str,
+    item_type: str,
+    actor: Actor,
+    now: datetime | None = None,
+) -> LinkPlan:
+    """T4b: the employee who took an offer-in-card call creates a lead or a contact from the call card.
+
+    The item gets what an automatic one would (the plan's source, T6, and responsible, T10) and the call's
+    activity; it is queued on the call's outbox key with the same idempotency keys as an automatic item, so
+    clicking twice still creates one item (C2). Returns the plan that was queued.
+    """
+    if item_type not in CARD_ITEM_TYPES:
+        raise ValueError(f"the call card creates a lead or a contact; got {item_type!r}")
+    key = call_key(call_id)
+    plan = await stored_plan(session, key)
+    if plan is None:
+        raise LookupError(f"no decision stored for call {call_id!r}: plan_call runs when the call starts")
+    if plan.action != Action.OFFER_IN_CARD:
+        raise CardNotOffered(
+            f"call {call_id!r} was decided as {plan.action.value} ({', '.join(plan.rule_ids)}): "
+            "the call card offers creation only to numbers set to offer_in_card (T4b)"
+        )
+    require_right(actor, item_type, Access.EDIT, plan.responsible_id)
+    decided = await decide_call(
+        session, key=key, number=number, party_raw=party_raw, direction=direction, occurred_at=now
+    )
+    card_plan = replace(
+        plan,
+        create=(item_type,),
+        record_activity=True,
+        rule_ids=tuple(dict.fromkeys((*plan.rule_ids, "T4b"))),
+    )
+    await outbox.apply_plan(session, card_plan, decided.context, now=now)
+    return card_plan
+
+
+async def finish_call(
+    session: AsyncSession,
+    *,
+    call_id: str,
+    answered_by: int | None,
+    duration_s: float,
+    ended_at: datetime | None = None,
+) -> bool:
+    """The call ended: queue completing its activity (answered) or leaving it open to call back (missed).
+
+    Queued behind the call's other writes, so it applies after the activity exists. Returns False (and
+    queues nothing) for a call that was never decided.
+    """
+    key = call_key(call_id)
+    if await stored_plan(session, key) is None:
+        return False
+    if duration_s < 0:
+        raise ValueError(f"a call lasts zero seconds or more; got {duration_s}")
+    ended_at = ended_at or datetime.now(UTC)
+    payload = {"answered_by": answered_by, "duration_s": duration_s, "ended_at": ended_at.isoformat()}
+    await outbox.enqueue(session, key, CALL_ENDED, payload, now=ended_at)
+    return True

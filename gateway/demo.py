@@ -1,0 +1,115 @@
+"""The demo seed `make run` plants in a new database, so a newcomer can try `gateway simulate` at once.
+
+Two employees (Alice, an admin, extension 1001; Bruno, extension 1002), the queue group "Sales" with
+both (Alice first: she becomes responsible of new leads, SPEC T10), and one rented number with its
+CRM-integration settings. An admin API token for Alice is either taken from the configuration or made
+here and returned once, for the caller to print; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.admin.auth import hash_token, issue_token
+from gateway.crm_bridge.identity import normalize_phone
+from gateway.storage.models import (
+    ApiToken,
+    Employee,
+    EmployeePhone,
+    EmployeeRight,
+    Number,
+    QueueGroup,
+    QueueMember,
+    Source,
+)
+
+DEMO_NUMBER = "+33 1 84 88 00 00"
+DEMO_REGION = "FR"
+DEMO_TOKEN_NAME = "demo admin token"
+_ALL_RIGHTS = ("lead", "contact", "company", "deal")
+
+
+@dataclass(frozen=True)
+class DemoSeed:
+    """What seeding did: `created` is False when the database already held data (nothing changed).
+
+    `admin_token` is the plain token when this call generated one (show it once), else None.
+    """
+
+    created: bool
+    admin_token: str | None = None
+
+    def announcement(self) -> str:
+        """The lines to print at start-up."""
+        if not self.created:
+            return "database already configured: demo seed skipped"
+        lines = [f"demo seeded: employees Alice (admin, ext 1001) and Bruno (ext 1002), queue group Sales, "
+                 f"rented number {DEMO_NUMBER}",
+                 f"try: gateway simulate call --number '{DEMO_NUMBER}' --from '+33 6 12 34 56 78'"]
+        if self.admin_token:
+            lines.append(f"admin API token (shown once, store it now): {self.admin_token}")
+        return "\n".join(lines)
+
+
+async def database_is_empty(session: AsyncSession) -> bool:
+    """True when no employee, number or queue group exists yet (the migration's seed rows do not count)."""
+    for model in (Employee, Number, QueueGroup):
+        if await session.scalar(select(func.count()).select_from(model)):
+            return False
+    return True
+
+
+def _employee(name: str, extension: str, mobile: str, *, is_admin: bool) -> Employee:
+    return Employee(
+        name=name, extension=extension, is_admin=is_admin, can_manage_numbers=is_admin, active=True,
+        phones=[EmployeePhone(value=mobile, normalized=normalize_phone(mobile, DEMO_REGION) or mobile)],
+        rights=[EmployeeRight(item_type=t, view="all", edit="all") for t in _ALL_RIGHTS],
+    )
+
+
+async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], *, admin_token: str | None = None) -> DemoSeed:
+    """Seed the demo when the database is empty; do nothing otherwise (idempotent).
+
+    `admin_token`: a token chosen in the configuration; when None a fresh one is generated and returned.
+    """
+    async with sessionmaker() as session:
+        if not await database_is_empty(session):
+            return DemoSeed(created=False)
+        alice = _employee("Alice Martin", "1001", "+33 6 12 00 10 01", is_admin=True)
+        bruno = _employee("Bruno Rossi", "1002", "+33 6 12 00 10 02", is_admin=False)
+        session.add_all([alice, bruno])
+        await session.flush()
+        sales = QueueGroup(name="Sales", strategy="sequential",
+                           members=[QueueMember(employee_id=alice.id, position=0),
+                                    QueueMember(employee_id=bruno.id, position=1)])
+        session.add(sales)
+        await session.flush()
+        call_source = await session.scalar(select(Source.id).where(Source.code == "CALL"))
+        session.add(Number(
+            kind="rented", number=DEMO_NUMBER, name="Demo main line", default_region=DEMO_REGION,
+            queue_group_id=sales.id, trunk_host="127.0.0.1", trunk_port=5090,
+            unknown_caller_action="auto_lead", create_for="all", source_id=call_source,
+            route_known_to_responsible=True, change_responsible_on_transfer=True,
+        ))
+        plain: str | None = None
+        if admin_token:
+            session.add(ApiToken(employee_id=alice.id, token_hash=hash_token(admin_token), name=DEMO_TOKEN_NAME))
+        else:
+            _, plain = await issue_token(session, alice.id, DEMO_TOKEN_NAME)
+        await session.commit()
+        return DemoSeed(created=True, admin_token=plain)
+
+
+async def seed_demo_if_new(url: str, *, admin_token: str | None = None) -> DemoSeed:
+    """Migrate the database at `url` to head, then :func:`seed_demo` it (for `make run` start-up)."""
+    from gateway.storage.session import make_engine, make_sessionmaker, migrate
+
+    await migrate(url)
+    engine = make_engine(url)
+    try:
+        return await seed_demo(make_sessionmaker(engine), admin_token=admin_token)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,146 @@
+"""Every Prometheus collector of the gateway, prefixed ``gateway_``.
+
+Collectors live in their own registry so tests and several gateways in one process never collide
+with the default one. SIP message and transaction counts are read from the endpoint's plain
+`stats` dict at scrape time: nothing is done per message for metrics on the hot path.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+SETUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class CallStats:
+    """Call counters kept as plain numbers (prometheus-client takes a lock per update, which shows
+    at a thousand calls a second); `CallStatsCollector` exposes them at scrape time."""
+
+    __slots__ = ("active", "answered", "failed", "ended", "setup_counts", "setup_sum")
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.answered = 0
+        self.failed = 0
+        self.ended = 0
+        self.setup_counts = [0] * (len(SETUP_BUCKETS) + 1)  # the last one is +Inf
+        self.setup_sum = 0.0
+
+    def observe_setup(self, seconds: float) -> None:
+        self.setup_counts[bisect_left(SETUP_BUCKETS, seconds)] += 1
+        self.setup_sum += seconds
+
+
+class CallStatsCollector(Collector):
+    """gateway_calls_active, gateway_calls_total{outcome}, gateway_call_setup_seconds."""
+
+    def __init__(self, stats: CallStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        stats = self._stats
+        yield GaugeMetricFamily("gateway_calls_active", "Calls in progress (offered, not yet ended)", value=stats.active)
+        calls = CounterMetricFamily("gateway_calls", "Calls by outcome", labels=["outcome"])
+        for outcome in ("answered", "failed", "ended"):
+            calls.add_metric([outcome], getattr(stats, outcome))
+        yield calls
+        cumulative, buckets = 0, []
+        for bound, count in zip((*SETUP_BUCKETS, float("inf")), stats.setup_counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        yield HistogramMetricFamily(
+            "gateway_call_setup_seconds", "Time from INVITE received to the answer relayed",
+            buckets=buckets, sum_value=stats.setup_sum,
+        )
+
+
+
+_KNOWN_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO", "PRACK", "REFER",
+     "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH"}
+)
+
+
+class EndpointStatsCollector(Collector):
+    """Exposes a `SipEndpoint.stats` dict (and the registrar size) as gateway_sip_* metrics."""
+
+    def __init__(self, stats: Mapping[str, int], registrations: Callable[[], int] = lambda: 0) -> None:
+        self._stats = stats
+        self._registrations = registrations
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = dict(self._stats)
+        requests = CounterMetricFamily(
+            "gateway_sip_requests", "SIP requests by direction and method", labels=["direction", "method"]
+        )
+        responses = CounterMetricFamily(
+            "gateway_sip_responses", "SIP responses by direction and status class",
+            labels=["direction", "status_class"],
+        )
+        folded: dict[tuple[str, str], int] = {}
+        for key, value in stats.items():
+            kind, _, label = key.partition(".")
+            direction = "in" if kind.endswith("_received") else "out"
+            if kind.startswith("requests_"):
+                # Methods are attacker-chosen: fold unknown ones so label cardinality stays bounded.
+                method = label if label in _KNOWN_METHODS else "OTHER"
+                folded[(direction, method)] = folded.get((direction, method), 0) + value
+            elif kind.startswith("responses_"):
+                responses.add_metric([direction, label], value)
+        for (direction, method), value in sorted(folded.items()):
+            requests.add_metric([direction, method], value)
+        yield requests
+        yield responses
+        for name, key, text in (
+            ("gateway_sip_transactions", "transactions_created", "SIP transactions created"),
+            ("gateway_sip_transaction_timeouts", "transactions_timed_out", "Client transactions without a final response"),
+            ("gateway_sip_retransmissions", "retransmissions", "SIP retransmissions sent"),
+            ("gateway_sip_malformed", "malformed", "Messages that were not valid SIP"),
+            ("gateway_sip_ack_not_received", "ack_not_received", "2xx answers never acknowledged"),
+        ):
+            yield CounterMetricFamily(name, text, value=stats.get(key, 0))
+        yield GaugeMetricFamily(
+            "gateway_registrations_active", "Contacts currently bound in the registrar", value=self._registrations()
+        )
+
+
+class ListeningCollector(Collector):
+    """gateway_sip_listening: 1 once every SIP socket is bound."""
+
+    def __init__(self, listening: Callable[[], bool]) -> None:
+        self._listening = listening
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("gateway_sip_listening", "1 once every SIP socket is bound",
+                                value=1 if self._listening() else 0)
+
+
+def gateway_registry(
+    endpoint_stats: Mapping[str, int],
+    registrations: Callable[[], int],
+    calls: CallStats,
+    listening: Callable[[], bool],
+) -> CollectorRegistry:
+    """A registry for one running gateway (several gateways in one test process never collide)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(EndpointStatsCollector(endpoint_stats, registrations))
+    registry.register(CallStatsCollector(calls))
+    registry.register(ListeningCollector(listening))
+    return registry
+
+
+def render(*registries: CollectorRegistry) -> tuple[bytes, str]:
+    """The text exposition of the shared `REGISTRY` plus `registries`, and its content type.
+
+    Other parts register their own process-wide collectors on `REGISTRY` (prefix ``gateway_``).
+    """
+    body = b"".join(generate_latest(registry) for registry in (REGISTRY, *registries))
+    return body, CONTENT_TYPE_LATEST

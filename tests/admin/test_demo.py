@@ -1,0 +1,64 @@
+"""The demo seed `make run` plants in a new database (issue #3 item 8)."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import func, select
+
+from gateway.admin.api import build_app
+from gateway.demo import DEMO_NUMBER, seed_demo, seed_demo_if_new
+from gateway.storage.models import ApiToken, Employee, Number, QueueGroup
+from gateway.storage.session import make_engine, make_sessionmaker
+
+
+async def counts(sessionmaker) -> tuple[int, ...]:
+    async with sessionmaker() as session:
+        return tuple([await session.scalar(select(func.count()).select_from(m))
+                      for m in (Employee, QueueGroup, Number, ApiToken)])
+
+
+async def test_demo_seed_is_complete_and_its_token_works(sessionmaker):
+    seeded = await seed_demo(sessionmaker)
+    assert seeded.created and seeded.admin_token
+    assert await counts(sessionmaker) == (2, 1, 1, 1)
+    app = build_app(sessionmaker)
+    headers = {"Authorization": f"Bearer {seeded.admin_token}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
+        assert (await client.get("/me", headers=headers)).json()["is_admin"] is True
+        group = (await client.get("/queue-groups", headers=headers)).json()["items"][0]
+        assert len(group["member_ids"]) == 2
+        plan = (await client.post("/simulate/call", headers=headers,
+                                  json={"number": DEMO_NUMBER, "from": "+33 6 12 34 56 78"})).json()
+    assert plan["action"] == "create_lead"
+    assert plan["responsible_id"] == group["member_ids"][0]
+
+
+async def test_demo_seed_is_idempotent(sessionmaker):
+    first = await seed_demo(sessionmaker)
+    after_first = await counts(sessionmaker)
+    second = await seed_demo(sessionmaker)
+    assert first.created and not second.created
+    assert second.admin_token is None
+    assert await counts(sessionmaker) == after_first
+
+
+async def test_demo_seed_skips_a_database_someone_configured(client, admin, sessionmaker):
+    before = await counts(sessionmaker)
+    assert not (await seed_demo(sessionmaker)).created
+    assert await counts(sessionmaker) == before
+
+
+async def test_demo_seed_uses_configured_token_without_printing_it(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+    seeded = await seed_demo_if_new(url, admin_token="gwt_from-config")
+    assert seeded.created and seeded.admin_token is None
+    assert "gwt_from-config" not in seeded.announcement()
+    assert not (await seed_demo_if_new(url)).created
+    engine = make_engine(url)
+    try:
+        app = build_app(make_sessionmaker(engine))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
+            me = await client.get("/me", headers={"Authorization": "Bearer gwt_from-config"})
+        assert me.json()["name"] == "Alice Martin"
+    finally:
+        await engine.dispose()
