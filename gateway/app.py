@@ -1,0 +1,197 @@
+"""Composition root: config → registrar → routing → B2BUA → transports → admin API, in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+
+from gateway import metrics
+from gateway.admin.app import create_admin_app
+from gateway.b2bua.controller import B2bua
+from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.registrar import BindingStore, Registrar
+from gateway.registrar.gate import DigestGate
+from gateway.sip.endpoint import SipEndpoint
+from gateway.transport.runtime import SipRuntime
+from gateway.transport.tcp import TcpTransport
+from gateway.transport.udp import UdpTransport
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """One running gateway: SIP transports around one endpoint, the B2BUA, and the admin API."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        observers: Iterable[CallObserver] = (),
+        admin_routers: Iterable[APIRouter] = (),
+        admin_state: Mapping[str, Any] | None = None,
+        admin_setup: Callable[[FastAPI], None] | None = None,
+    ) -> None:
+        """`observers` hear about calls (CRM call hooks); `admin_routers`, `admin_state` and
+        `admin_setup` (called with the built app, e.g. `gateway.admin.api.install`) extend the admin API."""
+        self.config = config
+        self.admin_setup = admin_setup
+        self.admin_routers = list(admin_routers)
+        self.admin_state = dict(admin_state or {})
+        sip = config.sip
+        self.endpoint = SipEndpoint(
+            sent_by={addr.transport: (addr.host, addr.port) for addr in reversed(sip.listen)},
+            user_agent="voice-gateway",
+        )
+        passwords = {user.username: user.password for user in sip.users}
+        self.bindings = BindingStore()
+        self.registrar = Registrar(
+            self.bindings,
+            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords),
+            min_expires=sip.min_expires,
+            max_expires=sip.max_expires,
+            default_expires=sip.default_expires,
+        )
+        self.call_stats = metrics.CallStats()
+        self.observers = ObserverSet([MetricsObserver(self.call_stats), *observers])
+        self.b2bua = B2bua(
+            self.endpoint,  # type: ignore[arg-type]
+            self.observers,
+            sip.static_routes,
+            self.registrar,
+            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords),
+            self._trusted,
+        )
+        self.runtime: SipRuntime | None = None
+        self.transports: list[UdpTransport | TcpTransport] = []
+        self.listening = False
+        self.metrics_registry = metrics.gateway_registry(
+            self.endpoint.stats, lambda: len(self.bindings), self.call_stats, lambda: self.listening
+        )
+
+    def _trusted(self, host: str, port: int) -> bool:
+        return any(t.host == host and (t.port is None or t.port == port) for t in self.config.sip.trunks)
+
+    async def start_sip(self) -> None:
+        """Bind every SIP listen address; the Contact and Via use the bound ports."""
+        loop = asyncio.get_running_loop()
+        self.runtime = SipRuntime(self.endpoint, self.b2bua.handle, loop)
+        for address in self.config.sip.listen:
+            try:
+                if address.transport == "udp":
+                    transport: UdpTransport | TcpTransport = await UdpTransport.bind(
+                        self.runtime, address.host, address.port
+                    )
+                else:
+                    transport = await TcpTransport.bind(self.runtime, address.host, address.port)
+            except OSError as error:
+                raise OSError(error.errno, f"cannot listen on sip {address}: {error.strerror}") from error
+            self.transports.append(transport)
+            host, port = transport.address
+            self.endpoint.sent_by[address.transport] = (host, port)
+            self.b2bua.set_contact(address.transport, host, port)
+            log.info("SIP listening on %s:%s:%d", address.transport, host, port)
+        self.listening = True
+
+    def stop_sip(self) -> None:
+        for transport in self.transports:
+            transport.close()
+        if self.runtime is not None:
+            self.runtime.close()
+        self.listening = False
+
+    def admin_socket(self) -> socket.socket:
+        """The admin API's listening socket, bound here so a busy port is a clear error."""
+        admin = self.config.admin
+        family = socket.AF_INET6 if ":" in admin.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((admin.host, admin.port))
+        except OSError as error:
+            sock.close()
+            raise OSError(error.errno, f"cannot listen on admin {admin.host}:{admin.port}: {error.strerror}") from error
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    def admin_server(self) -> uvicorn.Server:
+        """The uvicorn server of the admin API, to be served inside this loop."""
+        admin = self.config.admin
+        state = {"gateway": self, "metrics_registry": self.metrics_registry, **self.admin_state}
+        app = create_admin_app(sip_ready=lambda: self.listening, routers=self.admin_routers, state=state)
+        if self.admin_setup is not None:
+            self.admin_setup(app)
+        config = uvicorn.Config(app, host=admin.host, port=admin.port, log_level="warning", access_log=False)
+        return _InLoopServer(config)
+
+
+class _InLoopServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the gateway owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(config: GatewayConfig, gateway: Gateway | None = None) -> None:
+    """Run until SIGINT/SIGTERM: SIP first (so /healthz tells the truth), then the admin API.
+
+    Pass a prepared `gateway` to add observers (CRM linking), admin routers and their state.
+    """
+    gateway = gateway if gateway is not None else Gateway(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = gateway.admin_server()
+    admin_task = loop.create_task(server.serve(sockets=[gateway.admin_socket()]))
+    try:
+        await gateway.start_sip()
+        log.info("admin API on http://%s:%d", config.admin.host, config.admin.port)
+        stopped = loop.create_task(stop.wait())
+        await asyncio.wait({admin_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if admin_task.done() and not stop.is_set():
+            raise RuntimeError(f"admin API on {config.admin.host}:{config.admin.port} stopped (port in use?)")
+    finally:
+        server.should_exit = True
+        gateway.stop_sip()
+        with contextlib.suppress(Exception):
+            await admin_task
+    log.info("gateway stopped")
+
+
+def run_from_file(path: str) -> int:
+    """`gateway run --config FILE`: 0 after a clean stop, 2 for a bad configuration, 1 otherwise."""
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(f"gateway: configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        _run(serve(config))
+    except OSError as error:
+        print(f"gateway: cannot start: {error}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        print(f"gateway: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(main: Any) -> None:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)

@@ -1,0 +1,291 @@
+"""The B2BUA's front door: endpoint events in, calls, registrations and local answers out.
+
+It decides nothing about where calls go (routing does) nor what crosses legs (propagation
+does); it finds the call an event belongs to, or answers requests addressed to the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from gateway.b2bua import propagation
+from gateway.b2bua.call import INITIAL_INVITE, Call, Relay
+from gateway.b2bua.leg import Leg, uri_target
+from gateway.b2bua.observer import CallObserver
+from gateway.config import StaticRoute
+from gateway.registrar import Registrar
+from gateway.registrar.gate import DigestGate
+from gateway.routing import decide, explain
+from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
+from gateway.sip.events import (
+    AckNotReceived,
+    CancelReceived,
+    Event,
+    MalformedMessage,
+    RequestReceived,
+    ResponseReceived,
+    Target,
+    TransactionTimedOut,
+)
+from gateway.sip.message import Request, Response, make_response
+from gateway.sip.uri import SipUri, parse_uri
+
+log = logging.getLogger(__name__)
+_PLAIN_USER = re.compile(r"[A-Za-z0-9.+_-]+")
+
+
+def request_user(uri: str) -> str | None:
+    """The user part of a Request-URI, unescaped; a fast path for the common plain "sip:user@host"."""
+    if uri.startswith("sip:"):
+        at = uri.find("@", 4)
+        if at > 4:
+            user = uri[4:at]
+            if not any(c in user for c in "%:;?"):
+                return user
+        elif at < 0 and "?" not in uri:
+            return None
+    return parse_uri(uri).user
+
+
+class SipPort:
+    """The subset of `gateway.sip.endpoint.SipEndpoint` the B2BUA drives (for typing)."""
+
+    def send_request(self, request: Request, target: Target, now: float) -> object: ...
+
+    def send_response(self, transaction: object, response: Response, now: float) -> None: ...
+
+    def send_stateless(self, message: Request | Response, target: Target) -> None: ...
+
+    def cancel(self, invite: object, now: float) -> object: ...
+
+    def new_tag(self) -> str: ...
+
+    def new_call_id(self) -> str: ...
+
+
+class B2bua:
+    """Routes inbound INVITEs into `Call`s and answers OPTIONS, REGISTER and strays itself."""
+
+    def __init__(
+        self,
+        port: SipPort,
+        observer: CallObserver,
+        routes: Sequence[StaticRoute],
+        registrar: Registrar,
+        invite_gate: DigestGate,
+        trusted: Callable[[str, int], bool],
+    ) -> None:
+        self.port = port
+        self.observer = observer
+        self.routes = tuple(routes)
+        self.registrar = registrar
+        self.invite_gate = invite_gate
+        self.trusted = trusted
+        self.contacts: dict[str, str] = {}
+        self.calls: set[Call] = set()
+        self._dialogs: dict[tuple[str, str], tuple[Call, int]] = {}
+        self._transactions: dict[object, tuple[Call, object]] = {}
+        self._invites: dict[object, Call] = {}
+        self._targets: dict[str, tuple[SipUri, str, Target]] = {}
+        self._actions: dict[type, Callable[[Any, float], None]] = {
+            RequestReceived: self._on_request,
+            ResponseReceived: self._on_response,
+            CancelReceived: self._on_cancel,
+            TransactionTimedOut: self._on_timeout,
+            AckNotReceived: self._on_ack_missing,
+            MalformedMessage: self._on_malformed,
+        }
+
+    def set_contact(self, transport: str, host: str, port: int) -> None:
+        """The Contact the gateway puts in its requests and answers on `transport`."""
+        host_text = f"[{host}]" if ":" in host else host
+        suffix = "" if transport == "udp" else f";transport={transport}"
+        self.contacts[transport] = f"<sip:gw@{host_text}:{port}{suffix}>"
+
+    # -- events --------------------------------------------------------------------------
+    def handle(self, event: Event, now: float) -> None:
+        """Act on one endpoint event."""
+        action = self._actions.get(type(event))
+        if action is None:
+            return  # TransactionTerminated: calls keep no per-transaction state worth dropping late
+        try:
+            action(event, now)
+        except (RemoteProtocolError, LocalProtocolError) as error:
+            log.debug("dropped %s: %s", type(event).__name__, error)
+
+    def _on_cancel(self, event: CancelReceived, now: float) -> None:
+        call = self._invites.get(event.invite_transaction)
+        if call is not None:
+            call.on_cancel(now)
+
+    def _on_ack_missing(self, event: AckNotReceived, now: float) -> None:
+        call = self._invites.get(event.transaction)
+        if call is not None:
+            call.on_ack_missing(now)
+
+    @staticmethod
+    def _on_malformed(event: MalformedMessage, now: float) -> None:
+        log.debug("malformed SIP from %s: %s", event.source, event.reason)
+
+    def _on_request(self, event: RequestReceived, now: float) -> None:
+        request, txn = event.request, event.transaction
+        if txn is None:
+            if request.method == "ACK":
+                found = self._dialogs.get((request.call_id, request.to_tag or ""))
+                if found is not None:
+                    found[0].on_ack(found[1], request, now)
+            return
+        try:
+            self._on_transaction_request(request, event.source, txn, now)
+        except RemoteProtocolError as error:
+            self._answer(txn, request, error.status_hint, now)
+
+    def _on_transaction_request(self, request: Request, source: Target, txn: object, now: float) -> None:
+        to_tag = request.to_tag
+        if to_tag is not None:
+            found = self._dialogs.get((request.call_id, to_tag))
+            if found is None:
+                self._answer(txn, request, 481, now)  # §12.2.2
+            else:
+                found[0].on_request(found[1], request, txn, now)  # type: ignore[arg-type]
+            return
+        method = request.method
+        if method == "INVITE":
+            self._on_invite(request, source, txn, now)
+        elif method == "OPTIONS":
+            self._on_options(request, txn, now)
+        elif method == "REGISTER":
+            self.respond(txn, self.registrar.handle(request, source, now), now)  # type: ignore[arg-type]
+        else:
+            response = make_response(request, 405, to_tag=self.port.new_tag())
+            response.headers.append(("Allow", propagation.ALLOW))
+            self.respond(txn, response, now)  # type: ignore[arg-type]
+
+    def _on_invite(self, request: Request, source: Target, txn: object, now: float) -> None:
+        hops = request.max_forwards
+        if hops is not None and hops <= 0:
+            self._answer(txn, request, 483, now)  # §16.3 step 3 applies to a B2BUA's relaying too
+            return
+        if request.get("Contact") is None:
+            raise RemoteProtocolError("INVITE without Contact", 400)  # §8.1.1.8
+        if not self.trusted(source[1], source[2]):
+            verdict = self.invite_gate.verify(request, "Proxy-Authorization", now)
+            if not verdict.ok:
+                response = make_response(request, 407, to_tag=self.port.new_tag())
+                response.headers.append(("Proxy-Authenticate", self.invite_gate.challenge(now, stale=verdict.stale)))
+                self.respond(txn, response, now)  # type: ignore[arg-type]
+                return
+        user = request_user(request.uri)
+        contacts = self.registrar.store.contacts(user, now) if user else []
+        decision = decide(user, self.routes, {user: contacts} if user else {})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("route %s: %s", user, explain(decision))
+        if not decision.forwards:
+            self._answer(txn, request, decision.status or 404, now)
+            return
+        call = Call(self, request, txn, source, decision.targets, user or "", decision.rule_ids, now)  # type: ignore[arg-type]
+        self.calls.add(call)
+        self._invites[txn] = call
+        call.start(now)
+
+    def _on_options(self, request: Request, txn: object, now: float) -> None:
+        response = make_response(request, 200, to_tag=self.port.new_tag())
+        response.headers += [("Allow", propagation.ALLOW), ("Accept", "application/sdp")]
+        self.respond(txn, response, now)  # type: ignore[arg-type]
+
+    def _on_response(self, event: ResponseReceived, now: float) -> None:
+        response = event.response
+        bound = self._transactions.get(event.transaction) if event.transaction is not None else None
+        if bound is None:
+            # A 2xx retransmission: the ACK we sent for it was lost (§13.2.2.4).
+            found = self._dialogs.get((response.call_id, response.from_tag or ""))
+            if found is not None and 200 <= response.status < 300 and response.cseq[1] == "INVITE":
+                found[0].on_2xx_retransmission(found[1], response)
+            return
+        call, purpose = bound
+        if response.status >= 200:
+            del self._transactions[event.transaction]
+        if purpose == INITIAL_INVITE:
+            call.on_invite_response(response, now)
+        elif isinstance(purpose, Relay):
+            call.on_relay_response(purpose, response, now)
+
+    def _on_timeout(self, event: TransactionTimedOut, now: float) -> None:
+        bound = self._transactions.pop(event.transaction, None)
+        if bound is None:
+            return
+        call, purpose = bound
+        if purpose == INITIAL_INVITE:
+            call.on_invite_timeout(now)
+        elif isinstance(purpose, Relay):
+            call.on_relay_timeout(purpose, now)
+
+    def _answer(self, txn: object, request: Request, status: int, now: float) -> None:
+        self.respond(txn, make_response(request, status, to_tag=self.port.new_tag()), now)  # type: ignore[arg-type]
+
+    # -- CallContext ---------------------------------------------------------------------
+    def respond(self, transaction: object, response: Response, now: float) -> None:
+        try:
+            self.port.send_response(transaction, response, now)
+        except LocalProtocolError as error:
+            log.debug("response %d not sent: %s", response.status, error)
+
+    def request(self, request: Request, target: Target, now: float) -> object | None:
+        try:
+            return self.port.send_request(request, target, now)
+        except (LocalProtocolError, OSError) as error:
+            log.warning("cannot send %s to %s: %s", request.method, target, error)
+            return None
+
+    def stateless(self, message: Request, target: Target) -> None:
+        self.port.send_stateless(message, target)
+
+    def cancel(self, transaction: object, now: float) -> None:
+        self.port.cancel(transaction, now)
+
+    def contact_for(self, transport: str) -> str:
+        contact = self.contacts.get(transport)
+        if contact is None:
+            raise LocalProtocolError(f"the gateway does not listen on {transport}")
+        return contact
+
+    def new_tag(self) -> str:
+        return self.port.new_tag()
+
+    def new_call_id(self) -> str:
+        return self.port.new_call_id()
+
+    def resolve(self, target: str, callee: str) -> tuple[str, str, Target]:
+        cached = self._targets.get(target)
+        if cached is None:
+            uri = parse_uri(target)
+            transport = (uri.params.get("transport") or "udp").lower()
+            cached = (uri, transport, uri_target(target, transport))
+            if len(self._targets) < 10_000:
+                self._targets[target] = cached
+        uri, transport, hop = cached
+        if uri.user is not None or not callee:
+            return target, transport, hop
+        if _PLAIN_USER.fullmatch(callee):
+            # A trunk target keeps the dialled number: "sip:host:port" becomes "sip:number@host:port".
+            return f"{uri.scheme}:{callee}@{target.split(':', 1)[1]}", transport, hop
+        with_user = replace(uri, user=callee)
+        return with_user.to_str(), transport, hop
+
+    def bind_transaction(self, transaction: object, call: Call, purpose: object) -> None:
+        self._transactions[transaction] = (call, purpose)
+
+    def bind_dialog(self, leg: Leg, call: Call, side: int) -> None:
+        self._dialogs[(leg.call_id, leg.local_tag)] = (call, side)
+
+    def release(self, call: Call) -> None:
+        self.calls.discard(call)
+        self._invites.pop(call.invite_txn, None)
+        for leg in call.legs:
+            self._dialogs.pop((leg.call_id, leg.local_tag), None)
+        if call.b_txn is not None:
+            self._transactions.pop(call.b_txn, None)

@@ -1,0 +1,48 @@
+"""Call control's own vocabulary: what happened to a call, with no SIP in it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered:
+    """An inbound call was accepted for routing and is being offered to `target`."""
+
+    call_id: str  # leg A's SIP Call-ID: the interaction key for CRM idempotency (SPEC C2)
+    caller: str  # From URI of leg A
+    callee: str  # the dialled Request-URI user
+    target: str
+    rule_ids: tuple[str, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The callee answered; `setup_seconds` runs from the offer to the answer."""
+
+    call_id: str
+    at: float
+    setup_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallFailed:
+    """The call never connected; `status` is what the caller was answered (487 when it gave up)."""
+
+    call_id: str
+    status: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """A connected call ended; `ended_by` is "caller", "callee" or "gateway" (timeouts)."""
+
+    call_id: str
+    duration: float
+    ended_by: str
+    at: float
+
+
+CallEvent = CallOffered | CallAnswered | CallFailed | CallEnded

@@ -1,0 +1,111 @@
+"""One side of a call: the dialog state the B2BUA keeps as UAS (leg A) or UAC (leg B).
+
+RFC 3261 §12: Call-ID, tags, CSeq, remote target and route set; requests built here go to the
+next hop per §12.2.1.1 (loose routing only, §16.12 strict routing is not supported).
+"""
+
+from __future__ import annotations
+
+from gateway.sip.headers import parse_name_addr
+from gateway.sip.message import Request
+from gateway.sip.uri import parse_uri
+
+Target = tuple[str, str, int]
+_DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
+
+
+def uri_target(uri_text: str, default_transport: str) -> Target:
+    """Where a SIP URI points: transport param or the default, host, port (no DNS: RFC 3263 is later)."""
+    uri = parse_uri(uri_text)
+    transport = (uri.params.get("transport") or default_transport).lower()
+    return (transport, uri.host, uri.port or _DEFAULT_PORTS.get(transport, 5060))
+
+
+def strip_tag(header_value: str) -> str:
+    """A From/To value without its tag parameter, to reuse as the dialog's local or remote URI."""
+    close = header_value.rfind(">")
+    if close < 0:
+        # addr-spec form: parameters after the URI belong to the header (§20.10); parse properly.
+        name_addr = parse_name_addr(header_value)
+        name_addr.params.pop("tag", None)
+        return name_addr.to_str()
+    head, tail = header_value[: close + 1], header_value[close + 1 :]
+    if "tag" not in tail.lower():
+        return header_value.strip()
+    kept = [p for p in tail.split(";") if p.strip() and p.split("=", 1)[0].strip().lower() != "tag"]
+    return head.strip() + "".join(f";{p.strip()}" for p in kept)
+
+
+class Leg:
+    """Dialog state of one side. `peer`, when set, overrides the remote target as the next hop
+    (a TCP peer is reached back on the connection it called from)."""
+
+    __slots__ = (
+        "call_id", "local_tag", "remote_tag", "local_uri", "remote_uri", "remote_target",
+        "route_set", "transport", "peer", "local_cseq", "contact", "pending_ack", "last_ack",
+        "_hop_key", "_hop",
+    )
+
+    def __init__(
+        self,
+        call_id: str,
+        local_tag: str,
+        local_uri: str,
+        remote_uri: str,
+        remote_target: str,
+        transport: str,
+        contact: str,
+        remote_tag: str | None = None,
+        route_set: tuple[str, ...] = (),
+        peer: Target | None = None,
+        local_cseq: int = 0,
+    ) -> None:
+        self.call_id = call_id
+        self.local_tag = local_tag
+        self.remote_tag = remote_tag
+        self.local_uri = local_uri
+        self.remote_uri = remote_uri
+        self.remote_target = remote_target
+        self.route_set = route_set
+        self.transport = transport
+        self.peer = peer
+        self.local_cseq = local_cseq
+        self.contact = contact
+        # An ACK for a 2xx this leg is waiting for (leg B), and the last ACK sent (for 2xx retransmits).
+        self.pending_ack: Request | None = None
+        self.last_ack: Request | None = None
+        self._hop_key: str | None = None
+        self._hop: Target | None = None
+
+    def next_hop(self) -> Target:
+        """§12.2.1.1 / §8.1.2: the first Route if any, else the remote target."""
+        if self.peer is not None:
+            return self.peer
+        key = self.route_set[0] if self.route_set else self.remote_target
+        if key is not self._hop_key or self._hop is None:
+            # Resolved once per remote target / route set change, not per request.
+            self._hop = uri_target(_route_uri(key) if self.route_set else key, self.transport)
+            self._hop_key = key
+        return self._hop
+
+    def create_request(self, method: str, cseq: int | None = None) -> Request:
+        """A request within this dialog (§12.2.1.1); ACK and CANCEL reuse `cseq` instead of a new one."""
+        if cseq is None:
+            self.local_cseq += 1
+            cseq = self.local_cseq
+        to = f"{self.remote_uri};tag={self.remote_tag}" if self.remote_tag else self.remote_uri
+        headers = [("Route", route) for route in self.route_set]
+        headers += [
+            ("Max-Forwards", "70"),
+            ("From", f"{self.local_uri};tag={self.local_tag}"),
+            ("To", to),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{cseq} {method}"),
+        ]
+        if method in ("INVITE", "UPDATE"):
+            headers.append(("Contact", self.contact))
+        return Request(method, self.remote_target, headers)
+
+
+def _route_uri(route: str) -> str:
+    return parse_name_addr(route).uri

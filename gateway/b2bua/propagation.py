@@ -1,0 +1,66 @@
+"""The only ways SIP crosses from one leg to the other. Everything not named here stays on its leg.
+
+What crosses:
+- the body and its describing headers (SDP passes through unchanged);
+- the method of in-dialog requests listed in `RELAYED_IN_DIALOG`;
+- the caller's identity (From URI and display name) onto leg B's INVITE, under a new tag;
+- the status of responses, through `FAILURE_STATUS` for failures.
+
+Failure table (leg B's final status → what leg A is answered):
+
+| leg B                                 | leg A | why                                                    |
+|---------------------------------------|-------|--------------------------------------------------------|
+| 3xx                                   | 480   | redirects are not followed; the callee is unavailable  |
+| 401, 407                              | 502   | the far end wants credentials the gateway does not own |
+| 408, no answer (timer B)              | 408   | RFC 3261 §21.4.9                                       |
+| other 4xx, 6xx                        | same  | the callee's own answer (486 busy, 603 decline, ...)   |
+| 500-599                               | 502   | the far end failed; the gateway itself is not overloaded|
+| transport error / no reachable target | 503   | the gateway could not reach anyone                     |
+"""
+
+from __future__ import annotations
+
+from gateway.sip.message import Message, Request, Response, make_response
+
+BODY_HEADERS = ("Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language", "MIME-Version")
+RELAYED_IN_DIALOG = frozenset({"INVITE", "UPDATE", "INFO", "OPTIONS", "MESSAGE"})
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, REGISTER"
+UNREACHABLE = 503
+TIMEOUT = 408
+# Statuses after which the next hunting target is tried instead of answering leg A.
+HUNT_ON = frozenset({408, 480, 500, 502, 503, 504, UNREACHABLE})
+
+
+def failure_status(status: int) -> int:
+    """Leg A's final status for leg B's failure `status` (see the module table)."""
+    if 300 <= status < 400:
+        return 480
+    if status in (401, 407) or 500 <= status < 600:
+        return 502
+    return status
+
+
+def copy_body(source: Message, destination: Message) -> None:
+    """Move the body and the headers that describe it; nothing else."""
+    if not source.body:
+        return
+    for name in BODY_HEADERS:
+        value = source.get(name)
+        if value is not None:
+            destination.headers.append((name, value))
+    destination.body = source.body
+
+
+def relay_response(
+    b_response: Response, a_request: Request, to_tag: str, contact: str | None, status: int | None = None
+) -> Response:
+    """Leg A's response mirroring leg B's: same status and reason unless mapped, body for 18x/2xx."""
+    final = status if status is not None else b_response.status
+    reason = b_response.reason if final == b_response.status and b_response.reason else None
+    response = make_response(a_request, final, reason, to_tag=to_tag)
+    if contact is not None and (final < 300 and final != 100):
+        response.headers.append(("Contact", contact))
+    if final < 300:
+        copy_body(b_response, response)
+    return response
+

@@ -1,0 +1,43 @@
+"""Digest authentication of requests against the configured users (RFC 2617 / RFC 3261 §22).
+
+The one place that knows passwords; they are never logged nor put in any answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.sip.auth import DigestChallenger
+from gateway.sip.message import Request
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether the request's credentials are good, whether its nonce was merely stale, and who."""
+
+    ok: bool
+    stale: bool = False
+    username: str | None = None
+
+
+class DigestGate:
+    """Challenges and verifies one header (Authorization for REGISTER, Proxy-Authorization for INVITE)."""
+
+    __slots__ = ("_challenger", "_passwords")
+
+    def __init__(self, secret: bytes, realm: str, max_age: float, passwords: Mapping[str, str]) -> None:
+        self._challenger = DigestChallenger(secret, realm, max_age)
+        self._passwords = dict(passwords)
+
+    def challenge(self, now: float, *, stale: bool = False) -> str:
+        """The WWW-Authenticate / Proxy-Authenticate value; identical whoever asks."""
+        return self._challenger.challenge(now, stale=stale)
+
+    def verify(self, request: Request, header: str, now: float) -> Verdict:
+        """Check `header` of `request`; an unknown user fails exactly like a wrong password."""
+        value = request.get(header)
+        if value is None:
+            return Verdict(False)
+        result = self._challenger.verify(value, request.method, now, self._passwords.get)
+        return Verdict(bool(result.ok), bool(result.stale), result.username if result.ok else None)

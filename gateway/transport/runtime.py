@@ -1,0 +1,102 @@
+"""Drives one `SipEndpoint` from the asyncio loop: bytes in, events to a handler, bytes out.
+
+No SIP decisions here. One loop timer per endpoint, re-armed from `get_timer()` after every
+input; the loop's monotonic clock is the `now` of the sans-IO core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from gateway.sip.endpoint import SipEndpoint
+from gateway.sip.events import Event, Target
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Event, float], None]
+
+
+class Sender(Protocol):
+    """A transport as the runtime sees it."""
+
+    def send(self, data: bytes, target: Target) -> None: ...
+
+    def close_connection(self, target: Target) -> None: ...
+
+
+class SipRuntime:
+    """Glue between transports, the endpoint and the event handler (the B2BUA)."""
+
+    __slots__ = ("endpoint", "handler", "loop", "senders", "_timer", "_deadline")
+
+    def __init__(self, endpoint: SipEndpoint, handler: EventHandler, loop: asyncio.AbstractEventLoop) -> None:
+        self.endpoint = endpoint
+        self.handler = handler
+        self.loop = loop
+        self.senders: dict[str, Sender] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+
+    # -- input from transports -----------------------------------------------------------
+    def datagram_received(self, data: bytes, source: Target) -> None:
+        now = self.loop.time()
+        self.endpoint.receive_datagram(data, source, now)
+        self.pump(now)
+
+    def stream_received(self, source: Target, data: bytes) -> None:
+        now = self.loop.time()
+        self.endpoint.receive_stream(source, data, now)
+        self.pump(now)
+
+    def stream_closed(self, source: Target) -> None:
+        self.endpoint.stream_closed(source)
+
+    # -- the pump --------------------------------------------------------------------------
+    def pump(self, now: float) -> None:
+        """Hand every pending event to the handler, send what is queued, re-arm the timer."""
+        endpoint = self.endpoint
+        handler = self.handler
+        while (event := endpoint.next_event()) is not None:
+            try:
+                handler(event, now)
+            except Exception:
+                # One bad call must not stop the gateway; the error is a bug to fix, so say it loudly.
+                log.exception("handler failed on %s", type(event).__name__)
+        senders = self.senders
+        for data, target in endpoint.datagrams_to_send():
+            sender = senders.get(target[0])
+            if sender is None:
+                log.warning("no %s transport to send to %s", target[0], target)
+                continue
+            sender.send(data, target)
+        for target in endpoint.connections_to_close():
+            sender = senders.get(target[0])
+            if sender is not None:
+                sender.close_connection(target)
+        self._arm(endpoint.get_timer())
+
+    def _arm(self, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        # A timer that fires early is harmless (it re-arms); only an earlier deadline needs a new one.
+        if self._deadline is not None and self._deadline <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._deadline = deadline
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        now = self.loop.time()
+        self.endpoint.handle_timer(now)
+        self.pump(now)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

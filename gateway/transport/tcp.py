@@ -1,0 +1,100 @@
+"""asyncio TCP adapter (RFC 3261 §18.3): framing is the endpoint's; this moves bytes.
+
+Connections are keyed by the peer's (host, port): responses and in-dialog requests to a peer go
+back over the connection it opened; a target without a connection gets a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from gateway.sip.events import Target
+from gateway.transport.runtime import SipRuntime
+
+log = logging.getLogger(__name__)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, owner: TcpTransport, key: Target | None = None) -> None:
+        self.owner = owner
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.key is None:
+            peer = transport.get_extra_info("peername")
+            self.key = ("tcp", peer[0], peer[1])
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.owner.connections[self.key] = self
+
+    def data_received(self, data: bytes) -> None:
+        assert self.key is not None
+        self.owner.runtime.stream_received(self.key, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.key is not None and self.owner.connections.get(self.key) is self:
+            del self.owner.connections[self.key]
+            self.owner.runtime.stream_closed(self.key)
+
+
+class TcpTransport:
+    """A listening TCP socket plus the connections to and from peers."""
+
+    def __init__(self, runtime: SipRuntime) -> None:
+        self.runtime = runtime
+        self.connections: dict[Target, _Connection] = {}
+        self._pending: dict[Target, list[bytes]] = {}
+        self._server: asyncio.Server | None = None
+        self.address: tuple[str, int] = ("", 0)
+
+    @classmethod
+    async def bind(cls, runtime: SipRuntime, host: str, port: int) -> TcpTransport:
+        """Listen on `host:port` (0 picks a free port) and register as the runtime's "tcp" sender."""
+        self = cls(runtime)
+        self._server = await runtime.loop.create_server(lambda: _Connection(self), host, port, reuse_address=True)
+        self.address = self._server.sockets[0].getsockname()[:2]
+        runtime.senders["tcp"] = self
+        return self
+
+    def send(self, data: bytes, target: Target) -> None:
+        connection = self.connections.get(target)
+        if connection is not None and connection.transport is not None:
+            connection.transport.write(data)
+            return
+        pending = self._pending.get(target)
+        if pending is not None:
+            pending.append(data)
+            return
+        self._pending[target] = [data]
+        self.runtime.loop.create_task(self._connect(target))
+
+    async def _connect(self, target: Target) -> None:
+        try:
+            _, connection = await self.runtime.loop.create_connection(
+                lambda: _Connection(self, target), target[1], target[2]
+            )
+        except OSError as exc:
+            # The transaction times out (timer B/F) and the B2BUA answers for it.
+            log.info("tcp connect to %s:%s failed: %s", target[1], target[2], exc)
+            self._pending.pop(target, None)
+            return
+        for data in self._pending.pop(target, []):
+            assert connection.transport is not None
+            connection.transport.write(data)
+
+    def close_connection(self, target: Target) -> None:
+        connection = self.connections.get(target)
+        if connection is not None and connection.transport is not None:
+            connection.transport.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections.values()):
+            if connection.transport is not None:
+                connection.transport.close()

@@ -1,0 +1,60 @@
+"""asyncio UDP adapter (RFC 3261 §18; `rport` of RFC 3581 is stamped by the endpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from gateway.sip.events import Target
+from gateway.transport.runtime import SipRuntime
+
+log = logging.getLogger(__name__)
+# Room for bursts under load: the kernel default (~200 kB) drops datagrams at a few thousand calls/s.
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """One bound UDP socket feeding a `SipRuntime`."""
+
+    def __init__(self, runtime: SipRuntime) -> None:
+        self.runtime = runtime
+        self.transport: asyncio.DatagramTransport | None = None
+        self.address: tuple[str, int] = ("", 0)
+
+    @classmethod
+    async def bind(cls, runtime: SipRuntime, host: str, port: int) -> UdpTransport:
+        """Bind `host:port` (0 picks a free port) and register as the runtime's "udp" sender."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        _, protocol = await runtime.loop.create_datagram_endpoint(
+            lambda: cls(runtime), local_addr=(host, port), family=family
+        )
+        runtime.senders["udp"] = protocol
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except OSError:
+            pass
+        self.address = sock.getsockname()[:2]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        self.runtime.datagram_received(data, ("udp", addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: the transaction layer's timers handle the silence.
+        log.debug("udp error: %s", exc)
+
+    def send(self, data: bytes, target: Target) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, (target[1], target[2]))
+
+    def close_connection(self, target: Target) -> None:
+        """UDP has no connections."""
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,204 @@
+"""Two or more sans-IO endpoints wired together in memory: the B2BUA and scripted phones.
+
+No sockets and no sleeps: datagrams are moved by `Network.run()`, the clock by `advance()`.
+Peers are plain `SipEndpoint`s driven by the test, with `Dialog` for their in-dialog requests.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.b2bua.controller import B2bua
+from gateway.b2bua.events import CallEvent
+from gateway.config import StaticRoute
+from gateway.registrar import BindingStore, Registrar
+from gateway.registrar.gate import DigestGate
+from gateway.sip.dialog import Dialog
+from gateway.sip.endpoint import SipEndpoint
+from gateway.sip.events import Event, RequestReceived, ResponseReceived, Target
+from gateway.sip.message import Request, Response, make_response
+
+GW = ("127.0.0.1", 5060)
+SDP_A = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+SDP_B = b"v=0\r\no=bob 2 2 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n"
+USERS = {"1001": "pw-1001"}
+SECRET = b"0123456789abcdef0123456789abcdef"
+_serial = itertools.count(1)
+
+
+class Recorder:
+    """A CallObserver that keeps every notification, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[CallEvent] = []
+
+    def call_offered(self, event: CallEvent) -> None:
+        self.events.append(event)
+
+    call_answered = call_failed = call_ended = call_offered
+
+    def kinds(self) -> list[str]:
+        return [type(event).__name__ for event in self.events]
+
+
+@dataclass
+class Node:
+    """One endpoint on the in-memory network; `handler` consumes its events (peers keep them)."""
+
+    host: str
+    port: int
+    endpoint: SipEndpoint
+    handler: Callable[[Event, float], None] | None = None
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def target(self) -> Target:
+        return ("udp", self.host, self.port)
+
+
+class Network:
+    """Moves datagrams between nodes until nothing is in flight; `drop` can lose chosen ones."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[str, int], Node] = {}
+        self.now = 1000.0
+        self.drop: Callable[[bytes, Target], bool] = lambda data, target: False
+        self.wire: list[bytes] = []
+
+    def add(self, host: str, port: int, handler: Callable[[Event, float], None] | None = None) -> Node:
+        node = Node(host, port, SipEndpoint(sent_by={"udp": (host, port)}), handler)
+        self.nodes[(host, port)] = node
+        return node
+
+    def run(self) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for node in list(self.nodes.values()):
+                self._drain_events(node)
+                for data, target in node.endpoint.datagrams_to_send():
+                    moved = True
+                    self.wire.append(data)
+                    if self.drop(data, target):
+                        continue
+                    destination = self.nodes.get((target[1], target[2]))
+                    if destination is not None:
+                        destination.endpoint.receive_datagram(data, node.target, self.now)
+
+    def _drain_events(self, node: Node) -> None:
+        while (event := node.endpoint.next_event()) is not None:
+            if node.handler is not None:
+                node.handler(event, self.now)
+            else:
+                node.events.append(event)
+
+    def advance(self, seconds: float, step: float = 0.5) -> None:
+        """Move the clock forward, firing every due timer on the way."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            for node in self.nodes.values():
+                node.endpoint.handle_timer(self.now)
+            self.run()
+
+
+def make_gateway(
+    network: Network,
+    routes: list[StaticRoute],
+    *,
+    trusted: Callable[[str, int], bool] = lambda host, port: True,
+) -> tuple[B2bua, Recorder]:
+    recorder = Recorder()
+    node = network.add(*GW)
+    gate = DigestGate(SECRET, "test", 300.0, USERS)
+    registrar = Registrar(BindingStore(), gate, min_expires=60)
+    b2bua = B2bua(node.endpoint, recorder, routes, registrar, gate, trusted)  # type: ignore[arg-type]
+    b2bua.set_contact("udp", *GW)
+    node.handler = b2bua.handle
+    return b2bua, recorder
+
+
+class Phone:
+    """A scripted UA on a node: sends what the test says, remembers what it received."""
+
+    def __init__(self, network: Network, host: str, port: int, user: str) -> None:
+        self.network = network
+        self.node = network.add(host, port)
+        self.user = user
+        self.dialog: Dialog | None = None
+        self.invite: Request | None = None
+        self.invite_txn: object = None
+
+    @property
+    def contact(self) -> str:
+        return f"sip:{self.user}@{self.node.host}:{self.node.port}"
+
+    def requests(self, method: str | None = None) -> list[RequestReceived]:
+        return [e for e in self.node.events if isinstance(e, RequestReceived)
+                and (method is None or e.request.method == method)]
+
+    def responses(self, method: str = "INVITE") -> list[Response]:
+        return [e.response for e in self.node.events if isinstance(e, ResponseReceived)
+                and e.response.cseq[1] == method]
+
+    def statuses(self, method: str = "INVITE") -> list[int]:
+        return [response.status for response in self.responses(method)]
+
+    # -- as caller -------------------------------------------------------------------------
+    def call(self, dialled: str, body: bytes = SDP_A, extra: list[tuple[str, str]] | None = None) -> Request:
+        n = next(_serial)
+        headers = [
+            ("From", f'"Alice" <sip:{self.user}@{self.node.host}>;tag=a{n}'),
+            ("To", f"<sip:{dialled}@{GW[0]}>"),
+            ("Call-ID", f"call-{n}@{self.node.host}"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", f"<{self.contact}>"),
+        ]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        request = Request("INVITE", f"sip:{dialled}@{GW[0]}:{GW[1]}", headers + (extra or []), body)
+        self.invite = request
+        self.invite_txn = self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
+        self.network.run()
+        return request
+
+    def ack(self, body: bytes = b"") -> None:
+        final = self.responses()[-1]
+        assert self.invite is not None
+        if self.dialog is None:
+            self.dialog = Dialog.from_uac(self.invite, final)
+        headers = [("Content-Type", "application/sdp")] if body else None
+        ack = self.dialog.create_ack(final.cseq[0], body, headers)
+        self.node.endpoint.send_stateless(ack, ("udp", *GW))
+        self.network.run()
+
+    def cancel(self) -> None:
+        self.node.endpoint.cancel(self.invite_txn, self.network.now)  # type: ignore[arg-type]
+        self.network.run()
+
+    def send_in_dialog(self, method: str, body: bytes = b"") -> Request:
+        assert self.dialog is not None
+        headers = [("Content-Type", "application/sdp")] if body else None
+        request = self.dialog.create_request(method, body, headers)
+        self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
+        self.network.run()
+        return request
+
+    # -- as callee -------------------------------------------------------------------------
+    def answer(self, status: int, body: bytes = b"", index: int = -1) -> Response:
+        event = self.requests()[index]
+        request = event.request
+        tag = f"b{id(request) % 100000}"
+        response = make_response(request, status, to_tag=tag)
+        if status < 300 or 100 < status < 200:
+            response.headers.append(("Contact", f"<{self.contact}>"))
+        if body:
+            response.headers.append(("Content-Type", "application/sdp"))
+            response.body = body
+        self.node.endpoint.send_response(event.transaction, response, self.network.now)  # type: ignore[arg-type]
+        if request.method == "INVITE" and 200 <= status < 300 and request.to_tag is None:
+            self.dialog = Dialog.from_uas(request, tag, self.contact)
+        self.network.run()
+        return response

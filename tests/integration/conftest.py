@@ -1,0 +1,190 @@
+"""The real gateway as a subprocess (`gateway run --config`) and SIPp processes against it.
+
+Everything binds 127.0.0.1 on free ports; every process started here is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "docker" / "sipp"
+HOST = "127.0.0.1"
+USER_1001_PASSWORD = "it-secret-1001"
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP right now (SIP listens on both with one number)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((HOST, port))
+                except OSError:
+                    continue
+                if port not in (5060, 5070, 5080, 5090, 8080):
+                    return port
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class GatewayProcess:
+    """The running gateway and the ports the tests need."""
+
+    process: subprocess.Popen[bytes]
+    sip_port: int
+    admin_port: int
+    trunk_port: int  # where the static route "2xxx" sends calls (a SIPp uas per test)
+    tcp_trunk_port: int  # where "3xxx" goes, over TCP
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _write_config(path: Path, sip_port: int, admin_port: int, trunk_port: int, tcp_trunk_port: int) -> None:
+    path.write_text(f"""
+log_level = "INFO"
+[sip]
+listen = ["udp:{HOST}:{sip_port}", "tcp:{HOST}:{sip_port}"]
+realm = "it.test"
+[[sip.static_routes]]
+id = "extensions"
+match = "^1\\\\d{{3}}$"
+target = "registered"
+[[sip.static_routes]]
+id = "trunk"
+match = "^2\\\\d{{3}}$"
+target = "sip:{HOST}:{trunk_port}"
+[[sip.static_routes]]
+id = "tcp-trunk"
+match = "^3\\\\d{{3}}$"
+target = "sip:{HOST}:{tcp_trunk_port};transport=tcp"
+[[sip.users]]
+username = "1001"
+password = "{USER_1001_PASSWORD}"
+[[sip.trunks]]
+host = "{HOST}"
+[admin]
+listen = "{HOST}:{admin_port}"
+[database]
+url = "sqlite+aiosqlite:///{path.parent}/gateway.db"
+""")
+
+
+def _wait_healthy(gateway: GatewayProcess, deadline: float) -> None:
+    url = f"http://{HOST}:{gateway.admin_port}/healthz"
+    while time.monotonic() < deadline:
+        if gateway.process.poll() is not None:
+            raise RuntimeError(f"gateway exited with {gateway.process.returncode}:\n{gateway.log()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"gateway not healthy in time:\n{gateway.log()}")
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway for the whole session."""
+    directory = tmp_path_factory.mktemp("gateway")
+    sip_port, admin_port, trunk_port, tcp_trunk_port = free_port(), free_port(), free_port(), free_port()
+    config = directory / "gateway.toml"
+    _write_config(config, sip_port, admin_port, trunk_port, tcp_trunk_port)
+    log_path = directory / "gateway.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=directory, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    running = GatewayProcess(process, sip_port, admin_port, trunk_port, tcp_trunk_port, log_path)
+    try:
+        _wait_healthy(running, time.monotonic() + 20)
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Sipp:
+    """Starts SIPp processes with their own ports; stops what it started."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def command(self, scenario: str, *args: str, port: int | None = None, calls: int = 1) -> list[str]:
+        scenario_args = ["-sn", scenario[3:]] if scenario.startswith("sn:") else ["-sf", str(SCENARIOS / scenario)]
+        return [
+            "sipp", *scenario_args, "-i", HOST, "-p", str(port or free_port()), "-mp", str(free_port()),
+            "-cp", str(free_port()), "-nostdin", "-m", str(calls), "-timeout", "20s", "-timeout_error",
+            "-trace_err", "-error_file", str(self.directory / f"{scenario.replace(':', '_')}-{time.monotonic_ns()}.err"),
+            *args,
+        ]
+
+    def start(self, scenario: str, *args: str, port: int | None = None, calls: int = 1) -> subprocess.Popen[bytes]:
+        """A background SIPp (a callee waiting for calls)."""
+        process = subprocess.Popen(
+            self.command(scenario, *args, port=port, calls=calls),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory,
+        )
+        self.started.append(process)
+        time.sleep(0.2)  # let it bind before anyone calls it (a late bind costs a retransmission)
+        return process
+
+    def run(self, scenario: str, *args: str, port: int | None = None, calls: int = 1) -> subprocess.CompletedProcess[bytes]:
+        """A foreground SIPp (a caller); returns when it is done."""
+        return subprocess.run(
+            self.command(scenario, *args, port=port, calls=calls),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory, timeout=40,
+        )
+
+    def errors(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-2000:] for p in self.directory.glob("*.err"))
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Iterator[Sipp]:
+    runner = Sipp(tmp_path)
+    yield runner
+    runner.stop_all()
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float = 25) -> int:
+    """The exit code of a background SIPp, killing it if it hangs."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return -9

@@ -1,0 +1,92 @@
+"""Real SIPp through the real gateway process: calls, failures, CANCEL, REGISTER, TCP, OPTIONS.
+
+SIPp exit codes: 0 every call succeeded, 1 some failed, 99 none processed, 254/255 fatal.
+"""
+
+from __future__ import annotations
+
+from tests.integration.conftest import HOST, USER_1001_PASSWORD, GatewayProcess, Sipp, free_port, wait_exit
+
+OK = 0
+
+
+def _gw(gateway: GatewayProcess) -> str:
+    return f"{HOST}:{gateway.sip_port}"
+
+
+def test_basic_call_with_sdp_through_the_gateway(gateway: GatewayProcess, sipp: Sipp) -> None:
+    callee = sipp.start("uas_answer.xml", port=gateway.trunk_port)
+    caller = sipp.run("uac_call.xml", "-s", "2000", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
+    assert wait_exit(callee) == OK, sipp.errors()
+
+
+def test_busy_callee_gives_486_to_the_caller(gateway: GatewayProcess, sipp: Sipp) -> None:
+    callee = sipp.start("uas_busy.xml", port=gateway.trunk_port)
+    caller = sipp.run("uac_expect_busy.xml", "-s", "2001", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors()
+    assert wait_exit(callee) == OK, sipp.errors()
+
+
+def test_cancel_while_ringing_gives_487_and_cancels_the_callee(gateway: GatewayProcess, sipp: Sipp) -> None:
+    callee = sipp.start("uas_ring_no_answer.xml", port=gateway.trunk_port)
+    caller = sipp.run("uac_cancel_while_ringing.xml", "-s", "2002", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
+    assert wait_exit(callee) == OK, sipp.errors()
+
+
+def test_unknown_user_gets_404(gateway: GatewayProcess, sipp: Sipp) -> None:
+    caller = sipp.run("uac_expect_not_found.xml", "-s", "999", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors()
+
+
+def test_unregistered_extension_gets_480(gateway: GatewayProcess, sipp: Sipp) -> None:
+    caller = sipp.run("uac_expect_unavailable.xml", "-s", "1999", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors()
+
+
+def test_options_to_the_gateway_is_200(gateway: GatewayProcess, sipp: Sipp) -> None:
+    probe = sipp.run("options_ping.xml", _gw(gateway))
+    assert probe.returncode == OK, sipp.errors()
+
+
+def test_register_with_digest_then_call_the_registered_extension(gateway: GatewayProcess, sipp: Sipp) -> None:
+    phone_port = free_port()
+    registration = sipp.run(
+        "register_digest.xml", "-s", "1001", "-au", "1001", "-ap", USER_1001_PASSWORD,
+        "-key", "contact_port", str(phone_port), _gw(gateway),
+    )
+    assert registration.returncode == OK, sipp.errors()
+    phone = sipp.start("uas_answer.xml", port=phone_port)
+    caller = sipp.run("uac_call.xml", "-s", "1001", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
+    assert wait_exit(phone) == OK, sipp.errors()
+
+
+def test_register_with_a_wrong_password_is_refused(gateway: GatewayProcess, sipp: Sipp) -> None:
+    registration = sipp.run(
+        "register_digest.xml", "-s", "1001", "-au", "1001", "-ap", "wrong",
+        "-key", "contact_port", str(free_port()), _gw(gateway),
+    )
+    assert registration.returncode != OK  # the second answer is 401 again, not the expected 200
+
+
+def test_tcp_caller_basic_call(gateway: GatewayProcess, sipp: Sipp) -> None:
+    callee = sipp.start("uas_answer.xml", port=gateway.trunk_port)
+    caller = sipp.run("uac_call.xml", "-t", "t1", "-s", "2003", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
+    assert wait_exit(callee) == OK, sipp.errors()
+
+
+def test_tcp_callee_basic_call(gateway: GatewayProcess, sipp: Sipp) -> None:
+    callee = sipp.start("uas_answer.xml", "-t", "t1", port=gateway.tcp_trunk_port)
+    caller = sipp.run("uac_call.xml", "-s", "3000", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
+    assert wait_exit(callee) == OK, sipp.errors()
+
+
+def test_builtin_sipp_uac_and_uas_as_the_benchmark_uses_them(gateway: GatewayProcess, sipp: Sipp) -> None:
+    callee = sipp.start("sn:uas", port=gateway.trunk_port, calls=3)
+    caller = sipp.run("sn:uac", "-s", "2004", "-r", "10", "-d", "50", _gw(gateway), calls=3)
+    assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
+    assert wait_exit(callee, timeout=30) == OK, sipp.errors()

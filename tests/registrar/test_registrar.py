@@ -1,0 +1,189 @@
+"""Registrar (RFC 3261 §10.3): digest auth, bindings, expiry, un-register, no user enumeration."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from gateway.registrar import BindingStore, Registrar
+from gateway.registrar.gate import DigestGate
+from gateway.sip.auth import build_authorization
+from gateway.sip.message import Request, Response
+
+USERS = {"1001": "pw-1001", "1002": "pw-1002"}
+SOURCE = ("udp", "10.0.0.5", 5062)
+_serial = itertools.count(1)
+
+
+@pytest.fixture
+def registrar() -> Registrar:
+    gate = DigestGate(b"k" * 32, "example.test", 300.0, USERS)
+    return Registrar(BindingStore(), gate, min_expires=60, max_expires=3600, default_expires=1800)
+
+
+def register(
+    user: str,
+    contacts: list[str],
+    *,
+    expires: str | None = None,
+    call_id: str = "reg-1",
+    cseq: int = 1,
+    authorization: str | None = None,
+) -> Request:
+    headers = [
+        ("Via", f"SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK{next(_serial)}"),
+        ("From", f"<sip:{user}@example.test>;tag=f1"),
+        ("To", f"<sip:{user}@example.test>"),
+        ("Call-ID", call_id),
+        ("CSeq", f"{cseq} REGISTER"),
+    ]
+    headers += [("Contact", contact) for contact in contacts]
+    if expires is not None:
+        headers.append(("Expires", expires))
+    if authorization is not None:
+        headers.append(("Authorization", authorization))
+    return Request("REGISTER", "sip:example.test", headers)
+
+
+def authed(registrar: Registrar, user: str, password: str, contacts: list[str], now: float = 100.0,
+           **kwargs: object) -> Response:
+    """Send once, answer the 401 like a phone does, return the final answer."""
+    first = registrar.handle(register(user, contacts, **kwargs), SOURCE, now)  # type: ignore[arg-type]
+    assert first.status == 401
+    challenge = first.get("WWW-Authenticate") or ""
+    credentials = build_authorization(challenge, method="REGISTER", uri="sip:example.test",
+                                      username=user, password=password, cnonce="c0ffee")
+    cseq = int(kwargs.pop("cseq", 1)) + 1  # type: ignore[call-overload]
+    return registrar.handle(register(user, contacts, cseq=cseq, authorization=credentials, **kwargs),  # type: ignore[arg-type]
+                            SOURCE, now)
+
+
+def contacts_of(response: Response) -> list[str]:
+    return response.get_all("Contact")
+
+
+def test_register_without_credentials_is_challenged(registrar: Registrar) -> None:
+    response = registrar.handle(register("1001", ["<sip:1001@10.0.0.5:5062>"]), SOURCE, 100.0)
+    assert response.status == 401
+    assert (response.get("WWW-Authenticate") or "").startswith("Digest ")
+    assert 'realm="example.test"' in (response.get("WWW-Authenticate") or "")
+    assert registrar.store.contacts("1001", 100.0) == []
+
+
+def test_same_401_for_unknown_and_known_users(registrar: Registrar) -> None:
+    known = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"]), SOURCE, 100.0)
+    unknown = registrar.handle(register("9999", ["<sip:9999@10.0.0.5>"]), SOURCE, 100.0)
+    assert known.status == unknown.status == 401
+    assert known.reason == unknown.reason
+    assert [name for name, _ in known.headers] == [name for name, _ in unknown.headers]
+    assert _without_nonce(known) == _without_nonce(unknown)
+    # And with credentials: a wrong password and an unknown user fail alike.
+    wrong = authed(registrar, "1001", "guess", ["<sip:1001@10.0.0.5>"])
+    nobody = authed(registrar, "9999", "guess", ["<sip:9999@10.0.0.5>"])
+    assert wrong.status == nobody.status == 401
+    assert _without_nonce(wrong) == _without_nonce(nobody)
+
+
+def _without_nonce(response: Response) -> str:
+    """The challenge with its nonce blanked (each nonce is fresh; all else must be identical)."""
+    return re.sub(r'nonce="[^"]*"', 'nonce=""', response.get("WWW-Authenticate") or "")
+
+
+def test_good_credentials_bind_and_the_200_lists_the_bindings(registrar: Registrar) -> None:
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5:5062>"], expires="300")
+    assert response.status == 200
+    assert contacts_of(response) == ["<sip:1001@10.0.0.5:5062>;expires=300"]
+    assert registrar.store.contacts("1001", 100.0) == ["sip:1001@10.0.0.5:5062"]
+
+
+def test_several_contacts_per_aor_most_recent_first(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5:5062>"], now=100.0, call_id="desk")
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.9:5060>;expires=600"], now=110.0,
+                      call_id="mobile")
+    assert len(contacts_of(response)) == 2
+    assert registrar.store.contacts("1001", 120.0) == ["sip:1001@10.0.0.9:5060", "sip:1001@10.0.0.5:5062"]
+
+
+def test_contact_expires_param_wins_over_header_and_max_is_enforced(registrar: Registrar) -> None:
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>;expires=99999"], expires="120")
+    assert contacts_of(response) == ["<sip:1001@10.0.0.5>;expires=3600"]
+
+
+def test_bindings_expire(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"], expires="120", now=100.0)
+    assert registrar.store.contacts("1001", 219.0) == ["sip:1001@10.0.0.5"]
+    assert registrar.store.contacts("1001", 221.0) == []
+    assert len(registrar.store) == 0
+
+
+def test_too_brief_interval_is_423_with_min_expires(registrar: Registrar) -> None:
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"], expires="10")
+    assert response.status == 423
+    assert response.get("Min-Expires") == "60"
+    assert registrar.store.contacts("1001", 100.0) == []
+
+
+def test_unregister_one_contact_with_expires_zero(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>", "<sip:1001@10.0.0.6>"], call_id="c", cseq=1)
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>;expires=0"], call_id="c", cseq=5)
+    assert response.status == 200
+    assert contacts_of(response) == ["<sip:1001@10.0.0.6>;expires=1800"]
+
+
+def test_unregister_all_with_star(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"], call_id="c", cseq=1)
+    response = authed(registrar, "1001", "pw-1001", ["*"], expires="0", call_id="c", cseq=5)
+    assert response.status == 200 and contacts_of(response) == []
+    assert registrar.store.contacts("1001", 100.0) == []
+
+
+def test_star_without_expires_zero_is_400(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"], call_id="c", cseq=1)
+    response = authed(registrar, "1001", "pw-1001", ["*"], expires="60", call_id="c", cseq=5)
+    assert response.status == 400
+    assert registrar.store.contacts("1001", 100.0) == ["sip:1001@10.0.0.5"]
+
+
+def test_register_without_contact_lists_current_bindings(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"], expires="300", call_id="c", cseq=1)
+    response = authed(registrar, "1001", "pw-1001", [], call_id="q", cseq=1)
+    assert response.status == 200 and contacts_of(response) == ["<sip:1001@10.0.0.5>;expires=300"]
+
+
+def test_out_of_order_cseq_on_same_call_id_changes_nothing(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"], expires="300", call_id="c", cseq=10)
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>;expires=0"], call_id="c", cseq=3)
+    assert response.status == 500
+    assert registrar.store.contacts("1001", 100.0) == ["sip:1001@10.0.0.5"]
+
+
+def test_user_cannot_register_someone_else(registrar: Registrar) -> None:
+    first = registrar.handle(register("1002", ["<sip:1002@10.0.0.5>"]), SOURCE, 100.0)
+    credentials = build_authorization(first.get("WWW-Authenticate") or "", method="REGISTER",
+                                      uri="sip:example.test", username="1001", password="pw-1001", cnonce="x")
+    response = registrar.handle(register("1002", ["<sip:1002@10.0.0.5>"], cseq=2, authorization=credentials),
+                                SOURCE, 100.0)
+    assert response.status == 403
+    assert registrar.store.contacts("1002", 100.0) == []
+
+
+def test_stale_nonce_is_rechallenged_with_stale_true(registrar: Registrar) -> None:
+    first = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"]), SOURCE, 100.0)
+    credentials = build_authorization(first.get("WWW-Authenticate") or "", method="REGISTER",
+                                      uri="sip:example.test", username="1001", password="pw-1001", cnonce="x")
+    late = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"], cseq=2, authorization=credentials),
+                            SOURCE, 100.0 + 301)
+    assert late.status == 401
+    assert "stale=true" in (late.get("WWW-Authenticate") or "").lower()
+
+
+def test_malformed_expires_is_400(registrar: Registrar) -> None:
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"], expires="soon")
+    assert response.status == 400
+
+
+def test_password_never_appears_in_answers(registrar: Registrar) -> None:
+    response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"])
+    assert b"pw-1001" not in response.to_bytes()

@@ -1,0 +1,118 @@
+"""Configuration loading: a good file becomes typed settings; a bad one says what to fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, ListenAddress, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """
+[sip]
+listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5061"]
+realm = "example.test"
+min_expires = 30
+[[sip.static_routes]]
+match = "^1\\\\d{3}$"
+target = "registered"
+[[sip.static_routes]]
+id = "trunk"
+match = ".*"
+target = "sip:127.0.0.1:5090"
+[[sip.users]]
+username = "1001"
+password = "s3cret"
+[[sip.trunks]]
+host = "127.0.0.1"
+[admin]
+listen = "127.0.0.1:8081"
+[database]
+url = "sqlite+aiosqlite:///./x.db"
+"""
+
+
+def test_good_file_is_typed() -> None:
+    config = parse_config(GOOD)
+    sip = config.sip
+    assert sip.listen == (ListenAddress("udp", "127.0.0.1", 5060), ListenAddress("tcp", "127.0.0.1", 5061))
+    assert [r.rule_id for r in sip.static_routes] == ["static_routes[0]", "trunk"]
+    assert sip.static_routes[0].pattern.fullmatch("1001") is not None
+    assert sip.static_routes[0].target == "registered"
+    assert sip.users[0].username == "1001" and sip.users[0].password == "s3cret"
+    assert sip.trunks[0].host == "127.0.0.1" and sip.trunks[0].port is None
+    assert (config.admin.host, config.admin.port) == ("127.0.0.1", 8081)
+    assert config.database.url == "sqlite+aiosqlite:///./x.db"
+    assert sip.realm == "example.test" and sip.min_expires == 30
+    assert len(sip.nonce_secret) == 32  # random when not configured
+
+
+def test_minimal_file_gets_the_defaults() -> None:
+    config = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\n")
+    assert config.database.url == "sqlite+aiosqlite:///./gateway.db"
+    assert (config.admin.host, config.admin.port) == ("127.0.0.1", 8080)
+    assert config.sip.static_routes == () and config.sip.users == ()
+
+
+def test_passwords_do_not_show_in_repr() -> None:
+    assert "s3cret" not in repr(parse_config(GOOD))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[admin]\nlisten='127.0.0.1:1'", "missing [sip] table"),
+        ("[sip]\nlisten = []", "sip.listen must be a non-empty list"),
+        ("[sip]\nlisten = ['sctp:127.0.0.1:5060']", "transport must be one of udp, tcp"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:http']", "port must be a number"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:70000']", "port must be a number"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\nlisen = 1", "unknown key sip.lisen"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\nmatch = '('\ntarget='registered'",
+         "sip.static_routes[0].match = '(' is not a valid regular expression"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\nmatch = '.*'\ntarget='127.0.0.1'",
+         'use a SIP URI ("sip:host:port") or "registered"'),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\ntarget='registered'",
+         "sip.static_routes[0].match is required"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.users]]\nusername='1001'\npassword=''",
+         "sip.users[0].password must not be empty"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.users]]\nusername='a b'\npassword='x'",
+         "use letters, digits"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.users]]\nusername='1'\npassword='x'\n"
+         "[[sip.users]]\nusername='1'\npassword='y'", "username '1' is defined more than once"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\nmin_expires = 0", "sip.min_expires must be a whole number"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[admin]\nlisten = '8080'", 'admin.listen = \'8080\': write it as "HOST:PORT"'),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[database]\nurl = 'gateway.db'", "use a SQLAlchemy URL"),
+        ("[sip\nlisten=1", "not valid TOML"),
+    ],
+)
+def test_bad_config_says_what_to_fix(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert fragment in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read configuration file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_demo_config_loads() -> None:
+    config = load_config(REPO / "config" / "demo.toml")
+    assert {str(a) for a in config.sip.listen} == {"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"}
+    assert {u.username for u in config.sip.users} == {"1001", "1002"}
+    assert (config.admin.host, config.admin.port) == ("127.0.0.1", 8080)
+
+
+def test_gateway_run_with_bad_config_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sip]\nlisten = ['udp:127.0.0.1:5060']\nrealm = 5\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert "sip.realm must be a string" in result.stderr
