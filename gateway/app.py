@@ -1,4 +1,4 @@
-"""Composition root: config → registrar → routing → B2BUA → transports → admin API, in one loop."""
+"""Composition root: config → storage → CRM → registrar → routing → B2BUA → transports → admin API."""
 
 from __future__ import annotations
 
@@ -13,15 +13,21 @@ from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.admin.api import crm_routers, install
 from gateway.admin.app import create_admin_app
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.crm_bridge.outbox import OutboxWorker
+from gateway.crm_bridge.store import BuiltinCrm
+from gateway.demo import seed_demo_if_new
 from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.sip.endpoint import SipEndpoint
+from gateway.storage.session import make_engine, make_sessionmaker, migrate
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
@@ -142,14 +148,43 @@ class _InLoopServer(uvicorn.Server):
         yield
 
 
+async def open_crm(config: GatewayConfig) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """Migrate the database to the newest schema, seed the demo into a new one when asked."""
+    url = config.database.url
+    await migrate(url)
+    if config.database.seed_demo:
+        seeded = await seed_demo_if_new(url)
+        if seeded.created:
+            # Printed, not logged: the one-time admin token must not end up in log files.
+            print(seeded.announcement(), flush=True)
+    engine = make_engine(url)
+    return engine, make_sessionmaker(engine)
+
+
+def crm_gateway(config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession]) -> Gateway:
+    """The gateway with the admin API's CRM resources served over `sessionmaker`."""
+    return Gateway(
+        config,
+        admin_routers=crm_routers(),
+        admin_setup=lambda app: install(app, sessionmaker),
+    )
+
+
 async def serve(config: GatewayConfig, gateway: Gateway | None = None) -> None:
     """Run until SIGINT/SIGTERM: SIP first (so /healthz tells the truth), then the admin API.
 
-    Pass a prepared `gateway` to add observers (CRM linking), admin routers and their state.
+    Without a prepared `gateway`, the database is migrated, the CRM admin API is mounted and the
+    outbox worker applies pending CRM writes (SPEC C4) for as long as the gateway runs.
     """
-    gateway = gateway if gateway is not None else Gateway(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    engine: AsyncEngine | None = None
+    outbox_task: asyncio.Task[None] | None = None
+    if gateway is None:
+        engine, sessionmaker = await open_crm(config)
+        gateway = crm_gateway(config, sessionmaker)
+        worker = OutboxWorker(sessionmaker, BuiltinCrm())
+        outbox_task = loop.create_task(worker.run_forever(stop=stop))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = gateway.admin_server()
@@ -164,8 +199,14 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None) -> None:
     finally:
         server.should_exit = True
         gateway.stop_sip()
+        stop.set()
         with contextlib.suppress(Exception):
             await admin_task
+        if outbox_task is not None:
+            with contextlib.suppress(Exception):
+                await outbox_task
+        if engine is not None:
+            await engine.dispose()
     log.info("gateway stopped")
 
 
@@ -177,6 +218,8 @@ def run_from_file(path: str) -> int:
         print(f"gateway: configuration error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every migration step at INFO; only its warnings matter to an operator.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
     try:
         _run(serve(config))
     except OSError as error:

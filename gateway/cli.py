@@ -11,6 +11,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the SIP gateway and its admin API")
     run.add_argument("--config", required=True, help="TOML configuration file")
+    from gateway import simulate
+
+    simulate.register(sub)
     return parser
 
 
@@ -20,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.app import run_from_file
 
         return run_from_file(args.config)
+    if args.command == "simulate":
+        from gateway import simulate
+
+        return simulate.run(args)
     return 2
 
 

@@ -87,6 +87,7 @@ class DatabaseConfig:
     """The [database] table."""
 
     url: str = DEFAULT_DATABASE_URL
+    seed_demo: bool = False  # seed the demo employees, queue group and number into a new database
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,11 +236,14 @@ def _admin(table: dict[str, Any]) -> AdminConfig:
 
 
 def _database(table: dict[str, Any]) -> DatabaseConfig:
-    _reject_unknown(table, {"url"}, "database.")
+    _reject_unknown(table, {"url", "seed_demo"}, "database.")
     url = _string(table, "url", "database.", DEFAULT_DATABASE_URL)
     if "://" not in url:
         raise ConfigError(f'database.url = {url!r}: use a SQLAlchemy URL such as "sqlite+aiosqlite:///./gateway.db"')
-    return DatabaseConfig(url)
+    seed = table.get("seed_demo", False)
+    if not isinstance(seed, bool):
+        raise ConfigError(f"database.seed_demo = {seed!r}: write true or false")
+    return DatabaseConfig(url, seed)
 
 
 # -- small typed getters ----------------------------------------------------------------------

@@ -82,6 +82,7 @@ host = "{HOST}"
 listen = "{HOST}:{admin_port}"
 [database]
 url = "sqlite+aiosqlite:///{path.parent}/gateway.db"
+seed_demo = true
 """)
 
 
