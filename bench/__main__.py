@@ -1,0 +1,104 @@
+"""`python -m bench`: SIPp ramp against SIPp direct, the gateway, sippy and Kamailio; parser speed.
+
+Prints progress per step, then ONE table, and as its very last line:
+`bench: direct_cps=N gateway_cps=N sippy_cps=N kamailio_cps=N parse_per_s=N`
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import signal
+import sys
+import time
+from dataclasses import replace
+from types import FrameType
+
+from bench.procs import stop_all
+from bench.ramp import TargetResult, run_target
+from bench.report import ORDER, ParseResult, machine_line, table, write_json
+from bench.settings import DEFAULT_RATES, BenchSettings, RampPlan
+from bench.targets import make_targets
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", default=",".join(ORDER), help="comma-separated, from %(default)s")
+    parser.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)), help="calls/s per step")
+    parser.add_argument("--step-seconds", type=float, default=5.0, help="length of one step's calling")
+    parser.add_argument("--call-ms", type=int, default=1000, help="call duration (SIPp -d)")
+    parser.add_argument("--no-refine", action="store_true", help="no probe steps after the first failure")
+    parser.add_argument("--sippy-workers", type=int, default=1, help="sippy UDP threads (default 1)")
+    parser.add_argument("--kamailio-children", type=int, default=1, help="Kamailio UDP workers (default 1)")
+    parser.add_argument("--parse-seconds", type=float, default=2.0, help="parser micro-benchmark length")
+    return parser.parse_args(argv)
+
+
+def measure_parser(seconds: float) -> ParseResult:
+    """Run bench/parse_bench.py's parse_per_second(); 0 with a note when it is missing or breaks."""
+    try:
+        from bench.parse_bench import parse_per_second
+    except ImportError as exc:
+        return ParseResult(0.0, f"bench/parse_bench.py unavailable: {exc}")
+    try:
+        return ParseResult(float(parse_per_second(seconds)))
+    except Exception as exc:  # a broken micro-benchmark must not cost the load results
+        return ParseResult(0.0, f"parse_per_second failed: {type(exc).__name__}: {exc}")
+
+
+def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the whole bench; exit 0 when it measured (whatever the figures), 1 if interrupted."""
+    args = _arguments(argv)
+    plan = RampPlan(rates=tuple(int(r) for r in args.rates.split(",")), step_seconds=args.step_seconds,
+                    call_ms=args.call_ms, refine=not args.no_refine)
+    settings = replace(BenchSettings(), plan=plan, sippy_workers=args.sippy_workers,
+                       kamailio_children=args.kamailio_children)
+    targets = make_targets(settings, [t.strip() for t in args.targets.split(",") if t.strip()])
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    began = time.monotonic()
+    results: dict[str, TargetResult] = {}
+    parse = ParseResult(0.0, "not run")
+    interrupted = False
+    try:
+        print(f"bench: parser micro-benchmark ({args.parse_seconds:g} s)", flush=True)
+        parse = measure_parser(args.parse_seconds)
+        for box in targets:
+            print(f"bench: {box.name}: ramp {', '.join(map(str, plan.rates))} calls/s, "
+                  f"{plan.step_seconds:g} s steps, {plan.call_ms} ms calls", flush=True)
+            if shutil.which("sipp") is None:
+                results[box.name] = TargetResult(box.name, error="sipp is not installed (apt sip-tester)")
+                continue
+            if box.name == "kamailio" and shutil.which("kamailio") is None:
+                results[box.name] = TargetResult(box.name, error="kamailio is not installed (apt kamailio)")
+                continue
+            results[box.name] = TargetResult(box.name)
+            run_target(box, settings, lambda line: print(line, flush=True), results[box.name])
+    except KeyboardInterrupt:
+        interrupted = True
+        print("bench: interrupted; stopping everything it started", flush=True)
+    finally:
+        stop_all()
+    meta = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
+            "seconds": round(time.monotonic() - began, 1), "interrupted": interrupted,
+            "plan": {"rates": plan.rates, "step_seconds": plan.step_seconds, "call_ms": plan.call_ms},
+            "sippy_workers": settings.sippy_workers, "kamailio_children": settings.kamailio_children}
+    write_json(settings.results_file, results, parse, meta)
+    print()
+    print(table(results, parse))
+    print(f"sippy ran {settings.sippy_workers} UDP worker thread(s), Kamailio {settings.kamailio_children} UDP "
+          "worker(s): more of either can deliver a 180 after its 200, which SIPp's uac fails")
+    print(f"({meta['seconds']:.0f} s; per-step results in {settings.results_file})")
+    print(machine_line(results, parse), flush=True)
+    return 1 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
