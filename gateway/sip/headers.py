@@ -18,8 +18,21 @@ _VIA_RE = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*\Z"
 )
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_PLAIN_TRANSPORT_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_PLAIN_HOST_RE = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+# The usual ``SIP/2.0/UDP host[:port];params`` without LWS, IPv6 or quotes, in one C-level match;
+# anything else takes the full grammar above.
+_PLAIN_VIA_RE = re.compile(
+    r"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) ([A-Za-z0-9_.\-]+)(?::([0-9]{1,5}))?"
+    # the parameters nearly every Via carries (RFC 3261 §8.1.1.7, RFC 3581 §4), or any others
+    r"(?:;branch=([A-Za-z0-9\-.!%*_+`'~]+)(;rport)?|;rport;branch=([A-Za-z0-9\-.!%*_+`'~]+)|;([^\"]*))?"
+)
+# A name-addr / addr-spec that `parse_name_addr` surely accepts: quoted display without escapes or
+# token display, URI without LWS, header parameters without LWS or quotes. Group 1: a first tag;
+# group 2: any parameters after it.
+# Printable ASCII ranges rather than negated \\s: sre tests them with one bitmap lookup per character.
+_PLAIN_NAME_ADDR_RE = re.compile(
+    r'(?:(?:"[^"\\]*"[ \t]*|[A-Za-z0-9\-.!%*_+`\'~ \t]*)<[!#-9;=?-~]+:[!#-;=?-~]*>|[!#-9=?-~]+:[!#-:=?-~]*)'
+    r'(?:;tag=([!#-:=?-~]+))?((?:;[A-Za-z0-9\-.!%*_+`\'~]+(?:=[!#-:=?-~]+)?)*)'
+)
 _DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]*\Z")
 
 
@@ -77,11 +90,25 @@ def _params_to_str(params: dict[str, str | None]) -> str:
 
 def parse_via(value: str) -> Via:
     """Parse one Via value; raises RemoteProtocolError(400) when malformed."""
+    match = _PLAIN_VIA_RE.fullmatch(value)
+    if match is not None:
+        transport, host, port_text, branch, rport, branch_after_rport, param_text = match.groups()
+        port = None if port_text is None else int(port_text)
+        if port is None or port <= 65535:
+            params: dict[str, str | None]
+            if branch is not None:
+                params = {"branch": branch} if rport is None else {"branch": branch, "rport": None}
+            elif branch_after_rport is not None:
+                params = {"rport": None, "branch": branch_after_rport}
+            else:
+                params = _parse_params(param_text) if param_text else {}
+            return Via(transport.upper(), host, port, params)
+    return _parse_via_full(value)
+
+
+def _parse_via_full(value: str) -> Via:
+    """The whole RFC 3261 §20.42 / §25.1 grammar: LWS, IPv6 references, quoted parameter values."""
     head, _, param_text = value.partition(";") if '"' not in value else _split_first_semicolon(value)
-    if head.startswith("SIP/2.0/"):
-        via = _parse_plain_via(head, param_text)
-        if via is not None:
-            return via
     match = _VIA_RE.match(head)
     if match is None:
         raise RemoteProtocolError(f"malformed Via {value[:80]!r}", 400)
@@ -97,25 +124,6 @@ def parse_via(value: str) -> Via:
         port = int(port_text)
         if port > 65535:
             raise RemoteProtocolError(f"malformed Via port {value[:80]!r}", 400)
-    params = _parse_params(param_text) if param_text else {}
-    return Via(transport.upper(), host, port, params)
-
-
-def _parse_plain_via(head: str, param_text: str) -> Via | None:
-    """The common ``SIP/2.0/UDP host[:port]`` without LWS and IPv6; None to use the full grammar."""
-    transport, space, sent_by = head[8:].partition(" ")
-    if not space or " " in sent_by or "[" in sent_by:
-        return None
-    host, colon, port_text = sent_by.partition(":")
-    if not _PLAIN_TRANSPORT_RE.match(transport) or not _PLAIN_HOST_RE.match(host):
-        return None
-    port = None
-    if colon:
-        if not (0 < len(port_text) <= 5 and port_text.isdigit() and port_text.isascii()):
-            return None
-        port = int(port_text)
-        if port > 65535:
-            return None
     params = _parse_params(param_text) if param_text else {}
     return Via(transport.upper(), host, port, params)
 
@@ -156,6 +164,23 @@ def parse_name_addr(value: str) -> NameAddr:
         raise RemoteProtocolError(f"malformed URI in {value[:80]!r}", 400)
     params = _parse_params(param_text) if param_text else {}
     return NameAddr(display, uri, params)
+
+
+NOT_PLAIN = object()  # `plain_name_addr_tag`: the value needs `parse_name_addr`
+
+
+def plain_name_addr_tag(value: str) -> object:
+    """The tag (or None) of a From/To value in the plain form; `NOT_PLAIN` when it needs `parse_name_addr`.
+
+    Plain: display and URI as `_PLAIN_NAME_ADDR_RE` allows, no parameter or only ``;tag=...``. A
+    value this accepts is one `parse_name_addr` accepts with the same tag, so the full parse can
+    wait until someone reads more than the tag.
+    """
+    match = _PLAIN_NAME_ADDR_RE.fullmatch(value)
+    if match is None:
+        return NOT_PLAIN
+    tag, other_params = match.groups()
+    return NOT_PLAIN if other_params else tag
 
 
 def split_comma_values(value: str) -> list[str]:

@@ -53,6 +53,19 @@ _CANONICAL: dict[str, str] = {
 }
 _CANONICAL.update({short: long for short, long in COMPACT_FORMS.items()})
 _DIGITS = frozenset("0123456789")
+_UNSET = object()
+
+
+def parse_cseq(value: str) -> tuple[int, str]:
+    """(sequence number, method) of a CSeq value; raises RemoteProtocolError(400) when malformed."""
+    parts = value.split()
+    # RFC 3261 §8.1.1.5: the number is less than 2**31, so at most 10 ASCII digits.
+    if len(parts) != 2 or len(parts[0]) > 10 or not _DIGITS.issuperset(parts[0]):
+        raise RemoteProtocolError("malformed CSeq header", 400)
+    number = int(parts[0])
+    if number >= 2**31:
+        raise RemoteProtocolError("CSeq number too large", 400)
+    return number, parts[1]
 
 
 def canonical_name(name: str) -> str:
@@ -66,12 +79,22 @@ def canonical_name(name: str) -> str:
 class Message:
     """Common part of `Request` and `Response`: headers and body."""
 
-    __slots__ = ("headers", "body", "_cache")
+    # The views every layer reads get a slot each (cheaper than a dict entry); the rarer ones
+    # (all Vias, From/To name-addrs, the parsed Request-URI) live in `_cache`.
+    __slots__ = ("headers", "body", "_cache", "_call_id", "_cseq", "_top_via", "_from_tag", "_to_tag")
 
     def __init__(self, headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> None:
         self.headers: list[tuple[str, str]] = headers if headers is not None else []
         self.body = body
         self._cache: dict[str, object] = {}
+        self._forget_views()
+
+    def _forget_views(self) -> None:
+        self._call_id: str | None = None
+        self._cseq: tuple[int, str] | None = None
+        self._top_via: Via | None = None
+        self._from_tag: object = _UNSET  # str | None once known
+        self._to_tag: object = _UNSET
 
     # -- header access -------------------------------------------------------------------
     def get(self, name: str) -> str | None:
@@ -88,6 +111,7 @@ class Message:
     def set(self, name: str, value: str) -> None:
         """Replace every `name` header with one value, kept at the first one's position."""
         self._cache.clear()
+        self._forget_views()
         for index, (key, _) in enumerate(self.headers):
             if key == name:
                 self.headers[index] = (name, value)
@@ -98,6 +122,7 @@ class Message:
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Add one `name` header; `first=True` puts it before every other header of that name."""
         self._cache.clear()
+        self._forget_views()
         if first:
             for index, (key, _) in enumerate(self.headers):
                 if key == name:
@@ -110,11 +135,13 @@ class Message:
     def remove(self, name: str) -> None:
         """Drop every `name` header."""
         self._cache.clear()
+        self._forget_views()
         self.headers = [h for h in self.headers if h[0] != name]
 
     def remove_first(self, name: str) -> str | None:
         """Drop the first `name` header and return its value (the top Via, a Route)."""
         self._cache.clear()
+        self._forget_views()
         for index, (key, value) in enumerate(self.headers):
             if key == name:
                 del self.headers[index]
@@ -130,22 +157,18 @@ class Message:
 
     @property
     def call_id(self) -> str:
-        return self._required("Call-ID")
+        value = self._call_id
+        if value is None:
+            value = self._call_id = self._required("Call-ID")
+        return value
 
     @property
     def cseq(self) -> tuple[int, str]:
         """(sequence number, method) of the CSeq header."""
-        cached = self._cache.get("cseq")
-        if cached is None:
-            parts = self._required("CSeq").split()
-            # RFC 3261 §8.1.1.5: the number is less than 2**31, so at most 10 ASCII digits.
-            if len(parts) != 2 or len(parts[0]) > 10 or not _DIGITS.issuperset(parts[0]):
-                raise RemoteProtocolError("malformed CSeq header", 400)
-            cached = (int(parts[0]), parts[1])
-            if cached[0] >= 2**31:
-                raise RemoteProtocolError("CSeq number too large", 400)
-            self._cache["cseq"] = cached
-        return cached  # type: ignore[return-value]
+        value = self._cseq
+        if value is None:
+            value = self._cseq = parse_cseq(self._required("CSeq"))
+        return value
 
     @property
     def vias(self) -> list[Via]:
@@ -159,11 +182,10 @@ class Message:
     @property
     def top_via(self) -> Via:
         """The first Via (parsed alone: the transaction layer needs only this one)."""
-        cached = self._cache.get("top_via")
-        if cached is None:
-            cached = parse_via(self._required("Via"))
-            self._cache["top_via"] = cached
-        return cached  # type: ignore[return-value]
+        value = self._top_via
+        if value is None:
+            value = self._top_via = parse_via(self._required("Via"))
+        return value
 
     def _name_addr(self, name: str) -> NameAddr:
         cached = self._cache.get(name)
@@ -182,11 +204,18 @@ class Message:
 
     @property
     def from_tag(self) -> str | None:
-        return self.from_.tag
+        # The parser leaves the tag here when a plain From needed no full name-addr parse.
+        tag = self._from_tag
+        if tag is _UNSET:
+            tag = self._from_tag = self.from_.tag
+        return tag  # type: ignore[return-value]
 
     @property
     def to_tag(self) -> str | None:
-        return self.to.tag
+        tag = self._to_tag
+        if tag is _UNSET:
+            tag = self._to_tag = self.to.tag
+        return tag  # type: ignore[return-value]
 
     @property
     def max_forwards(self) -> int | None:
@@ -204,13 +233,18 @@ class Message:
 
     def to_bytes(self) -> bytes:
         """Serialise; Content-Length always states the body's real length."""
-        # ": ".join over the (name, value) tuples keeps the per-header work in C.
-        headers = [h for h in self.headers if h[0] != "Content-Length"]
-        if headers:
-            head = f"{self._start_line()}\r\n{_CRLF.join(map(_COLON_SP.join, headers))}\r\n"
+        # ": ".join over the (name, value) tuples keeps the per-header work in C. A parsed message
+        # has its Content-Length last: dropping it by a slice spares a filter over every header.
+        headers = self.headers
+        if headers and headers[-1][0] == "Content-Length":
+            headers = headers[:-1]
+        text = _CRLF.join(map(_COLON_SP.join, headers))
+        if "Content-Length" in text:  # another one (or those words in a value): filter them all
+            text = _CRLF.join(map(_COLON_SP.join, [h for h in headers if h[0] != "Content-Length"]))
+        if text:
+            head = f"{self._start_line()}\r\n{text}\r\nContent-Length: {len(self.body)}\r\n\r\n"
         else:
-            head = f"{self._start_line()}\r\n"
-        head = f"{head}Content-Length: {len(self.body)}\r\n\r\n"
+            head = f"{self._start_line()}\r\nContent-Length: {len(self.body)}\r\n\r\n"
         return head.encode("utf-8", "surrogateescape") + self.body
 
 
@@ -230,7 +264,12 @@ class Request(Message):
         headers: list[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
-        super().__init__(headers, body)
+        # The slots are set here rather than through Message.__init__: calls saved per parsed message.
+        self.headers = headers if headers is not None else []
+        self.body = body
+        self._cache = {}
+        self._call_id = self._cseq = self._top_via = None
+        self._from_tag = self._to_tag = _UNSET
         self.method = method
         self.uri = uri
 
@@ -263,7 +302,11 @@ class Response(Message):
         headers: list[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
-        super().__init__(headers, body)
+        self.headers = headers if headers is not None else []
+        self.body = body
+        self._cache = {}
+        self._call_id = self._cseq = self._top_via = None
+        self._from_tag = self._to_tag = _UNSET
         self.status = status
         self.reason = reason
 
@@ -282,11 +325,14 @@ def make_response(
     `to_tag` is added to To when the request's To has no tag yet (§8.2.6.2); the 100 Trying
     never gets one.
     """
-    headers: list[tuple[str, str]] = []
-    for key, value in request.headers:
-        if key == "To" and to_tag is not None and status != 100 and request.to_tag is None:
-            value = f"{value};tag={to_tag}"
-        if key in ("Via", "From", "To", "Call-ID", "CSeq") or (key == "Timestamp" and status == 100):
-            headers.append((key, value))
+    copied = _COPIED_INTO_100 if status == 100 else _COPIED_INTO_RESPONSES
+    headers = [header for header in request.headers if header[0] in copied]
+    if to_tag is not None and status != 100:
+        for index, (key, value) in enumerate(headers):
+            if key == "To" and request.to_tag is None:
+                headers[index] = ("To", f"{value};tag={to_tag}")
     return Response(status, reason if reason is not None else reason_phrase(status), headers)
 
+
+_COPIED_INTO_RESPONSES = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
+_COPIED_INTO_100 = _COPIED_INTO_RESPONSES | {"Timestamp"}  # RFC 3261 §8.2.6.1

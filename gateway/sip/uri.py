@@ -27,6 +27,14 @@ _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+\Z")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]/:&$]+\Z")
 _FORBIDDEN_RE = re.compile(r'[\s<>"]')
 _HEX = frozenset("0123456789abcdefABCDEF")
+# The usual sip:/sips: URI in one C-level match: user without escapes or password, host name or IPv4,
+# port below 10000, token parameters, no headers. Everything it matches `parse_uri` accepts.
+PLAIN_SIP_URI_PATTERN = (
+    r"[sS][iI][pP][sS]?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]+@)?"
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_.])?(?::[0-9]{1,4})?"
+    r"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~\[\]/:&$]+)?)*"
+)
+_PLAIN_SIP_URI_RE = re.compile(PLAIN_SIP_URI_PATTERN)
 
 
 @dataclass(slots=True)
@@ -63,6 +71,11 @@ class SipUri:
 
     def __str__(self) -> str:
         return self.to_str()
+
+
+def is_plain_sip_uri(text: str) -> bool:
+    """True when `text` is a URI of the common form that `parse_uri` surely accepts (a cheap check)."""
+    return _PLAIN_SIP_URI_RE.fullmatch(text) is not None
 
 
 def parse_uri(text: str) -> SipUri:
