@@ -12,28 +12,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-
-class Channel(StrEnum):
-    """How the client reached us."""
-
-    CALL = "call"
-    EMAIL = "email"
-
-
-class Direction(StrEnum):
-    """Seen from the company: the client called/wrote us (inbound) or we called/wrote them (outbound)."""
-
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
-
-
-class ItemType(StrEnum):
-    """CRM item types."""
-
-    LEAD = "lead"
-    CONTACT = "contact"
-    COMPANY = "company"
-    DEAL = "deal"
+# Shared with storage, defined once; re-exported because the engine's callers import them from here.
+from gateway.vocabulary import Channel as Channel
+from gateway.vocabulary import CreateFor as CreateFor
+from gateway.vocabulary import CrmMode as CrmMode
+from gateway.vocabulary import DealCreationMode as DealCreationMode
+from gateway.vocabulary import Direction as Direction
+from gateway.vocabulary import ItemType as ItemType
+from gateway.vocabulary import UnknownCallerAction as UnknownCallerAction
 
 
 class ItemStatus(StrEnum):
@@ -42,35 +28,6 @@ class ItemStatus(StrEnum):
     ACTIVE = "active"
     CONVERTED = "converted"
     CLOSED = "closed"
-
-
-class UnknownCallerAction(StrEnum):
-    """T4: what a number does with a caller the CRM does not know (classic mode)."""
-
-    AUTO_LEAD = "auto_lead"
-    OFFER_IN_CARD = "offer_in_card"
-
-
-class CreateFor(StrEnum):
-    """T5: for which calls a number creates items."""
-
-    INCOMING = "incoming"
-    OUTGOING = "outgoing"
-    ALL = "all"
-
-
-class CrmMode(StrEnum):
-    """T3: classic (with leads) or simple (without leads)."""
-
-    CLASSIC = "classic"
-    SIMPLE = "simple"
-
-
-class DealCreationMode(StrEnum):
-    """T12: what a simple-mode deal is created together with."""
-
-    CONTACT = "contact"
-    COMPANY = "company"
 
 
 class Action(StrEnum):

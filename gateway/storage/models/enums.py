@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-
-class ItemType(StrEnum):
-    """A CRM item type (bindings, rights, timeline)."""
-
-    LEAD = "lead"
-    CONTACT = "contact"
-    COMPANY = "company"
-    DEAL = "deal"
+# The words the linking engine decides with are defined once, in gateway.vocabulary.
+from gateway.vocabulary import Channel as ActivityKind  # noqa: F401
+from gateway.vocabulary import CreateFor as CreateFor
+from gateway.vocabulary import CrmMode as CrmMode
+from gateway.vocabulary import DealCreationMode as DealCreationMode
+from gateway.vocabulary import Direction as ActivityDirection  # noqa: F401
+from gateway.vocabulary import ItemType as ItemType
+from gateway.vocabulary import UnknownCallerAction as UnknownCallerAction
 
 
 class PartyItemType(StrEnum):
@@ -35,35 +35,6 @@ class NumberKind(StrEnum):
 
     RENTED = "rented"
     SIP_PBX = "sip_pbx"
-
-
-class UnknownCallerAction(StrEnum):
-    """SPEC T4: what a classic-mode call from an unknown caller does."""
-
-    AUTO_LEAD = "auto_lead"
-    OFFER_IN_CARD = "offer_in_card"
-
-
-class CreateFor(StrEnum):
-    """SPEC T5: for which call directions a number creates items."""
-
-    INCOMING = "incoming"
-    OUTGOING = "outgoing"
-    ALL = "all"
-
-
-class CrmMode(StrEnum):
-    """SPEC T3: classic (with leads) or simple (without leads)."""
-
-    CLASSIC = "classic"
-    SIMPLE = "simple"
-
-
-class DealCreationMode(StrEnum):
-    """SPEC T12: a simple-mode deal is created together with a contact or a company."""
-
-    CONTACT = "contact"
-    COMPANY = "company"
 
 
 class AnyAddressCreates(StrEnum):
@@ -93,20 +64,6 @@ class DealStatus(StrEnum):
 
     ACTIVE = "active"
     CLOSED = "closed"
-
-
-class ActivityKind(StrEnum):
-    """What an activity records."""
-
-    CALL = "call"
-    EMAIL = "email"
-
-
-class ActivityDirection(StrEnum):
-    """The direction of the call or email an activity records."""
-
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
 
 
 class OutboxStatus(StrEnum):
