@@ -114,7 +114,7 @@ def _skip_leading_crlfs(data: bytes) -> bytes:
     return data[start:]
 
 
-def _start_line(line: str, errors: list[tuple[str, int]]) -> Message:
+def _start_line(line: str, errors: list[tuple[str, int]]) -> Request | Response:
     plain = _PLAIN_REQUEST_LINE_RE.fullmatch(line)
     if plain is not None and len(line) <= MAX_REQUEST_URI:
         return Request(plain[1], plain[2])  # its Request-URI is parsed on first access
