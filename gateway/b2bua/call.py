@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from gateway.b2bua import propagation
 from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered
 from gateway.b2bua.leg import Leg, strip_tag
+from gateway.sip.errors import LocalProtocolError
 from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request, Response, make_response
 
@@ -31,6 +32,7 @@ class CallState(Enum):
     ANSWERED = "answered"  # 2xx relayed to A, waiting for A's ACK
     CONFIRMED = "confirmed"
     CANCELLING = "cancelling"  # A gave up; waiting for B's final answer to the CANCEL
+    HUNG_UP = "hung up"  # B hung up before A's ACK; A's BYE waits for that ACK (§15)
     ENDED = "ended"
 
 
@@ -60,6 +62,8 @@ class CallContext(Protocol):
     def bind_transaction(self, transaction: ClientTransaction, call: Call, purpose: object) -> None: ...
 
     def bind_dialog(self, leg: Leg, call: Call, side: int) -> None: ...
+
+    def unbind_dialog(self, leg: Leg) -> None: ...
 
     def release(self, call: Call) -> None: ...
 
@@ -137,6 +141,10 @@ class Call:
         while self.target_index < len(self.targets):
             target_uri, transport, target = ctx.resolve(self.targets[self.target_index], self.callee)
             self.target_index += 1
+            try:
+                contact = ctx.contact_for(transport)
+            except LocalProtocolError:
+                continue  # e.g. a phone registered a tls Contact and we do not listen on tls: unreachable
             leg_b = Leg(
                 call_id=ctx.new_call_id(),
                 local_tag=ctx.new_tag(),
@@ -144,7 +152,7 @@ class Call:
                 remote_uri=f"<{target_uri}>",
                 remote_target=target_uri,
                 transport=transport,
-                contact=ctx.contact_for(transport),
+                contact=contact,
             )
             invite = leg_b.create_request("INVITE")
             hops = self.invite.max_forwards
@@ -155,6 +163,8 @@ class Call:
             txn = self.ctx.request(invite, target, now)
             if txn is None:
                 continue
+            if self.legs[B] is not self.legs[A]:
+                self.ctx.unbind_dialog(self.legs[B])  # the failed target's dialog is over
             self.legs[B] = leg_b
             self.b_txn = txn
             self.ctx.bind_dialog(leg_b, self, B)
@@ -249,18 +259,26 @@ class Call:
 
     def on_ack_missing(self, now: float) -> None:
         """Our 2xx to A was never ACKed (§13.3.1.4): close both legs."""
-        if self.state is CallState.ANSWERED:
+        if self.state is CallState.HUNG_UP:
+            self._send_bye(self.legs[A], now)  # §15: the server transaction timed out
+            self._finish()
+        elif self.state is CallState.ANSWERED:
             leg_b = self.legs[B]
             pending = leg_b.pending_ack
             if pending is not None:
                 self.ctx.stateless(pending, leg_b.next_hop())
                 leg_b.pending_ack = None
             self._send_bye(leg_b, now)
+            self._send_bye(self.legs[A], now)  # §13.3.1.4: the session SHOULD be ended with a BYE
             self._end("gateway", now)
 
     # -- within the dialog ---------------------------------------------------------------
     def on_ack(self, side: int, ack: Request, now: float) -> None:
         """An ACK for a 2xx arrived on `side`; the other leg's pending ACK goes out, with its body."""
+        if self.state is CallState.HUNG_UP and side == A:
+            self._send_bye(self.legs[A], now)
+            self._finish()
+            return
         other = self.legs[1 - side]
         pending = other.pending_ack
         if pending is None:
@@ -276,6 +294,23 @@ class Call:
         method = request.method
         if method == "BYE":
             self.ctx.respond(txn, make_response(request, 200), now)
+            if self.state in (CallState.CALLING, CallState.CANCELLING):
+                # §15: a BYE on an early dialog works like a CANCEL (only the caller may send one,
+                # the callee MUST NOT); the call ends when leg B's INVITE gets its final answer.
+                if side == A:
+                    self.on_cancel(now)
+                elif self.state is CallState.CALLING and self.b_txn is not None:
+                    self.ctx.cancel(self.b_txn, now)
+                return
+            if self.state is CallState.HUNG_UP:
+                self._finish()  # A hung up too before its ACK: nobody is left to tell
+                return
+            if self.state is CallState.ANSWERED and side == B:
+                # §15: leg A's callee MUST NOT send BYE before A's ACK of the 2xx (or its timeout).
+                self._ack_pending(self.legs[B])
+                self.ctx.observer.call_ended(CallEnded(self.invite.call_id, now - self.answered_at, "callee", now))
+                self.state = CallState.HUNG_UP
+                return
             if self.state is CallState.ANSWERED and side == A:
                 self.on_ack(A, Request("ACK", ""), now)
             self._send_bye(self.legs[1 - side], now)
@@ -329,6 +364,12 @@ class Call:
         txn = self.ctx.request(leg.create_request("BYE"), leg.next_hop(), now)
         if txn is not None:
             self.ctx.bind_transaction(txn, self, ABSORB)
+
+    def _ack_pending(self, leg: Leg) -> None:
+        pending = leg.pending_ack
+        if pending is not None:
+            self.ctx.stateless(pending, leg.next_hop())
+            leg.last_ack, leg.pending_ack = pending, None
 
     def _ack_and_bye(self, leg: Leg, cseq: int, now: float) -> None:
         ack = leg.create_request("ACK", cseq=cseq)

@@ -282,6 +282,9 @@ class B2bua:
     def bind_dialog(self, leg: Leg, call: Call, side: int) -> None:
         self._dialogs[(leg.call_id, leg.local_tag)] = (call, side)
 
+    def unbind_dialog(self, leg: Leg) -> None:
+        self._dialogs.pop((leg.call_id, leg.local_tag), None)
+
     def release(self, call: Call) -> None:
         self.calls.discard(call)
         self._invites.pop(call.invite_txn, None)

@@ -17,6 +17,7 @@ Counters for the metrics layer: `ep.stats`, a plain dict (keys listed on `SipEnd
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections import deque
 from itertools import count
@@ -50,12 +51,15 @@ def response_target(via: Via, source: Target) -> Target:
     """Where the responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4)."""
     if source[0] != "udp":
         return source  # reliable: back over the connection the request came in on
-    maddr = via.params.get("maddr")
+    maddr = _ip_literal(via.params.get("maddr"))
     if maddr:
         return ("udp", maddr, via.port or DEFAULT_PORT)
     params = via.params
     rport = params.get("rport")
-    port = int(rport) if rport and rport.isdigit() else via.port or DEFAULT_PORT
+    # A peer-written rport outside 1-65535 is no port at all: fall back to the Via's (§18.2.2).
+    port = via.port or DEFAULT_PORT
+    if rport is not None and rport.isdigit() and len(rport) <= 5 and 0 < int(rport) < 65536:
+        port = int(rport)
     return ("udp", params.get("received") or via.host, port)
 
 
@@ -393,6 +397,22 @@ class SipEndpoint:
 
     def _count(self, counter: str) -> None:
         self.stats[counter] = self.stats.get(counter, 0) + 1
+
+
+def _ip_literal(host: str | None) -> str | None:
+    """`host` without brackets when it is an IP address, else None.
+
+    A name would be resolved synchronously by the UDP adapter's sendto (a peer choosing a slow
+    DNS zone stalls every call), and this core cannot resolve (RFC 3263 is not implemented).
+    """
+    if not host:
+        return None
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host
 
 
 def _warning_text(text: str) -> str:  # a quoted-string (§20.43): no quotes, backslashes, controls

@@ -78,8 +78,9 @@ class TcpTransport:
             _, connection = await self.runtime.loop.create_connection(
                 lambda: _Connection(self, target), target[1], target[2]
             )
-        except OSError as exc:
-            # The transaction times out (timer B/F) and the B2BUA answers for it.
+        except (OSError, ValueError) as exc:
+            # The transaction times out (timer B/F) and the B2BUA answers for it. ValueError: a
+            # host name the IDNA codec refuses (UnicodeError), taken from a peer's Contact.
             log.info("tcp connect to %s:%s failed: %s", target[1], target[2], exc)
             self._pending.pop(target, None)
             return

@@ -49,6 +49,10 @@ class UdpTransport(asyncio.DatagramProtocol):
         log.debug("udp error: %s", exc)
 
     def send(self, data: bytes, target: Target) -> None:
+        if not 0 < target[2] < 65536:
+            # asyncio treats the OverflowError of such a sendto as fatal and closes the socket.
+            log.warning("udp: not sending to impossible port %s", target)
+            return
         if self.transport is not None:
             self.transport.sendto(data, (target[1], target[2]))
 

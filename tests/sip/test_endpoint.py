@@ -238,3 +238,22 @@ def test_stats_keys_stay_bounded_whatever_methods_peers_invent() -> None:
         endpoint.receive_datagram(data, PEER, 0.0)
     assert endpoint.stats["requests_received.OTHER"] == 50
     assert not [key for key in endpoint.stats if key.startswith("requests_received.X")]
+
+
+@pytest.mark.parametrize("rport", ["99999", "65536", "0"])
+def test_out_of_range_rport_from_the_peer_is_ignored(rport: str) -> None:
+    # RFC 3581 §4 fills rport only when it is empty; a value the peer wrote that no socket can
+    # send to (asyncio closes the whole UDP transport on it) must not become the response port.
+    endpoint = _endpoint()
+    endpoint.receive_datagram(_options(via=f"SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKr;rport={rport}"), PEER, 0.0)
+    [event] = _events(endpoint)
+    assert event.transaction.response_target == ("udp", "192.0.2.7", 5070)
+
+
+def test_maddr_that_is_a_host_name_is_not_followed() -> None:
+    # Sending to a name makes the UDP adapter resolve it synchronously (sendto), stalling the whole
+    # loop for as long as the peer's DNS wants; the sans-IO core cannot resolve, so it keeps IP literals.
+    via = parse_via("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKx;maddr=slow.example.com;received=192.0.2.7")
+    assert response_target(via, PEER) == ("udp", "192.0.2.7", 5070)
+    via6 = parse_via("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKx;maddr=[2001:db8::1]")
+    assert response_target(via6, PEER) == ("udp", "2001:db8::1", 5070)

@@ -132,3 +132,37 @@ async def test_tcp_opens_a_connection_to_a_new_target() -> None:
         server.close()
         tcp.close()
         runtime.close()
+
+
+async def test_udp_send_to_an_impossible_port_keeps_the_socket_open() -> None:
+    runtime, answerer = await _runtime()
+    udp = await UdpTransport.bind(runtime, HOST, 0)
+    loop = asyncio.get_running_loop()
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind((HOST, 0))
+    client.setblocking(False)
+    try:
+        udp.send(b"OPTIONS", ("udp", HOST, 99999))  # asyncio closes a datagram transport on OverflowError
+        client.sendto(_options("UDP", client.getsockname()[1], "udp2"), udp.address)
+        data = await asyncio.wait_for(loop.sock_recv(client, 65535), 5)
+        assert data.startswith(b"SIP/2.0 200")
+    finally:
+        client.close()
+        udp.close()
+        runtime.close()
+
+
+async def test_tcp_connect_to_an_unencodable_host_name_forgets_the_queued_data() -> None:
+    # A peer's Contact decides the host; "a..b" makes getaddrinfo raise UnicodeError, not OSError.
+    runtime, _ = await _runtime()
+    tcp = await TcpTransport.bind(runtime, HOST, 0)
+    try:
+        tcp.send(b"OPTIONS", ("tcp", "a..b", 5060))
+        for _ in range(50):
+            if not tcp._pending:
+                break
+            await asyncio.sleep(0.01)
+        assert tcp._pending == {}  # else every later send to it would queue forever
+    finally:
+        tcp.close()
+        runtime.close()
