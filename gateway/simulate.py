@@ -67,8 +67,17 @@ def _missing_sqlite_file(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and name not in ("", ":memory:") and not os.path.exists(name)
 
 
+def _shown(url: str) -> str:
+    # The URL may carry the database password: never print it.
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out a parsed `simulate` command; 0 on success, 2 on an error the user can fix."""
+    from sqlalchemy.exc import OperationalError
+
     from gateway.config import ConfigError
     from gateway.crm_bridge.call_hooks import UnknownNumber
     from gateway.storage.session import current_revision
@@ -76,10 +85,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = database_url(args)
         if _missing_sqlite_file(url) or current_revision(url) is None:
-            print(f"error: the database {url} has no gateway schema yet: start the gateway once "
+            print(f"error: the database {_shown(url)} has no gateway schema yet: start the gateway once "
                   "(`make run`) or point --database/--config at its database", file=sys.stderr)
             return 2
         result = asyncio.run(simulate(url, args.number, args.party, args.direction))
+    except OperationalError as exc:
+        # The driver's own message names host and port only; the URL is shown without its password.
+        print(f"error: cannot reach the database {_shown(url)}: {exc.orig}", file=sys.stderr)
+        return 2
     except (ConfigError, UnknownNumber, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,8 +9,10 @@ enqueues; the :class:`~gateway.crm_bridge.outbox.OutboxWorker` writes later (C4)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +38,9 @@ from gateway.crm_bridge.service import CALL_ENDED, LINK_PLAN, TRANSFER, PlanCont
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.storage.models import CRM_SETTINGS_ID, CrmSettings, Decision, Number, OutboxEntry, QueueMember
 
+#: The longest interaction key the decisions and outbox_entries columns hold.
+MAX_KEY_LENGTH = 255
+
 #: The interaction key a simulation uses: never stored, so it cannot collide with a real call.
 SIMULATION_KEY = "call:simulation"
 
@@ -58,10 +63,17 @@ class CallDecision:
 
 
 def call_key(call_id: str) -> str:
-    """The interaction key of a call (SPEC C2: idempotency is per SIP Call-ID)."""
+    """The interaction key of a call (SPEC C2: idempotency is per SIP Call-ID).
+
+    A Call-ID too long for the key columns is keyed by its SHA-256 instead (still one key per Call-ID).
+    """
     if not call_id or not call_id.strip():
         raise ValueError("a call needs its SIP Call-ID to be linked to the CRM")
-    return f"call:{call_id.strip()}"
+    key = f"call:{call_id.strip()}"
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    # RFC 3261 §25.1 bounds no Call-ID's length; the interaction_key columns hold 255 characters.
+    return "call:sha256:" + hashlib.sha256(call_id.strip().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def find_number(session: AsyncSession, number: str) -> Number:
@@ -210,16 +222,32 @@ async def _insert_decision(session: AsyncSession, key: str, plan: LinkPlan, now:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def _lead_from_card(session: AsyncSession, key: str) -> bool:
-    """True when a lead was created (or is queued to be) from this call's card (T4b)."""
-    if await created_by(session, key, "lead") is not None:
-        return True
+async def _card_item_types(session: AsyncSession, key: str) -> set[str]:
+    """The item types created (or queued to be) from this call's card (T4b)."""
+    made = {t for t in CARD_ITEM_TYPES if await created_by(session, key, t) is not None}
     queued = await session.scalars(
         sa.select(OutboxEntry.payload).where(
             OutboxEntry.interaction_key == key, OutboxEntry.kind == LINK_PLAN
         )
     )
-    return any("lead" in (payload.get("plan") or {}).get("create", ()) for payload in queued)
+    for payload in queued:
+        made.update(t for t in (payload.get("plan") or {}).get("create", ()) if t in CARD_ITEM_TYPES)
+    return made
+
+
+async def _lead_from_card(session: AsyncSession, key: str) -> bool:
+    """True when a lead was created (or is queued to be) from this call's card (T4b)."""
+    return "lead" in await _card_item_types(session, key)
+
+
+async def _call_end_queued(session: AsyncSession, key: str) -> dict[str, Any] | None:
+    """The payload of the call's last queued end (see :func:`finish_call`), if the call has ended."""
+    return await session.scalar(
+        sa.select(OutboxEntry.payload)
+        .where(OutboxEntry.interaction_key == key, OutboxEntry.kind == CALL_ENDED)
+        .order_by(OutboxEntry.seq.desc())
+        .limit(1)
+    )
 
 
 async def stored_plan(session: AsyncSession, interaction_key: str) -> LinkPlan | None:
@@ -302,6 +330,14 @@ async def create_from_card(
             "the call card offers creation only to numbers set to offer_in_card (T4b)"
         )
     require_right(actor, item_type, Access.EDIT, plan.responsible_id)
+    # T4b: the card makes ONE item for the caller; the other button after the first would be a duplicate.
+    made = await _card_item_types(session, key)
+    other = sorted(made - {item_type})
+    if other:
+        raise CardNotOffered(
+            f"a {other[0]} was already created from the card of call {call_id!r}: "
+            "the call card creates a lead or a contact, not both (T4b)"
+        )
     decided = await decide_call(
         session, key=key, number=number, party_raw=party_raw, direction=direction, occurred_at=now
     )
@@ -312,6 +348,11 @@ async def create_from_card(
         rule_ids=tuple(dict.fromkeys((*plan.rule_ids, "T4b"))),
     )
     await outbox.apply_plan(session, card_plan, decided.context, now=now)
+    ended = await _call_end_queued(session, key) if item_type not in made else None
+    if ended is not None:
+        # The call ended before the card made its activity: its end is queued again behind it, so the
+        # activity is completed (answered) rather than left open like a missed call's.
+        await outbox.enqueue(session, key, CALL_ENDED, ended, now=now)
     return card_plan
 
 

@@ -24,14 +24,6 @@ if TYPE_CHECKING:
     from gateway.storage.models import OutboxEntry
 
 
-async def _handle_call_ended(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
-    try:
-        datetime.fromisoformat(entry.payload["ended_at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PermanentOutboxError(f"malformed call_ended payload: {exc!r}") from exc
-    await carry_out_call_end(session, backend, entry.interaction_key, entry.payload)
-
-
 #: Outbox entry kinds this module applies.
 LINK_PLAN = "link_plan"
 TRANSFER = "transfer"

@@ -130,3 +130,30 @@ def test_cli_simulate_missing_database_creates_no_file(tmp_path, capsys):
     assert code == 2
     assert "no gateway schema" in capsys.readouterr().err
     assert not target.exists()
+
+
+def test_cli_simulate_never_prints_the_database_password(fresh_pg_url, capsys):
+    """A real PostgreSQL database without the gateway schema; the server trusts local users, so the
+    password in the URL is accepted and ignored — it must still not reach the terminal."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(fresh_pg_url(migrated=False)).set(password="s3cret-pw").render_as_string(hide_password=False)
+    code = simulate_cli.main(["call", "--number", "1", "--from", "2", "--database", url])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no gateway schema" in err
+    assert "s3cret-pw" not in err
+
+
+def test_cli_simulate_unreachable_database_exits_2_without_traceback_or_password(capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        url = f"postgresql://gw:s3cret-pw@127.0.0.1:{port}/gateway"
+        code = simulate_cli.main(["call", "--number", "1", "--from", "2", "--database", url])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: cannot reach the database")
+    assert "s3cret-pw" not in err

@@ -285,3 +285,23 @@ async def test_an_answered_call_completes_its_activity_and_a_missed_one_stays_op
     assert answered.deadline == start
     assert missed.completed_at is None and missed.details["outcome"] == "missed"
     assert await db.count("outbox_entries", "status = 'done'") == 4
+
+
+async def test_c2_a_call_id_longer_than_the_key_columns_is_linked_once(pg_db: Db) -> None:
+    """RFC 3261 §25.1 puts no bound on a Call-ID's length; PostgreSQL enforces the key columns' 255
+    characters, so a long Call-ID must still give one key that fits (and the same key every time)."""
+    from gateway.crm_bridge.outbox import OutboxWorker
+    from gateway.crm_bridge.store import BuiltinCrm
+    from tests.crm_bridge.conftest import seed_world
+
+    world = await seed_world(pg_db)
+    long_id = "x" * 300 + "@pbx.example"
+    assert call_key(long_id) == call_key(long_id) and len(call_key(long_id)) <= 255
+    assert call_key(long_id) != call_key("y" * 300 + "@pbx.example")
+    for _ in range(2):  # a retransmitted INVITE
+        async with pg_db.sessions() as session, session.begin():
+            await plan_call(
+                session, call_id=long_id, number=world.number, party_raw="01 44 55 66 77", direction="inbound"
+            )
+    await OutboxWorker(pg_db.sessions, BuiltinCrm()).run_once()
+    assert (await pg_db.count("decisions"), await pg_db.count("leads")) == (1, 1)

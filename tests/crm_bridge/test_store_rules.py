@@ -409,3 +409,48 @@ async def test_t4b_the_card_offers_nothing_when_the_number_creates_leads_itself(
     with pytest.raises(AccessDenied):
         await card(db, world, "offer@pbx", "lead", actor=no_rights)
     assert await db.count("leads") == 1
+
+
+async def test_t4b_a_card_lead_made_after_the_call_ended_gets_the_calls_outcome(
+    sqlite_db: Db, sqlite_world: World
+) -> None:
+    """The usual order: the employee hangs up, then creates the lead from the card. The call's activity is
+    written only then, so the end of the call must still complete it (answered, duration), not leave it
+    open as if the call had been missed."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.crm_bridge.call_hooks import finish_call
+
+    db, world = sqlite_db, sqlite_world
+    await update_number(db, unknown_caller_action="offer_in_card")
+    await place_call(db, world, call_id="card-late@pbx", party=NEW_CALLER)
+    ended = datetime.now(UTC) - timedelta(minutes=1)
+    async with db.sessions() as session, session.begin():
+        assert await finish_call(
+            session, call_id="card-late@pbx", answered_by=world.anna, duration_s=61.0, ended_at=ended
+        )
+    await OutboxWorker(db.sessions, BuiltinCrm()).run_once()
+    await card(db, world, "card-late@pbx", "lead")
+    await OutboxWorker(db.sessions, BuiltinCrm()).run_once()
+
+    [lead] = await leads(db)
+    async with db.sessions() as session:
+        [activity] = await activities_of(session, ItemRef("lead", lead.id))
+    assert activity.completed_at == ended
+    assert activity.details["outcome"] == "answered" and activity.details["duration_s"] == 61.0
+
+
+async def test_t4b_the_card_creates_a_lead_or_a_contact_never_both(sqlite_db: Db, sqlite_world: World) -> None:
+    """T4b: one item per call card; a second click on the other button must not make the caller a
+    second CRM record (C2: one interaction, one item)."""
+    db, world = sqlite_db, sqlite_world
+    await update_number(db, unknown_caller_action="offer_in_card")
+    await place_call(db, world, call_id="card-both@pbx", party=NEW_CALLER)
+    await card(db, world, "card-both@pbx", "lead")
+    with pytest.raises(CardNotOffered, match="lead"):
+        await card(db, world, "card-both@pbx", "contact")
+    await OutboxWorker(db.sessions, BuiltinCrm()).run_once()
+    with pytest.raises(CardNotOffered, match="lead"):
+        await card(db, world, "card-both@pbx", "contact")
+
+    assert (await db.count("leads"), await db.count("contacts")) == (1, 0)
