@@ -39,5 +39,7 @@ class DigestGate:
         value = request.get(header)
         if value is None:
             return Verdict(False)
-        result = self._challenger.verify(value, request.method, now, self._passwords.get)
+        result = self._challenger.verify(
+            value, request.method, now, self._passwords.get, request_uri=request.uri
+        )
         return Verdict(bool(result.ok), bool(result.stale), result.username if result.ok else None)

@@ -109,8 +109,13 @@ class DigestChallenger:
         lookup: Callable[[str], str | None],
         *,
         lookup_gives_ha1: bool = False,
+        request_uri: str | None = None,
     ) -> AuthResult:
-        """Check credentials; `lookup(username)` gives the password (or its HA1), None if unknown."""
+        """Check credentials; `lookup(username)` gives the password (or its HA1), None if unknown.
+
+        With `request_uri`, the digest's `uri` must name it (RFC 2617 §3.2.2.5), so a response
+        captured for one request cannot authorise a request for another URI.
+        """
         try:
             scheme, params = parse_auth_params(header_value)
         except RemoteProtocolError:
@@ -126,6 +131,7 @@ class DigestChallenger:
             or algorithm not in _HASHES
             or qop not in (None, "auth")
             or "uri" not in params
+            or (request_uri is not None and params["uri"] != request_uri)
             or "response" not in params
             or (qop is not None and ("cnonce" not in params or "nc" not in params))
         ):

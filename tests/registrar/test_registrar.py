@@ -169,6 +169,17 @@ def test_user_cannot_register_someone_else(registrar: Registrar) -> None:
     assert registrar.store.contacts("1002", 100.0) == []
 
 
+def test_credentials_for_another_request_uri_do_not_register(registrar: Registrar) -> None:
+    """RFC 2617 §3.2.2.5: a digest computed for another Request-URI is refused like a wrong password."""
+    first = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"]), SOURCE, 100.0)
+    credentials = build_authorization(first.get("WWW-Authenticate") or "", method="REGISTER",
+                                      uri="sip:elsewhere.test", username="1001", password="pw-1001", cnonce="x")
+    response = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"], cseq=2, authorization=credentials),
+                                SOURCE, 100.0)
+    assert response.status == 401
+    assert registrar.store.contacts("1001", 100.0) == []
+
+
 def test_stale_nonce_is_rechallenged_with_stale_true(registrar: Registrar) -> None:
     first = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"]), SOURCE, 100.0)
     credentials = build_authorization(first.get("WWW-Authenticate") or "", method="REGISTER",

@@ -97,6 +97,14 @@ def test_wrong_method_is_rejected() -> None:
     assert not challenger.verify(value, "REGISTER", NOW, USERS.get).ok
 
 
+def test_digest_for_another_request_uri_is_rejected() -> None:
+    """RFC 2617 §3.2.2.5: the digest's uri must be the Request-URI being authorised."""
+    challenger = _challenger()
+    value = _answer(challenger.challenge(NOW))
+    assert challenger.verify(value, "REGISTER", NOW, USERS.get, request_uri="sip:voice.example.com").ok
+    assert not challenger.verify(value, "REGISTER", NOW, USERS.get, request_uri="sip:other.example.com").ok
+
+
 def test_stale_nonce_after_max_age() -> None:
     challenger = _challenger(max_age=60)
     value = _answer(challenger.challenge(NOW))
