@@ -11,7 +11,14 @@ BENCH_DEBS := sip-tester kamailio iproute2
 
 .PHONY: install run test bench lint debs clean
 
-$(VENV)/.installed: pyproject.toml
+# To build: a C compiler for the parser's fast path (gateway/sip/_speedups.c), the interpreter's
+# headers and venv module when this Python lacks them (Debian's python3 ships both separately).
+BUILD_DEBS := gcc libc6-dev $(shell $(PYTHON) -c 'import os, sysconfig; \
+	print("" if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else "python3-dev")' \
+	2>/dev/null) $(shell $(PYTHON) -c 'import ensurepip' 2>/dev/null || echo python3-venv)
+
+$(VENV)/.installed: pyproject.toml setup.py gateway/sip/_speedups.c
+	@$(MAKE) --no-print-directory debs DEBS="$(BUILD_DEBS)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'

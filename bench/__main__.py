@@ -43,7 +43,17 @@ def measure_parser(seconds: float) -> ParseResult:
     except ImportError as exc:
         return ParseResult(0.0, f"bench/parse_bench.py unavailable: {exc}")
     try:
-        return ParseResult(float(parse_per_second(seconds)))
+        from gateway.sip.parser import use_speedups
+
+        if not use_speedups(True):
+            return ParseResult(float(parse_per_second(seconds)), "C fast path not built: pure Python only")
+        fast = float(parse_per_second(seconds))
+        use_speedups(False)
+        try:
+            python_only = parse_per_second(seconds / 2)
+        finally:
+            use_speedups(True)
+        return ParseResult(fast, f"C fast path; the pure-Python parser alone: {python_only:,.0f}/s")
     except Exception as exc:  # a broken micro-benchmark must not cost the load results
         return ParseResult(0.0, f"parse_per_second failed: {type(exc).__name__}: {exc}")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from gateway.sip.parser import parse_message
+from gateway.sip.parser import parse_message, use_speedups
 
 INVITE = (
     b"INVITE sip:+4930123456@gw.example.net;user=phone SIP/2.0\r\n"
@@ -104,8 +104,12 @@ def serialise_per_second(seconds: float = 1.0) -> float:
 
 
 def main() -> None:
-    """Print the figure."""
-    print(f"parse_message: {len(INVITE)}-byte INVITE, {parse_per_second():,.0f} parses/s (CPU time)")
+    """Print the figures: with the C fast path (when built) and with the Python parser alone."""
+    label = "C fast path" if use_speedups(True) else "C fast path not built"
+    print(f"parse_message: {len(INVITE)}-byte INVITE, {parse_per_second():,.0f} parses/s (CPU time, {label})")
+    use_speedups(False)
+    print(f"parse_message: {len(INVITE)}-byte INVITE, {parse_per_second():,.0f} parses/s (CPU time, Python alone)")
+    use_speedups(True)
     print(f"to_bytes:      {serialise_per_second():,.0f} serialisations/s (CPU time)")
 
 

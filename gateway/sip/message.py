@@ -51,7 +51,9 @@ _CANONICAL: dict[str, str] = {
         "Via", "Warning", "WWW-Authenticate", "Min-SE", "Path", "Privacy", "Diversion",
     )
 }
-_CANONICAL.update({short: long for short, long in COMPACT_FORMS.items()})
+# The same str object for a long name and its compact form: the C fast path compares names by identity.
+_CANONICAL.update({short: _CANONICAL.get(long.lower(), long) for short, long in COMPACT_FORMS.items()})
+CANONICAL_NAMES = frozenset(_CANONICAL.values()) | frozenset(COMPACT_FORMS)  # spellings, compact ones too
 _DIGITS = frozenset("0123456789")
 _UNSET = object()
 

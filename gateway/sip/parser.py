@@ -18,9 +18,21 @@ from itertools import islice
 from typing import NoReturn
 
 from gateway.sip.errors import RemoteProtocolError
-from gateway.sip.headers import NOT_PLAIN, parse_name_addr, parse_via, plain_name_addr_tag, split_comma_values
-from gateway.sip.message import Message, Request, Response, canonical_name, parse_cseq
+from gateway.sip.headers import (
+    NOT_PLAIN,
+    Via,
+    parse_name_addr,
+    parse_via,
+    plain_name_addr_tag,
+    split_comma_values,
+)
+from gateway.sip.message import CANONICAL_NAMES, Message, Request, Response, canonical_name, parse_cseq
 from gateway.sip.uri import PLAIN_SIP_URI_PATTERN, is_plain_sip_uri
+
+try:
+    from gateway.sip import _speedups  # type: ignore[attr-defined]
+except ImportError:  # built by `pip install` when a C compiler is there; the Python path is the reference
+    _speedups = None
 
 MAX_DATAGRAM = 65535  # RFC 3261 §18.1.1: larger than any UDP payload → 513.
 MAX_HEADER_BLOCK = 65535  # stream: start line + headers; past this the peer is not speaking SIP.
@@ -39,7 +51,12 @@ _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
 _STREAM_LENGTH_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _DIGITS = frozenset("0123456789")
 
-_NAME_CACHE: dict[str, str] = {}
+_NAME_CACHE: dict[str, str] = {}  # raw name -> canonical name; append-only (the C fast path relies on it)
+_NAME_CACHE.update(
+    (spelling, canonical_name(spelling))
+    for name in CANONICAL_NAMES
+    for spelling in (name, name.lower(), name.upper())
+)
 # Whole header lines seen before (Allow, Supported, User-Agent, Max-Forwards, Content-Type... repeat
 # on every call from one peer) → their (name, value) pair: one dict lookup instead of a parse.
 # Lines that differ on every call or carry credentials are not kept; the dict is emptied when full.
@@ -60,12 +77,64 @@ def parse_message(data: bytes) -> Request | Response:
     return _parse(data, stream=False)
 
 
+def use_speedups(enabled: bool = True) -> bool:
+    """Switch the C fast path on or off (tests, benchmarks); returns whether it is on now.
+
+    On by default when the extension is built. Either way `parse_message` returns the same messages
+    and raises the same errors: the fast path only takes plainly well-formed messages and declines
+    the rest to the Python parser (tests/sip/test_parser_speedups.py holds both paths to that).
+    """
+    global _scan
+    _scan = _speedups.scan if enabled and _speedups is not None else None
+    return _scan is not None
+
+
+def scan_plain(data: bytes, *, stream: bool = False) -> Request | Response | None:
+    """The fast path alone: the message, or None when it declines (or is not built)."""
+    if _speedups is None:
+        return None
+    scanned = _speedups.scan(data, stream)
+    return None if scanned is None else _from_scan(scanned)
+
+
+def _from_scan(scanned: tuple) -> Request | Response:  # type: ignore[type-arg]
+    first, second, headers, body, call_id, cseq, top_via, from_tag, to_tag, needs_split = scanned
+    if needs_split:  # a Route, Record-Route, Contact or lower Via line with several values
+        headers = _split_list_values(headers)
+    message: Request | Response
+    if first.__class__ is str:
+        message = Request(first, second, headers, body)
+    else:
+        message = Response(first, second, headers, body)
+    message._call_id = call_id
+    message._cseq = cseq
+    message._top_via = top_via
+    message._from_tag = from_tag
+    message._to_tag = to_tag
+    return message
+
+
+def _split_list_values(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    split: list[tuple[str, str]] = []
+    for name, value in headers:
+        if "," in value and name in _LIST_HEADERS:
+            split.extend((name, item) for item in split_comma_values(value))
+        else:
+            split.append((name, value))
+    return split
+
+
 def is_keepalive(data: bytes) -> bool:
     """True for a datagram or stream chunk made only of CRLFs (RFC 5626 §4.4.1 keep-alives)."""
     return bool(data) and not data.strip(b"\r\n")
 
 
 def _parse(data: bytes, *, stream: bool) -> Request | Response:
+    scan = _scan
+    if scan is not None:
+        scanned = scan(data, stream)
+        if scanned is not None:
+            return _from_scan(scanned)
     errors: list[tuple[str, int]] = []
     if len(data) > MAX_DATAGRAM and not stream:
         errors.append((f"datagram of {len(data)} bytes is too large", 513))
@@ -351,3 +420,16 @@ class StreamParser:
     def _fail(self, text: str, status: int) -> NoReturn:
         self._error = RemoteProtocolError(text, status)
         raise self._error
+
+
+_scan = None
+if _speedups is not None:
+    _speedups.configure(
+        _NAME_CACHE,
+        tuple(canonical_name(name) for name in (
+            "Via", "From", "To", "Call-ID", "CSeq", "Content-Length", "Max-Forwards", "Route",
+            "Record-Route", "Contact",
+        )),
+        Via,
+    )
+    use_speedups()

@@ -1,11 +1,14 @@
-"""The parser's shortcuts give the same answers as the full grammar they skip.
+"""The Python parser's shortcuts give the same answers as the full grammar they skip.
 
-The hot path checks the Request-URI, the top Via and From/To with one regex each and remembers
+These tests run with the C fast path off (tests/sip/test_parser_speedups.py holds it to the Python
+parser). The hot path checks the Request-URI, the top Via and From/To with one regex each and remembers
 header lines it has seen; each shortcut must accept only what the full parser accepts, with the
 same fields, and a remembered line must parse as it did the first time.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,9 +18,19 @@ from gateway.sip import parser
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.headers import NOT_PLAIN, _parse_via_full, parse_name_addr, parse_via, plain_name_addr_tag
 from gateway.sip.message import Request
-from gateway.sip.parser import parse_message
+from gateway.sip.parser import parse_message, use_speedups
 from gateway.sip.uri import is_plain_sip_uri, parse_uri
 from tests.sip.data import load_corpus
+
+
+@pytest.fixture(autouse=True)
+def _python_parser_only() -> Iterator[None]:
+    names = dict(parser._NAME_CACHE)  # some tests start cold; later tests expect the usual table
+    use_speedups(False)
+    yield
+    use_speedups(True)
+    parser._NAME_CACHE.update(names)
+
 
 SHORTCUTS = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
