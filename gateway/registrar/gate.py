@@ -1,15 +1,20 @@
 """Digest authentication of requests against the configured users (RFC 2617 / RFC 3261 §22).
 
-The one place that knows passwords; they are never logged nor put in any answer.
+The one place that knows passwords; they are never logged nor put in any answer. Replayed
+credentials (a nonce-count already seen, see `gateway.sip.auth.ReplayGuard`) are refused as stale:
+the sender gets a fresh challenge, which only the holder of the password can answer.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.sip.auth import DigestChallenger
 from gateway.sip.message import Request
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +31,16 @@ class DigestGate:
 
     __slots__ = ("_challenger", "_passwords")
 
-    def __init__(self, secret: bytes, realm: str, max_age: float, passwords: Mapping[str, str]) -> None:
-        self._challenger = DigestChallenger(secret, realm, max_age)
+    def __init__(
+        self,
+        secret: bytes,
+        realm: str,
+        max_age: float,
+        passwords: Mapping[str, str],
+        *,
+        max_nonces: int = 100_000,
+    ) -> None:
+        self._challenger = DigestChallenger(secret, realm, max_age, max_nonces=max_nonces)
         self._passwords = dict(passwords)
 
     def challenge(self, now: float, *, stale: bool = False) -> str:
@@ -42,4 +55,6 @@ class DigestGate:
         result = self._challenger.verify(
             value, request.method, now, self._passwords.get, request_uri=request.uri
         )
+        if result.replay:
+            log.info("digest: replayed %s credentials of %s refused (stale)", request.method, result.username)
         return Verdict(bool(result.ok), bool(result.stale), result.username if result.ok else None)

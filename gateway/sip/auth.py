@@ -3,7 +3,11 @@
 Nonces are stateless: ``<time in ms, hex>.<salt>.<HMAC>`` keyed by a secret shared by every node, so
 any node can check a nonce another one issued, and a nonce older than `max_age` is reported stale
 (RFC 7616 §3.3: the client retries with the new nonce without asking the user again).
-Replays within `max_age` are not detected: that needs per-nonce nonce-count state.
+
+Replays within `max_age` are refused by a bounded `ReplayGuard` fed only with verified credentials:
+with qop the nonce-count must grow per nonce (RFC 7616 §3.4, RFC 2617 §3.2.2), without qop a nonce
+serves once. A refused replay is answered as stale, so an honest client simply takes the fresh nonce.
+The guard is per process: a replay sent to another node that shares the secret is not seen here.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +27,10 @@ _HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|\Z)')
 # A nonce from a clock this far ahead of ours was not issued by a node of ours.
 _MAX_CLOCK_SKEW = 30.0
+# nc is 8LHEX (RFC 7616 §3.4); longer would let a client pick counts past our "spent" marker.
+_NC_RE = re.compile(r"[0-9A-Fa-f]{1,8}")
+# Above every 8-digit nonce-count: a nonce used without qop (RFC 2069) is spent after one use.
+_SPENT = 1 << 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +38,15 @@ class AuthResult:
     """Outcome of `DigestChallenger.verify`.
 
     `ok` and `username` are set only when the credentials are right and the nonce fresh; `stale`
-    when the credentials are right but the nonce expired (re-challenge with ``stale=True``).
+    when the credentials are right but the nonce expired or was already used with this nonce-count
+    (`replay`): re-challenge with ``stale=True``.
     Every other failure — unknown user, wrong password, forged nonce, garbage — looks the same.
     """
 
     ok: bool
     stale: bool
     username: str | None
+    replay: bool = False
 
 
 _REJECTED = AuthResult(False, False, None)
@@ -78,15 +89,73 @@ def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
     return scheme, params
 
 
+class ReplayGuard:
+    """The highest nonce-count seen per nonce, kept while the nonce is fresh; bounded, O(1) per check.
+
+    Entries sit in first-use order. One is dropped when its nonce expires or, past `capacity`, the
+    oldest goes; either way the issue time of every dropped nonce is folded into a watermark, and a
+    nonce issued no later than the watermark that is not remembered counts as used (fail closed: a
+    forgotten nonce is never taken for a fresh one; its client just gets a new nonce).
+    """
+
+    __slots__ = ("max_age", "capacity", "_seen", "_watermark")
+
+    def __init__(self, max_age: float, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError("the replay guard needs room for at least one nonce")
+        self.max_age = max_age
+        self.capacity = capacity
+        self._seen: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._watermark = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def admit(self, nonce: str, issued: float, nc: int | None, now: float) -> bool:
+        """Record one use of `nonce` (issued at `issued`); False when it is a replay.
+
+        `nc` is the nonce-count of a qop request, None for a request without qop (single use).
+        """
+        self._expire(now)
+        seen = self._seen.get(nonce)
+        if seen is None:
+            if issued <= self._watermark:
+                return False
+            self._seen[nonce] = (issued, _SPENT if nc is None else nc)
+            if len(self._seen) > self.capacity:
+                self._forget_oldest()
+            return True
+        if nc is None or nc <= seen[1]:
+            return False
+        self._seen[nonce] = (issued, nc)  # keeps its place: order is first use
+        return True
+
+    def _expire(self, now: float) -> None:
+        # First-use order is not issue order, so an expired entry may wait behind a younger one;
+        # it goes at the latest max_age + clock skew after its first use.
+        while self._seen:
+            issued = next(iter(self._seen.values()))[0]
+            if now - issued <= self.max_age:
+                return
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        _, (issued, _) = self._seen.popitem(last=False)
+        self._watermark = max(self._watermark, issued)
+
+
 class DigestChallenger:
     """Issues WWW-Authenticate challenges and verifies Authorization headers for one realm."""
 
-    def __init__(self, secret: bytes, realm: str, max_age: float = 300.0) -> None:
+    def __init__(
+        self, secret: bytes, realm: str, max_age: float = 300.0, *, max_nonces: int = 100_000
+    ) -> None:
         if not secret:
             raise ValueError("the nonce secret must not be empty")
         self._secret = secret
         self.realm = realm
         self.max_age = max_age
+        self.replays = ReplayGuard(max_age, max_nonces)
         # Checking an unknown user against a throw-away secret costs what a real check costs.
         self._decoy_password = secrets.token_hex(16)
         self._decoy_ha1 = {name: _hex_digest(name, self._decoy_password) for name in _HASHES}
@@ -114,7 +183,9 @@ class DigestChallenger:
         """Check credentials; `lookup(username)` gives the password (or its HA1), None if unknown.
 
         With `request_uri`, the digest's `uri` must name it (RFC 2617 §3.2.2.5), so a response
-        captured for one request cannot authorise a request for another URI.
+        captured for one request cannot authorise a request for another URI. Right credentials whose
+        nonce-count was already seen for their nonce (or, without qop, whose nonce was already used)
+        are a replay: stale, so only a client that knows the password gets any further.
         """
         try:
             scheme, params = parse_auth_params(header_value)
@@ -133,7 +204,7 @@ class DigestChallenger:
             or "uri" not in params
             or (request_uri is not None and params["uri"] != request_uri)
             or "response" not in params
-            or (qop is not None and ("cnonce" not in params or "nc" not in params))
+            or (qop is not None and ("cnonce" not in params or not _valid_nc(params.get("nc", ""))))
         ):
             return _REJECTED
         issued = self._nonce_time(nonce)
@@ -153,6 +224,10 @@ class DigestChallenger:
             return _REJECTED
         if now - issued > self.max_age:
             return AuthResult(False, True, username)
+        # Only verified credentials reach the guard, so nobody can spend another user's nonce.
+        nc = int(params["nc"], 16) if qop is not None else None
+        if not self.replays.admit(nonce, issued, nc, now):
+            return AuthResult(False, True, username, replay=True)
         return AuthResult(True, False, username)
 
     def _make_nonce(self, now: float) -> str:
@@ -204,6 +279,11 @@ def build_authorization(
     if "opaque" in params:
         parts.append(f'opaque="{_quote(params["opaque"])}"')
     return ", ".join(parts)
+
+
+def _valid_nc(text: str) -> bool:
+    # RFC 7616 §3.4: the count starts at 00000001; zero never names a request.
+    return _NC_RE.fullmatch(text) is not None and int(text, 16) > 0
 
 
 def _quote(text: str) -> str:

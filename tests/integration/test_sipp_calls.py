@@ -5,6 +5,8 @@ SIPp exit codes: 0 every call succeeded, 1 some failed, 99 none processed, 254/2
 
 from __future__ import annotations
 
+import re
+
 from tests.integration.conftest import HOST, USER_1001_PASSWORD, GatewayProcess, Sipp, free_port, wait_exit
 
 OK = 0
@@ -90,3 +92,30 @@ def test_builtin_sipp_uac_and_uas_as_the_benchmark_uses_them(gateway: GatewayPro
     caller = sipp.run("sn:uac", "-s", "2004", "-r", "10", "-d", "50", _gw(gateway), calls=3)
     assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
     assert wait_exit(callee, timeout=30) == OK, sipp.errors()
+
+
+def _register_and_capture(gateway: GatewayProcess, sipp: Sipp) -> str:
+    """A real SIPp REGISTER with digest; the Authorization it sent, as an eavesdropper would see it."""
+    trace = sipp.directory / "register_messages.log"
+    first = sipp.run("register_digest.xml", "-s", "1001", "-au", "1001", "-ap", USER_1001_PASSWORD,
+                     "-key", "contact_port", str(free_port()), "-trace_msg", "-message_file", str(trace),
+                     _gw(gateway))
+    assert first.returncode == OK, sipp.errors()
+    found = re.search(r"^Authorization: (.+?)\r?$", trace.read_text(errors="replace"), re.MULTILINE)
+    assert found is not None
+    return found.group(1)
+
+
+def test_replayed_register_gets_stale_and_the_phone_recovers(gateway: GatewayProcess, sipp: Sipp) -> None:
+    """RFC 7616 §3.4: the same nonce and nc again is answered 401 stale=true; the fresh nonce works."""
+    captured = _register_and_capture(gateway, sipp)
+    replay = sipp.run("register_replay.xml", "-s", "1001", "-au", "1001", "-ap", USER_1001_PASSWORD,
+                      "-key", "contact_port", str(free_port()), "-key", "authorization", captured, _gw(gateway))
+    assert replay.returncode == OK, sipp.errors()  # the scenario checks stale=true, then gets 200
+
+
+def test_replayed_register_without_the_password_binds_nothing(gateway: GatewayProcess, sipp: Sipp) -> None:
+    captured = _register_and_capture(gateway, sipp)
+    attacker = sipp.run("register_replay.xml", "-s", "1001", "-au", "1001", "-ap", "not-the-password",
+                        "-key", "contact_port", str(free_port()), "-key", "authorization", captured, _gw(gateway))
+    assert attacker.returncode != OK  # 401 stale, then 401 again: never the expected 200

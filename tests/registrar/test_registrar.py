@@ -8,7 +8,7 @@ import re
 import pytest
 
 from gateway.registrar import BindingStore, Registrar
-from gateway.registrar.gate import DigestGate
+from gateway.registrar.gate import DigestGate, Verdict
 from gateway.sip.auth import build_authorization
 from gateway.sip.message import Request, Response
 
@@ -198,3 +198,81 @@ def test_malformed_expires_is_400(registrar: Registrar) -> None:
 def test_password_never_appears_in_answers(registrar: Registrar) -> None:
     response = authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.5>"])
     assert b"pw-1001" not in response.to_bytes()
+
+
+def _stale(response: Response, header: str = "WWW-Authenticate") -> bool:
+    return "stale=true" in (response.get(header) or "").lower()
+
+
+def test_replayed_register_cannot_bind_the_attackers_contact(registrar: Registrar) -> None:
+    """Contact is outside the digest, so a sniffed Authorization must not serve twice (RFC 7616 §3.4)."""
+    first = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"]), SOURCE, 100.0)
+    captured = build_authorization(first.get("WWW-Authenticate") or "", method="REGISTER",
+                                   uri="sip:example.test", username="1001", password="pw-1001", cnonce="x")
+    honest = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"], cseq=2, authorization=captured),
+                              SOURCE, 100.0)
+    assert honest.status == 200
+    attacker = ("udp", "203.0.113.9", 5060)
+    replay = registrar.handle(
+        register("1001", ["<sip:1001@203.0.113.9>"], call_id="evil", cseq=1, authorization=captured),
+        attacker, 150.0,
+    )
+    assert replay.status == 401 and _stale(replay)
+    assert registrar.store.contacts("1001", 150.0) == ["sip:1001@10.0.0.5"]
+
+
+def test_refresh_on_the_same_nonce_needs_a_higher_nc(registrar: Registrar) -> None:
+    """A phone refreshing with the nonce it already has: nc=2 is fine, nc=1 again is stale and it recovers."""
+    first = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"], call_id="c"), SOURCE, 100.0)
+    challenge = first.get("WWW-Authenticate") or ""
+
+    def credentials(nc: int, challenge: str = challenge) -> str:
+        return build_authorization(challenge, method="REGISTER", uri="sip:example.test", username="1001",
+                                   password="pw-1001", cnonce=f"c{nc}", nc=nc)
+
+    def send(cseq: int, authorization: str, now: float) -> Response:
+        return registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"], expires="120", call_id="c",
+                                         cseq=cseq, authorization=authorization), SOURCE, now)
+
+    assert send(2, credentials(1), 100.0).status == 200
+    assert send(3, credentials(2), 160.0).status == 200
+    again = send(4, credentials(2), 220.0)
+    assert again.status == 401 and _stale(again)
+    recovered = send(5, credentials(1, again.get("WWW-Authenticate") or ""), 220.0)
+    assert recovered.status == 200
+    assert registrar.store.contacts("1001", 330.0) == ["sip:1001@10.0.0.5"]  # refreshed at 220 for 120 s
+
+
+def test_replayed_invite_proxy_authorization_is_stale() -> None:
+    """The INVITE gate (untrusted sources, RFC 3261 §22.3) refuses a replayed Proxy-Authorization too."""
+    gate = DigestGate(b"k" * 32, "example.test", 300.0, USERS)
+    challenge = gate.challenge(100.0)
+    credentials = build_authorization(challenge, method="INVITE", uri="sip:2000@example.test",
+                                      username="1001", password="pw-1001", cnonce="x")
+
+    def invite(call_id: str) -> Request:
+        return Request("INVITE", "sip:2000@example.test", [
+            ("Via", f"SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK{next(_serial)}"),
+            ("From", "<sip:1001@example.test>;tag=f1"), ("To", "<sip:2000@example.test>"),
+            ("Call-ID", call_id), ("CSeq", "1 INVITE"), ("Contact", "<sip:1001@10.0.0.5>"),
+            ("Proxy-Authorization", credentials),
+        ])
+
+    assert gate.verify(invite("a"), "Proxy-Authorization", 100.0) == Verdict(True, False, "1001")
+    assert gate.verify(invite("b"), "Proxy-Authorization", 101.0) == Verdict(False, True, None)
+
+
+def test_nonce_cap_fails_closed_at_the_gate() -> None:
+    gate = DigestGate(b"k" * 32, "example.test", 300.0, USERS, max_nonces=1)
+    registrar = Registrar(BindingStore(), gate)
+    challenges = [gate.challenge(100.0 + i) for i in range(2)]
+    captured = [build_authorization(c, method="REGISTER", uri="sip:example.test", username="1001",
+                                    password="pw-1001", cnonce="x") for c in challenges]
+    for cseq, value in enumerate(captured, start=1):
+        ok = registrar.handle(register("1001", ["<sip:1001@10.0.0.5>"], cseq=cseq, authorization=value),
+                              SOURCE, 110.0)
+        assert ok.status == 200
+    evil = register("1001", ["<sip:1001@203.0.113.9>"], call_id="evil", authorization=captured[0])
+    forgotten = registrar.handle(evil, SOURCE, 120.0)
+    assert forgotten.status == 401 and _stale(forgotten)
+    assert registrar.store.contacts("1001", 120.0) == ["sip:1001@10.0.0.5"]
