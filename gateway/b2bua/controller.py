@@ -32,10 +32,13 @@ from gateway.sip.events import (
     TransactionTimedOut,
 )
 from gateway.sip.message import Request, Response, make_response
+from gateway.sip.timers import TimerHandle, TimerQueue
 from gateway.sip.uri import SipUri, parse_uri
 
 log = logging.getLogger(__name__)
 _PLAIN_USER = re.compile(r"[A-Za-z0-9.+_-]+")
+# Option tags (§19.2) the gateway implements; a request that requires any other gets 420 (§8.2.2.3).
+SUPPORTED: frozenset[str] = frozenset()
 
 
 def request_user(uri: str) -> str | None:
@@ -51,8 +54,16 @@ def request_user(uri: str) -> str | None:
     return parse_uri(uri).user
 
 
+def unsupported_extensions(request: Request) -> list[str]:
+    """The option tags of the request's Require header fields that the gateway does not support."""
+    tags = [tag.strip() for value in request.get_all("Require") for tag in value.split(",")]
+    return [tag for tag in tags if tag and tag.lower() not in SUPPORTED]
+
+
 class SipPort:
     """The subset of `gateway.sip.endpoint.SipEndpoint` the B2BUA drives (for typing)."""
+
+    timers: TimerQueue
 
     def send_request(self, request: Request, target: Target, now: float) -> object: ...
 
@@ -90,6 +101,8 @@ class B2bua:
         self._dialogs: dict[tuple[str, str], tuple[Call, int]] = {}
         self._transactions: dict[object, tuple[Call, object]] = {}
         self._invites: dict[object, Call] = {}
+        # §8.2.2.2: initial INVITEs by (Call-ID, From tag, CSeq), to spot the same request on a new branch.
+        self._merged: dict[tuple[str, str, int], Call] = {}
         self._targets: dict[str, tuple[SipUri, str, Target]] = {}
         self._actions: dict[type, Callable[[Any, float], None]] = {
             RequestReceived: self._on_request,
@@ -118,14 +131,27 @@ class B2bua:
             log.debug("dropped %s: %s", type(event).__name__, error)
 
     def _on_cancel(self, event: CancelReceived, now: float) -> None:
-        call = self._invites.get(event.invite_transaction)
+        txn = event.invite_transaction
+        call = self._invites.get(txn)
         if call is not None:
             call.on_cancel(now)
+            return
+        # A re-INVITE may be cancelled too (§9, §14.1): its request names the dialog.
+        request = txn.request
+        found = self._dialogs.get((request.call_id, request.to_tag or ""))
+        if found is not None:
+            found[0].on_relay_cancel(txn, now)
 
     def _on_ack_missing(self, event: AckNotReceived, now: float) -> None:
         call = self._invites.get(event.transaction)
         if call is not None:
             call.on_ack_missing(now)
+            return
+        # The 2xx of a relayed re-INVITE: its request names the dialog (our tag is its To tag).
+        request = event.transaction.request
+        found = self._dialogs.get((request.call_id, request.to_tag or ""))
+        if found is not None:
+            found[0].on_reinvite_ack_missing(found[1], now)
 
     @staticmethod
     def _on_malformed(event: MalformedMessage, now: float) -> None:
@@ -145,6 +171,13 @@ class B2bua:
             self._answer(txn, request, error.status_hint, now)
 
     def _on_transaction_request(self, request: Request, source: Target, txn: object, now: float) -> None:
+        if request.method != "REGISTER" and request.get("Require") is not None:
+            unsupported = unsupported_extensions(request)
+            if unsupported:
+                response = make_response(request, 420, to_tag=self.port.new_tag())
+                response.headers.append(("Unsupported", ", ".join(unsupported)))
+                self.respond(txn, response, now)  # type: ignore[arg-type]
+                return
         to_tag = request.to_tag
         if to_tag is not None:
             found = self._dialogs.get((request.call_id, to_tag))
@@ -172,6 +205,10 @@ class B2bua:
             return
         if request.get("Contact") is None:
             raise RemoteProtocolError("INVITE without Contact", 400)  # §8.1.1.8
+        merged_key = (request.call_id, request.from_tag or "", request.cseq[0])
+        if merged_key in self._merged:
+            self._answer(txn, request, 482, now)  # §8.2.2.2: the same request again, on another branch
+            return
         if not self.trusted(source[1], source[2]):
             verdict = self.invite_gate.verify(request, "Proxy-Authorization", now)
             if not verdict.ok:
@@ -190,6 +227,7 @@ class B2bua:
         call = Call(self, request, txn, source, decision.targets, user or "", decision.rule_ids, now)  # type: ignore[arg-type]
         self.calls.add(call)
         self._invites[txn] = call
+        self._merged[merged_key] = call
         call.start(now)
 
     def _on_options(self, request: Request, txn: object, now: float) -> None:
@@ -204,7 +242,7 @@ class B2bua:
             # A 2xx retransmission: the ACK we sent for it was lost (§13.2.2.4).
             found = self._dialogs.get((response.call_id, response.from_tag or ""))
             if found is not None and 200 <= response.status < 300 and response.cseq[1] == "INVITE":
-                found[0].on_2xx_retransmission(found[1], response)
+                found[0].on_2xx_retransmission(found[1], response, now)
             return
         call, purpose = bound
         if response.status >= 200:
@@ -276,19 +314,27 @@ class B2bua:
         with_user = replace(uri, user=callee)
         return with_user.to_str(), transport, hop
 
+    def schedule(self, deadline: float, callback: Callable[[float], None]) -> TimerHandle:
+        def fire(name: str, now: float) -> None:
+            try:
+                callback(now)
+            except (RemoteProtocolError, LocalProtocolError) as error:
+                log.debug("timer %s: %s", name, error)
+
+        return self.port.timers.schedule(deadline, "b2bua", fire)
+
     def bind_transaction(self, transaction: object, call: Call, purpose: object) -> None:
         self._transactions[transaction] = (call, purpose)
 
     def bind_dialog(self, leg: Leg, call: Call, side: int) -> None:
         self._dialogs[(leg.call_id, leg.local_tag)] = (call, side)
 
-    def unbind_dialog(self, leg: Leg) -> None:
-        self._dialogs.pop((leg.call_id, leg.local_tag), None)
-
     def release(self, call: Call) -> None:
         self.calls.discard(call)
         self._invites.pop(call.invite_txn, None)
-        for leg in call.legs:
+        invite = call.invite
+        self._merged.pop((invite.call_id, invite.from_tag or "", invite.cseq[0]), None)
+        for leg in (*call.legs, *call.tried):
             self._dialogs.pop((leg.call_id, leg.local_tag), None)
         if call.b_txn is not None:
             self._transactions.pop(call.b_txn, None)

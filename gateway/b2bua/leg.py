@@ -42,7 +42,7 @@ class Leg:
 
     __slots__ = (
         "call_id", "local_tag", "remote_tag", "local_uri", "remote_uri", "remote_target",
-        "route_set", "transport", "peer", "local_cseq", "contact", "pending_ack", "last_ack",
+        "route_set", "transport", "peer", "local_cseq", "remote_cseq", "contact", "pending_ack", "last_ack",
         "_hop_key", "_hop",
     )
 
@@ -59,6 +59,7 @@ class Leg:
         route_set: tuple[str, ...] = (),
         peer: Target | None = None,
         local_cseq: int = 0,
+        remote_cseq: int | None = None,
     ) -> None:
         self.call_id = call_id
         self.local_tag = local_tag
@@ -70,6 +71,8 @@ class Leg:
         self.transport = transport
         self.peer = peer
         self.local_cseq = local_cseq
+        # §12.2.2: the highest CSeq the remote side used so far; None until its first request.
+        self.remote_cseq = remote_cseq
         self.contact = contact
         # An ACK for a 2xx this leg is waiting for (leg B), and the last ACK sent (for 2xx retransmits).
         self.pending_ack: Request | None = None

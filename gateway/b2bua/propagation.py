@@ -58,8 +58,12 @@ def relay_response(
     final = status if status is not None else b_response.status
     reason = b_response.reason if final == b_response.status and b_response.reason else None
     response = make_response(a_request, final, reason, to_tag=to_tag)
-    if contact is not None and (final < 300 and final != 100):
-        response.headers.append(("Contact", contact))
+    if 100 < final < 300:
+        # §12.1.1: a dialog-creating response carries the request's Record-Route, in order, so
+        # the proxies that asked to stay on the path see the rest of the dialog.
+        response.headers += [("Record-Route", value) for value in a_request.get_all("Record-Route")]
+        if contact is not None:
+            response.headers.append(("Contact", contact))
     if final < 300:
         copy_body(b_response, response)
     return response

@@ -17,7 +17,7 @@ from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.sip.dialog import Dialog
 from gateway.sip.endpoint import SipEndpoint
-from gateway.sip.events import Event, RequestReceived, ResponseReceived, Target
+from gateway.sip.events import CancelReceived, Event, RequestReceived, ResponseReceived, Target
 from gateway.sip.message import Request, Response, make_response
 
 GW = ("127.0.0.1", 5060)
@@ -130,6 +130,7 @@ class Phone:
         self.dialog: Dialog | None = None
         self.invite: Request | None = None
         self.invite_txn: object = None
+        self.last_txn: object = None  # the client transaction of the last in-dialog request
 
     @property
     def contact(self) -> str:
@@ -145,6 +146,19 @@ class Phone:
 
     def statuses(self, method: str = "INVITE") -> list[int]:
         return [response.status for response in self.responses(method)]
+
+    def finals(self, method: str = "INVITE") -> list[int]:
+        """Final statuses only: a retransmitted provisional never hides a missing or extra final."""
+        return [status for status in self.statuses(method) if status >= 200]
+
+    def cancels(self) -> list[CancelReceived]:
+        return [e for e in self.node.events if isinstance(e, CancelReceived)]
+
+    def send(self, request: Request) -> Request:
+        """Send a hand-built request in its own client transaction to the gateway."""
+        self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
+        self.network.run()
+        return request
 
     # -- as caller -------------------------------------------------------------------------
     def call(self, dialled: str, body: bytes = SDP_A, extra: list[tuple[str, str]] | None = None) -> Request:
@@ -166,8 +180,8 @@ class Phone:
 
     def ack(self, body: bytes = b"") -> None:
         final = self.responses()[-1]
-        assert self.invite is not None
         if self.dialog is None:
+            assert self.invite is not None
             self.dialog = Dialog.from_uac(self.invite, final)
         headers = [("Content-Type", "application/sdp")] if body else None
         ack = self.dialog.create_ack(final.cseq[0], body, headers)
@@ -182,23 +196,36 @@ class Phone:
         assert self.dialog is not None
         headers = [("Content-Type", "application/sdp")] if body else None
         request = self.dialog.create_request(method, body, headers)
-        self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
+        self.last_txn = self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
         self.network.run()
         return request
 
     # -- as callee -------------------------------------------------------------------------
-    def answer(self, status: int, body: bytes = b"", index: int = -1) -> Response:
-        event = self.requests()[index]
+    def early_dialog(self) -> Dialog:
+        """The callee's dialog of the first INVITE it received, with the tag `answer` gives it."""
+        invite = self.requests("INVITE")[0].request
+        self.dialog = Dialog.from_uas(invite, f"b{id(invite) % 100000}", self.contact)
+        return self.dialog
+
+    def answer(self, status: int, body: bytes = b"", index: int = -1, method: str | None = None) -> Response:
+        event = self.requests(method)[index]
         request = event.request
         tag = f"b{id(request) % 100000}"
         response = make_response(request, status, to_tag=tag)
-        if status < 300 or 100 < status < 200:
+        if 100 < status < 400:  # dialog-creating answers and redirects carry a Contact
             response.headers.append(("Contact", f"<{self.contact}>"))
         if body:
             response.headers.append(("Content-Type", "application/sdp"))
             response.body = body
         self.node.endpoint.send_response(event.transaction, response, self.network.now)  # type: ignore[arg-type]
-        if request.method == "INVITE" and 200 <= status < 300 and request.to_tag is None:
+        fresh = self.dialog is None or self.dialog.call_id != request.call_id
+        if request.method == "INVITE" and 200 <= status < 300 and request.to_tag is None and fresh:
             self.dialog = Dialog.from_uas(request, tag, self.contact)
         self.network.run()
         return response
+
+
+def no_state_left(b2bua: B2bua) -> bool:
+    """True when the controller holds no call, dialog, transaction or INVITE of a finished call."""
+    return (b2bua.calls, b2bua._dialogs, b2bua._transactions, b2bua._invites, b2bua._merged) == (
+        set(), {}, {}, {}, {})
