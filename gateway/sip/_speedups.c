@@ -317,11 +317,11 @@ plain_via(cursor p, cursor end)
     if (host_text && port_obj && params && (branch_text || !branch)) {
         int failed = 0;
         if (form == 3)
-            failed |= PyDict_SetItem(params, str_rport, Py_None);
-        if (form)
-            failed |= PyDict_SetItem(params, str_branch, branch_text);
-        if (form == 2)
-            failed |= PyDict_SetItem(params, str_rport, Py_None);
+            failed = PyDict_SetItem(params, str_rport, Py_None) < 0;
+        if (form && !failed)
+            failed = PyDict_SetItem(params, str_branch, branch_text) < 0;
+        if (form == 2 && !failed)
+            failed = PyDict_SetItem(params, str_rport, Py_None) < 0;
         if (!failed) {
             PyObject *args[4] = {transport_text, host_text, port_obj, params};
             via = PyObject_Vectorcall(via_class, args, 4, NULL);
@@ -544,10 +544,12 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!plain_name_addr_tag(seen[N_FROM][0], seen[N_FROM][1], &tag, &tag_end))
         DECLINE();
     from_tag = tag ? ascii(tag, tag_end) : Py_NewRef(Py_None);
+    if (from_tag == NULL)
+        FAIL();
     if (!plain_name_addr_tag(seen[N_TO][0], seen[N_TO][1], &tag, &tag_end))
         DECLINE();
     to_tag = tag ? ascii(tag, tag_end) : Py_NewRef(Py_None);
-    if (from_tag == NULL || to_tag == NULL)
+    if (to_tag == NULL)
         FAIL();
 
     /* body: by Content-Length (RFC 3261 §18.3: octets past it in a datagram are discarded) */
@@ -605,13 +607,13 @@ configure(PyObject *module, PyObject *args)
         return NULL;
     }
     for (int i = 0; i < N_SPECIAL; i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        if (!PyUnicode_Check(name)) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
             PyErr_SetString(PyExc_TypeError, "configure: header names are str");
             return NULL;
         }
-        Py_XSETREF(special[i], Py_NewRef(name));
     }
+    for (int i = 0; i < N_SPECIAL; i++)
+        Py_XSETREF(special[i], Py_NewRef(PyTuple_GET_ITEM(names, i)));
     if (cache != name_cache) {
         for (int i = 0; i < NAME_SLOTS; i++)
             Py_CLEAR(name_slots[i].canonical);
