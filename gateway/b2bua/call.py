@@ -1,18 +1,18 @@
 """One call through the B2BUA: leg A (we are its UAS) bridged to leg B (we are its UAC).
 
 A plain state machine driven by the controller with endpoint events; it never waits, owns no
-task, and reaches SIP only through its `CallContext`. What crosses between legs is decided in
-`propagation`.
+task, and reaches SIP only through its `CallContext`. This module sets calls up, answers them,
+and ends them; requests within their dialogs are relayed by `dialog_relay`. What crosses between
+legs is decided in `propagation`.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from gateway.b2bua import propagation
+from gateway.b2bua.call_context import A, B, CallContext, CallState, Cancellable, Target
+from gateway.b2bua.dialog_relay import DialogRelay, Relay
 from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered
 from gateway.b2bua.leg import Leg, strip_tag
 from gateway.sip.errors import LocalProtocolError
@@ -20,88 +20,18 @@ from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request, Response, make_response
 
 if TYPE_CHECKING:
-    from gateway.b2bua.observer import CallObserver
     from gateway.sip.transaction import ClientTransaction, ServerTransaction
 
-Target = tuple[str, str, int]
-A, B = 0, 1
-TARGET_REFRESH = frozenset({"INVITE", "UPDATE"})  # §12.2, RFC 3311 §5.1
+__all__ = ["ABSORB", "INITIAL_INVITE", "TIMER_C", "Call", "CallContext", "CallState", "Relay"]
+
 # §16.6 step 11: Timer C bounds how long leg B may ring; "greater than 3 minutes".
 TIMER_C = 181.0
-
-
-class Cancellable(Protocol):
-    """A scheduled callback that can be called off."""
-
-    def cancel(self) -> None: ...
-
-
-class CallState(Enum):
-    """Where a call is; the names follow leg A's point of view."""
-
-    CALLING = "calling"  # INVITE sent on leg B, no answer yet
-    ANSWERED = "answered"  # 2xx relayed to A, waiting for A's ACK
-    CONFIRMED = "confirmed"
-    CANCELLING = "cancelling"  # A gave up; waiting for B's final answer to the CANCEL
-    HUNG_UP = "hung up"  # B hung up before A's ACK; A's BYE waits for that ACK (§15)
-    ENDED = "ended"
-
-
-class CallContext(Protocol):
-    """What a call needs from the controller: sending, indexes and observers."""
-
-    observer: CallObserver
-
-    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None: ...
-
-    def request(self, request: Request, target: Target, now: float) -> ClientTransaction | None: ...
-
-    def stateless(self, message: Request, target: Target) -> None: ...
-
-    def cancel(self, transaction: ClientTransaction, now: float) -> None: ...
-
-    def contact_for(self, transport: str) -> str: ...
-
-    def new_tag(self) -> str: ...
-
-    def new_call_id(self) -> str: ...
-
-    def resolve(self, target: str, callee: str) -> tuple[str, str, Target]:
-        """(Request-URI, transport, next hop) for a routing target and the dialled user."""
-        ...
-
-    def bind_transaction(self, transaction: ClientTransaction, call: Call, purpose: object) -> None: ...
-
-    def bind_dialog(self, leg: Leg, call: Call, side: int) -> None: ...
-
-    def release(self, call: Call) -> None: ...
-
-    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Cancellable:
-        """Call `callback(now)` once the clock reaches `deadline`."""
-        ...
-
-
-class Relay:
-    """An in-dialog request relayed from leg `from_side`; its answer goes back through `transaction`.
-
-    `answered` is set when the gateway answered it itself (the call ended first): the other leg's
-    late answer is then absorbed.
-    """
-
-    __slots__ = ("from_side", "transaction", "answered", "out")
-
-    def __init__(self, from_side: int, transaction: ServerTransaction, out: ClientTransaction) -> None:
-        self.from_side = from_side
-        self.transaction = transaction
-        self.answered = False
-        self.out = out  # the request as relayed on the other leg
-
 
 INITIAL_INVITE = "invite"
 ABSORB = "absorb"
 
 
-class Call:
+class Call(DialogRelay):
     """Bridges one inbound INVITE to the route's targets, hunting in order on retryable failures."""
 
     __slots__ = (
@@ -238,11 +168,11 @@ class Call:
         elif self.state is CallState.CANCELLING:
             self._finish(now)
 
-    def on_invite_timeout(self, now: float) -> None:
-        """Timer B: nobody answered on leg B."""
+    def on_invite_failure(self, status: int, now: float) -> None:
+        """Leg B's INVITE ended without an answer: Timer B (408) or a transport error (503, §8.1.3.1)."""
         self._stop_timer_c()
         if self.state is CallState.CALLING:
-            self._on_b_failure(propagation.TIMEOUT, now)
+            self._on_b_failure(status, now, local=True)
         elif self.state is CallState.CANCELLING:
             self._finish(now)
 
@@ -292,11 +222,12 @@ class Call:
             self._ack_and_bye(leg_b, response.cseq[0], now)
             self._finish(now)
 
-    def _on_b_failure(self, status: int, now: float) -> None:
+    def _on_b_failure(self, status: int, now: float, local: bool = False) -> None:
+        """`local`: the gateway's own verdict (timeout, unreachable), which leg A hears unmapped."""
         if status in propagation.HUNT_ON and self.target_index < len(self.targets):
             self._invite_next_target(now)
             return
-        self._fail(propagation.failure_status(status), now)
+        self._fail(status if local else propagation.failure_status(status), now)
 
     def _fail(self, status: int, now: float) -> None:
         self._respond_a(make_response(self.invite, status, to_tag=self.legs[A].local_tag), now)
@@ -349,17 +280,7 @@ class Call:
             self._send_bye(self.legs[A], now)  # §13.3.1.4: the session SHOULD be ended with a BYE
             self._end("gateway", now)
 
-    def on_reinvite_ack_missing(self, side: int, now: float) -> None:
-        """Our 2xx to a re-INVITE from `side` was never ACKed (§13.3.1.4): end the session on both legs."""
-        if self.state is not CallState.CONFIRMED:
-            return
-        other = self.legs[1 - side]
-        self._ack_pending(other)  # the other leg's 2xx still gets its ACK before the BYE
-        self._send_bye(other, now)
-        self._send_bye(self.legs[side], now)
-        self._end("gateway", now)
-
-    # -- within the dialog ---------------------------------------------------------------
+    # -- ACK and BYE within the dialog (the rest is relayed by DialogRelay) -------------
     def on_ack(self, side: int, ack: Request, now: float) -> None:
         """An ACK for a 2xx arrived on `side`; the other leg's pending ACK goes out, with its body."""
         if ack.from_tag != self.legs[side].remote_tag:
@@ -381,88 +302,6 @@ class Call:
         other.last_ack, other.pending_ack = pending, None
         if side == A and self.state is CallState.ANSWERED:
             self.state = CallState.CONFIRMED
-
-    def on_request(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
-        """An in-dialog request from `side`: BYE ends the call, the rest is relayed."""
-        leg = self.legs[side]
-        if request.from_tag != leg.remote_tag:
-            self._reply(txn, request, 481, now)  # §12: the dialog ID includes the remote tag
-            return
-        number = request.cseq[0]
-        if leg.remote_cseq is not None and number < leg.remote_cseq:
-            self._reply(txn, request, 500, now)  # §12.2.2: out of order
-            return
-        leg.remote_cseq = number
-        method = request.method
-        if method == "BYE":
-            self._on_bye(side, request, txn, now)
-            return
-        if method not in propagation.RELAYED_IN_DIALOG:
-            response = make_response(request, 405)
-            response.headers.append(("Allow", propagation.ALLOW))
-            self.ctx.respond(txn, response, now)
-            return
-        refusal = self._refusal(side, method)
-        if refusal is not None:
-            response = make_response(request, refusal)
-            if refusal == 500:
-                # §14.2: the UAS of the earlier INVITE answers a second one 500 with Retry-After 0-10 s.
-                response.headers.append(("Retry-After", str(random.randint(0, 10))))
-            self.ctx.respond(txn, response, now)
-            return
-        hops = request.max_forwards
-        if hops is not None and hops <= 0:
-            self._reply(txn, request, 483, now)  # §16.3 step 3, as for the initial INVITE
-            return
-        if method in TARGET_REFRESH:
-            contact = request.get("Contact")
-            if contact is not None:
-                leg.remote_target = parse_name_addr(contact).uri  # §12.2.2: a target refresh request
-        other = self.legs[1 - side]
-        relayed = other.create_request(method)
-        relayed.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
-        propagation.copy_body(request, relayed)
-        out = self.ctx.request(relayed, other.next_hop(), now)
-        if out is None:
-            self.ctx.respond(txn, make_response(request, propagation.UNREACHABLE), now)
-            return
-        relay = Relay(side, txn, out)
-        self.relays.add(relay)
-        if method == "INVITE":
-            self.reinvite = relay
-        self.ctx.bind_transaction(out, self, relay)
-
-    def on_relay_cancel(self, transaction: ServerTransaction, now: float) -> None:
-        """A CANCEL of a relayed re-INVITE: cancel it on the other leg, whose final answer is relayed.
-
-        Not answered 487 at once: the other leg may have accepted the new offer already, and its
-        2xx must then reach the canceller so both sides agree on the session (§9.1).
-        """
-        for relay in self.relays:
-            if relay.transaction is transaction and not relay.answered:
-                self.ctx.cancel(relay.out, now)
-                return
-
-    def _refusal(self, side: int, method: str) -> int | None:
-        """Why a relayable request from `side` cannot cross now (a status), or None when it can."""
-        state = self.state
-        if state not in (CallState.CALLING, CallState.ANSWERED, CallState.CONFIRMED):
-            return 481  # the session is being torn down
-        other = self.legs[1 - side]
-        if other is self.legs[side] or other.remote_tag is None:
-            return 491  # the other side has no (early) dialog yet to carry it: try again later
-        if method != "INVITE":
-            return None  # RFC 3311 §5.1 / RFC 6086 §4.2: UPDATE, INFO... also cross early dialogs
-        # §14.2: an INVITE crossing one in progress: 500 when we are the UAS of the earlier one
-        # (same side), 491 when we are its UAC (we sent one on this side's dialog).
-        if state is CallState.CALLING:
-            return 500 if side == A else 491
-        pending = self.reinvite
-        if pending is not None:
-            return 500 if pending.from_side == side else 491
-        if state is CallState.ANSWERED:
-            return 491
-        return None
 
     def _on_bye(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
         self.ctx.respond(txn, make_response(request, 200), now)
@@ -487,51 +326,6 @@ class Call:
             self._forward_ack(A, None, now)
         self._send_bye(self.legs[1 - side], now)
         self._end("caller" if side == A else "callee", now)
-
-    def on_relay_response(self, relay: Relay, response: Response, now: float) -> None:
-        """The other leg answered a relayed request: answer the original one alike."""
-        status = response.status
-        if status == 100:
-            return
-        side = relay.from_side
-        other = self.legs[1 - side]
-        ok = 200 <= status < 300
-        if status >= 200:
-            self.relays.discard(relay)
-            if relay is self.reinvite:
-                self.reinvite = None
-        if relay.answered:
-            if ok and response.cseq[1] == "INVITE":
-                # The call ended while this re-INVITE was pending: complete its transaction (§13.2.2.4);
-                # the BYE already sent on this leg ends the dialog.
-                self._ack_and_remember(other, response.cseq[0])
-            return
-        leg = self.legs[side]
-        out = propagation.relay_response(response, relay.transaction.request, leg.local_tag, leg.contact)
-        self.ctx.respond(relay.transaction, out, now)
-        if ok and response.cseq[1] in TARGET_REFRESH:
-            self._learn_target(other, response)  # §12.2.1.2
-            if response.cseq[1] == "INVITE":
-                other.pending_ack = other.create_request("ACK", cseq=response.cseq[0])
-
-    def on_relay_timeout(self, relay: Relay, now: float) -> None:
-        """The other leg never answered a relayed request."""
-        self.relays.discard(relay)
-        if relay is self.reinvite:
-            self.reinvite = None
-        if relay.answered:
-            return
-        request = relay.transaction.request
-        self.ctx.respond(relay.transaction, make_response(request, propagation.TIMEOUT), now)
-
-    def _reply(self, txn: ServerTransaction, request: Request, status: int, now: float) -> None:
-        self.ctx.respond(txn, make_response(request, status), now)
-
-    @staticmethod
-    def _learn_target(leg: Leg, response: Response) -> None:
-        contact = response.get("Contact")
-        if contact is not None:
-            leg.remote_target = parse_name_addr(contact).uri
 
     # -- ending --------------------------------------------------------------------------
     def _send_bye(self, leg: Leg, now: float) -> None:

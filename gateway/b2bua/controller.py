@@ -30,6 +30,7 @@ from gateway.sip.events import (
     ResponseReceived,
     Target,
     TransactionTimedOut,
+    TransportFailed,
 )
 from gateway.sip.message import Request, Response, make_response
 from gateway.sip.timers import TimerHandle, TimerQueue
@@ -109,6 +110,7 @@ class B2bua:
             ResponseReceived: self._on_response,
             CancelReceived: self._on_cancel,
             TransactionTimedOut: self._on_timeout,
+            TransportFailed: self._on_transport_failed,
             AckNotReceived: self._on_ack_missing,
             MalformedMessage: self._on_malformed,
         }
@@ -193,9 +195,11 @@ class B2bua:
             self._on_options(request, txn, now)
         elif method == "REGISTER":
             self.respond(txn, self.registrar.handle(request, source, now), now)  # type: ignore[arg-type]
+        elif method in propagation.DIALOG_ONLY:
+            self._answer(txn, request, 481, now)  # §15.1.2: a BYE (or INFO, UPDATE) for no dialog we have
         else:
             response = make_response(request, 405, to_tag=self.port.new_tag())
-            response.headers.append(("Allow", propagation.ALLOW))
+            response.headers.append(("Allow", propagation.ALLOW_OUT_OF_DIALOG))
             self.respond(txn, response, now)  # type: ignore[arg-type]
 
     def _on_invite(self, request: Request, source: Target, txn: object, now: float) -> None:
@@ -232,7 +236,7 @@ class B2bua:
 
     def _on_options(self, request: Request, txn: object, now: float) -> None:
         response = make_response(request, 200, to_tag=self.port.new_tag())
-        response.headers += [("Allow", propagation.ALLOW), ("Accept", "application/sdp")]
+        response.headers += [("Allow", propagation.ALLOW_OUT_OF_DIALOG), ("Accept", "application/sdp")]
         self.respond(txn, response, now)  # type: ignore[arg-type]
 
     def _on_response(self, event: ResponseReceived, now: float) -> None:
@@ -253,14 +257,20 @@ class B2bua:
             call.on_relay_response(purpose, response, now)
 
     def _on_timeout(self, event: TransactionTimedOut, now: float) -> None:
-        bound = self._transactions.pop(event.transaction, None)
+        self._on_no_answer(event.transaction, propagation.TIMEOUT, now)
+
+    def _on_transport_failed(self, event: TransportFailed, now: float) -> None:
+        self._on_no_answer(event.transaction, propagation.UNREACHABLE, now)  # §8.1.3.1: as a 503
+
+    def _on_no_answer(self, transaction: object, status: int, now: float) -> None:
+        bound = self._transactions.pop(transaction, None)
         if bound is None:
             return
         call, purpose = bound
         if purpose == INITIAL_INVITE:
-            call.on_invite_timeout(now)
+            call.on_invite_failure(status, now)
         elif isinstance(purpose, Relay):
-            call.on_relay_timeout(purpose, now)
+            call.on_relay_failure(purpose, status, now)
 
     def _answer(self, txn: object, request: Request, status: int, now: float) -> None:
         self.respond(txn, make_response(request, status, to_tag=self.port.new_tag()), now)  # type: ignore[arg-type]

@@ -24,7 +24,14 @@ from gateway.sip.message import Message, Request, Response, make_response
 
 BODY_HEADERS = ("Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language", "MIME-Version")
 RELAYED_IN_DIALOG = frozenset({"INVITE", "UPDATE", "INFO", "OPTIONS", "MESSAGE"})
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, REGISTER"
+# Requests that only exist inside a dialog: outside one (no To tag, or a dialog we do not know) they
+# are answered 481, never 405 (§15.1.2, §12.2.2; RFC 3311 §5.2; RFC 6086 §4.2.1).
+DIALOG_ONLY = frozenset({"BYE", "UPDATE", "INFO"})
+# §20.5 / §21.4.6: Allow lists exactly the methods the gateway accepts where the answer is given,
+# so a 405 never names the refused method. Outside a dialog: calls, registrations and OPTIONS;
+# inside one: what ends or is relayed across the call.
+ALLOW_OUT_OF_DIALOG = "INVITE, ACK, CANCEL, OPTIONS, REGISTER"
+ALLOW_IN_DIALOG = "INVITE, ACK, CANCEL, BYE, " + ", ".join(sorted(RELAYED_IN_DIALOG - {"INVITE"}))
 UNREACHABLE = 503
 TIMEOUT = 408
 # Statuses after which the next hunting target is tried instead of answering leg A.

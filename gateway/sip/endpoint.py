@@ -8,16 +8,17 @@
     for target in ep.connections_to_close(): transport.close(target)
     deadline = ep.get_timer()                   # absolute time or None
     ep.handle_timer(now)
+    ep.transport_error(target, now)             # TCP connect refused / connection dead
     txn = ep.send_request(request, target, now) # client transaction (Via/branch added)
     ep.send_response(server_txn, response, now) # through its server transaction
     ep.send_stateless(message, target)          # ACK of a 2xx, stateless replies
     ep.cancel(invite_txn, now)                  # CANCEL per §9.1
 Counters for the metrics layer: `ep.stats`, a plain dict (keys listed on `SipEndpoint`).
+Where responses go and the Via stamping of received requests live in `response_path`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections import deque
 from itertools import count
@@ -32,35 +33,18 @@ from gateway.sip.events import (
     Target,
     TransactionTerminated,
 )
-from gateway.sip.headers import Via
 from gateway.sip.message import Request, Response, make_response
 from gateway.sip.parser import StreamParser, is_keepalive, parse_message
+from gateway.sip.response_path import response_target, stamp_via
 from gateway.sip.status import reason_phrase
 from gateway.sip.timers import DEFAULT_TIMERS, TimerQueue, TimerSettings
 from gateway.sip.transaction import ClientTransaction, ServerTransaction
 from gateway.sip.transaction_base import ACCEPTED, CALLING, PROCEEDING, client_key, server_key
 
-DEFAULT_PORT = 5060
 DEFAULT_MAX_FORWARDS = "70"
 # Methods are chosen by the peer: counting unknown ones under one key keeps `stats` bounded.
 KNOWN_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
                            "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
-
-
-def response_target(via: Via, source: Target) -> Target:
-    """Where the responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4)."""
-    if source[0] != "udp":
-        return source  # reliable: back over the connection the request came in on
-    maddr = _ip_literal(via.params.get("maddr"))
-    if maddr:
-        return ("udp", maddr, via.port or DEFAULT_PORT)
-    params = via.params
-    rport = params.get("rport")
-    # A peer-written rport outside 1-65535 is no port at all: fall back to the Via's (§18.2.2).
-    port = via.port or DEFAULT_PORT
-    if rport is not None and rport.isdigit() and len(rport) <= 5 and 0 < int(rport) < 65536:
-        port = int(rport)
-    return ("udp", params.get("received") or via.host, port)
 
 
 class SipEndpoint:
@@ -68,7 +52,8 @@ class SipEndpoint:
 
     `stats` keys: ``requests_received.<METHOD>``, ``responses_received.<N>xx``,
     ``requests_sent.<METHOD>``, ``responses_sent.<N>xx``, ``transactions_created``,
-    ``transactions_timed_out``, ``retransmissions``, ``malformed``, ``ack_not_received``.
+    ``transactions_timed_out``, ``transport_errors``, ``retransmissions``, ``malformed``,
+    ``ack_not_received``.
     """
 
     def __init__(
@@ -82,7 +67,8 @@ class SipEndpoint:
         self.user_agent = user_agent
         self.timers = TimerQueue()
         self.stats: dict[str, int] = dict.fromkeys(
-            ("transactions_created", "transactions_timed_out", "retransmissions", "malformed", "ack_not_received"), 0)
+            ("transactions_created", "transactions_timed_out", "transport_errors", "retransmissions", "malformed",
+             "ack_not_received"), 0)
         self._events: deque[Event] = deque()
         self._outbox: list[tuple[bytes, Target]] = []
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
@@ -148,6 +134,18 @@ class SipEndpoint:
     def stream_closed(self, source: Target) -> None:
         """The adapter saw the connection `source` close; forget its buffered bytes."""
         self._streams.pop(source, None)
+
+    def transport_error(self, target: Target, now: float) -> None:
+        """The adapter could not send to `target` (a refused TCP connect, a dead connection).
+
+        Every client transaction sending there that the RFC lets fail ends with `TransportFailed`
+        (§17.1.4, §18.4), so the TU answers 503 or tries its next target at once instead of after
+        Timer B. UDP adapters do not call this for ICMP errors: see `gateway.transport.udp`.
+        """
+        # A scan, not an index: refused connections are rare and must not tax every request.
+        failed = [txn for txn in self._client.values() if txn.target == target and txn.started]
+        for txn in failed:
+            txn.transport_error(now)
 
     def next_event(self) -> Event | None:
         """The oldest pending event, or None."""
@@ -272,7 +270,7 @@ class SipEndpoint:
     def _receive_request(self, request: Request, source: Target, now: float) -> None:
         method = request.method
         self._count(f"requests_received.{method if method in KNOWN_METHODS else 'OTHER'}")
-        self._stamp_via(request, source)
+        stamp_via(request, source)
         if method == "ACK":
             self._receive_ack(request, source, now)
             return
@@ -336,30 +334,13 @@ class SipEndpoint:
         self.stats["transactions_created"] += 1
         return txn
 
-    def _stamp_via(self, request: Request, source: Target) -> None:
-        """received / rport on the top Via (§18.2.1, RFC 3581 §4)."""
-        via = request.top_via
-        params = via.params
-        wants_rport = "rport" in params and params["rport"] is None
-        if via.host == source[1] and not wants_rport:
-            return
-        params["received"] = source[1]
-        if wants_rport:
-            params["rport"] = str(source[2])
-        headers = request.headers
-        for index, (name, _) in enumerate(headers):
-            if name == "Via":
-                # The cached parsed Via is the object just changed, so views stay consistent.
-                headers[index] = ("Via", via.to_str())
-                break
-
     def _malformed(self, error: RemoteProtocolError, source: Target, now: float, answer: bool = True) -> None:
         self.stats["malformed"] += 1
         partial = error.partial if answer else None
         status: int | None = None
         if isinstance(partial, Request) and partial.method != "ACK":
             try:
-                self._stamp_via(partial, source)
+                stamp_via(partial, source)
                 target = response_target(partial.top_via, source)
                 data = self._error_response(partial, error).to_bytes()
             except RemoteProtocolError:
@@ -397,22 +378,6 @@ class SipEndpoint:
 
     def _count(self, counter: str) -> None:
         self.stats[counter] = self.stats.get(counter, 0) + 1
-
-
-def _ip_literal(host: str | None) -> str | None:
-    """`host` without brackets when it is an IP address, else None.
-
-    A name would be resolved synchronously by the UDP adapter's sendto (a peer choosing a slow
-    DNS zone stalls every call), and this core cannot resolve (RFC 3263 is not implemented).
-    """
-    if not host:
-        return None
-    host = host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return host
 
 
 def _warning_text(text: str) -> str:  # a quoted-string (§20.43): no quotes, backslashes, controls

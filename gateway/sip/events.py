@@ -40,6 +40,16 @@ class TransactionTimedOut:
 
 
 @dataclass(slots=True)
+class TransportFailed:
+    """The transport could not carry the request of `transaction` (a refused or dead TCP connection).
+
+    RFC 3261 §8.1.3.1 / §17.1.4: the transaction is over and the user should act as if 503 was received.
+    """
+
+    transaction: ClientTransaction
+
+
+@dataclass(slots=True)
 class TransactionTerminated:
     """A transaction reached Terminated; its state can be dropped."""
 
@@ -77,6 +87,7 @@ Event = (
     | CancelReceived
     | AckNotReceived
     | TransactionTimedOut
+    | TransportFailed
     | TransactionTerminated
     | MalformedMessage
 )

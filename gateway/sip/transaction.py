@@ -7,7 +7,7 @@ the four tables (INVITE/non-INVITE × client/server) and their actions.
 from __future__ import annotations
 
 from gateway.sip.errors import LocalProtocolError
-from gateway.sip.events import AckNotReceived, ResponseReceived, Target, TransactionTimedOut
+from gateway.sip.events import AckNotReceived, ResponseReceived, Target, TransactionTimedOut, TransportFailed
 from gateway.sip.message import Request, Response
 from gateway.sip.transaction_base import (
     ACCEPTED,
@@ -80,6 +80,10 @@ class ClientTransaction(TransactionBase):
         self.last_response = response
         return self._input(kind, response, now)
 
+    def transport_error(self, now: float) -> bool:
+        """The transport failed to carry our request (§17.1.4); False when the state ignores it."""
+        return self._input("transport_error", None, now)
+
     def attach_cancel(self, cancel: ClientTransaction, now: float) -> None:
         """Link a CANCEL; it is sent once a provisional has arrived (§9.1)."""
         self.cancel_transaction = cancel
@@ -115,6 +119,13 @@ def _timed_out(txn: TransactionBase, message: Request | Response | None, now: fl
     assert isinstance(txn, ClientTransaction)
     txn._host.stats["transactions_timed_out"] += 1
     txn._host.emit(TransactionTimedOut(txn))
+    _drop_pending_cancel(txn, message, now)
+
+
+def _transport_failed(txn: TransactionBase, message: Request | Response | None, now: float) -> None:
+    assert isinstance(txn, ClientTransaction)
+    txn._host.stats["transport_errors"] += 1
+    txn._host.emit(TransportFailed(txn))
     _drop_pending_cancel(txn, message, now)
 
 
@@ -163,6 +174,9 @@ def _drop_pending_cancel(txn: TransactionBase, message: Request | Response | Non
 _INVITE_CLIENT: Table = {
     (CALLING, "A"): (CALLING, (_client_transmit, _double_a)),
     (CALLING, "B"): (TERMINATED, (_timed_out,)),
+    # Figure 5: only Calling reports a transport error; once a provisional came, the INVITE is
+    # ended by its final answer, a CANCEL or the cancel guard.
+    (CALLING, "transport_error"): (TERMINATED, (_transport_failed,)),
     (CALLING, "1xx"): (PROCEEDING, (stop_timers, _pass_up, _release_cancel)),
     (CALLING, "2xx"): (ACCEPTED, (stop_timers, _drop_pending_cancel, _pass_up, _start_m)),
     (CALLING, "final"): (COMPLETED, (stop_timers, _drop_pending_cancel, _pass_up, _send_ack, _start_d)),
@@ -179,11 +193,13 @@ _INVITE_CLIENT: Table = {
 _NON_INVITE_CLIENT: Table = {
     (TRYING, "E"): (TRYING, (_client_transmit, _next_e)),
     (TRYING, "F"): (TERMINATED, (_timed_out,)),
+    (TRYING, "transport_error"): (TERMINATED, (_transport_failed,)),
     (TRYING, "1xx"): (PROCEEDING, (_pass_up,)),
     (TRYING, "2xx"): (COMPLETED, (stop_timers, _pass_up, _start_k)),
     (TRYING, "final"): (COMPLETED, (stop_timers, _pass_up, _start_k)),
     (PROCEEDING, "E"): (PROCEEDING, (_client_transmit, _next_e)),
     (PROCEEDING, "F"): (TERMINATED, (_timed_out,)),
+    (PROCEEDING, "transport_error"): (TERMINATED, (_transport_failed,)),
     (PROCEEDING, "1xx"): (PROCEEDING, (_pass_up,)),
     (PROCEEDING, "2xx"): (COMPLETED, (stop_timers, _pass_up, _start_k)),
     (PROCEEDING, "final"): (COMPLETED, (stop_timers, _pass_up, _start_k)),

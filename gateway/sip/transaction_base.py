@@ -2,9 +2,10 @@
 
 Each transaction is driven by a table mapping ``(state, input)`` to ``(next state, actions)``.
 Inputs are response classes (``"1xx"``, ``"2xx"``, ``"final"`` for 300-699), TU sends
-(``"tu_1xx"``, ``"tu_2xx"``, ``"tu_final"``), ``"request"`` (a retransmission), ``"ack"``, and
-timer names A–M. A pair missing from a table is absorbed: that is how the RFC's "discard" rules
-read here. Transactions own no clock and no socket: they ask their `TransactionHost`.
+(``"tu_1xx"``, ``"tu_2xx"``, ``"tu_final"``), ``"request"`` (a retransmission), ``"ack"``,
+``"transport_error"`` (the transport could not send, §17.1.4) and timer names A–M. A pair
+missing from a table is absorbed: that is how the RFC's "discard" rules read here. Transactions
+own no clock and no socket: they ask their `TransactionHost`.
 """
 
 from __future__ import annotations

@@ -54,6 +54,18 @@ class SipRuntime:
     def stream_closed(self, source: Target) -> None:
         self.endpoint.stream_closed(source)
 
+    def transport_error(self, target: Target) -> None:
+        """A transport could not send to `target`; the endpoint fails what was waiting on it.
+
+        Deferred to the next loop turn: a sender may find out inside `pump`, which must not re-enter.
+        """
+        self.loop.call_soon(self._report_transport_error, target)
+
+    def _report_transport_error(self, target: Target) -> None:
+        now = self.loop.time()
+        self.endpoint.transport_error(target, now)
+        self.pump(now)
+
     # -- the pump --------------------------------------------------------------------------
     def pump(self, now: float) -> None:
         """Hand every pending event to the handler, send what is queued, re-arm the timer."""
@@ -70,6 +82,7 @@ class SipRuntime:
             sender = senders.get(target[0])
             if sender is None:
                 log.warning("no %s transport to send to %s", target[0], target)
+                self.transport_error(target)
                 continue
             sender.send(data, target)
         for target in endpoint.connections_to_close():

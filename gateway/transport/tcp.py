@@ -1,7 +1,9 @@
 """asyncio TCP adapter (RFC 3261 §18.3): framing is the endpoint's; this moves bytes.
 
 Connections are keyed by the peer's (host, port): responses and in-dialog requests to a peer go
-back over the connection it opened; a target without a connection gets a new one.
+back over the connection it opened; a target without a live connection gets a new one. When that
+connection cannot be made, the runtime hears of it (`transport_error`) so the transactions waiting
+on it end at once with a 503 (RFC 3261 §18.4, §8.1.3.1) instead of after Timer B/F.
 """
 
 from __future__ import annotations
@@ -64,8 +66,13 @@ class TcpTransport:
     def send(self, data: bytes, target: Target) -> None:
         connection = self.connections.get(target)
         if connection is not None and connection.transport is not None:
-            connection.transport.write(data)
-            return
+            if not connection.transport.is_closing():
+                connection.transport.write(data)
+                return
+            # A dead connection swallows writes silently: forget it and connect again (§18.1.1), which
+            # fails fast (and is reported) when the peer is gone for good.
+            del self.connections[target]
+            self.runtime.stream_closed(target)
         pending = self._pending.get(target)
         if pending is not None:
             pending.append(data)
@@ -79,10 +86,10 @@ class TcpTransport:
                 lambda: _Connection(self, target), target[1], target[2]
             )
         except (OSError, ValueError) as exc:
-            # The transaction times out (timer B/F) and the B2BUA answers for it. ValueError: a
-            # host name the IDNA codec refuses (UnicodeError), taken from a peer's Contact.
+            # ValueError: a host name the IDNA codec refuses (UnicodeError), taken from a peer's Contact.
             log.info("tcp connect to %s:%s failed: %s", target[1], target[2], exc)
             self._pending.pop(target, None)
+            self.runtime.transport_error(target)
             return
         for data in self._pending.pop(target, []):
             assert connection.transport is not None

@@ -45,13 +45,16 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.runtime.datagram_received(data, ("udp", addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the transaction layer's timers handle the silence.
+        # ICMP port unreachable and the like are not reported to the transactions (RFC 3261 §18.4
+        # allows it): on this unconnected socket the kernel delivers them late or not at all, and
+        # without the destination, so no transaction can be matched. Timer B/F (408) covers UDP.
         log.debug("udp error: %s", exc)
 
     def send(self, data: bytes, target: Target) -> None:
         if not 0 < target[2] < 65536:
             # asyncio treats the OverflowError of such a sendto as fatal and closes the socket.
             log.warning("udp: not sending to impossible port %s", target)
+            self.runtime.transport_error(target)
             return
         if self.transport is not None:
             self.transport.sendto(data, (target[1], target[2]))

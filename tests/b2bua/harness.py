@@ -2,6 +2,8 @@
 
 No sockets and no sleeps: datagrams are moved by `Network.run()`, the clock by `advance()`.
 Peers are plain `SipEndpoint`s driven by the test, with `Dialog` for their in-dialog requests.
+A "tcp" target is carried as a stream to its node; with no node there, the connect is refused
+and the sender's endpoint hears `transport_error`, as the real TCP adapter reports it.
 """
 
 from __future__ import annotations
@@ -84,7 +86,12 @@ class Network:
                     if self.drop(data, target):
                         continue
                     destination = self.nodes.get((target[1], target[2]))
-                    if destination is not None:
+                    if target[0] == "tcp":
+                        if destination is None:
+                            node.endpoint.transport_error(target, self.now)  # connection refused
+                        else:
+                            destination.endpoint.receive_stream(("tcp", node.host, node.port), data, self.now)
+                    elif destination is not None:
                         destination.endpoint.receive_datagram(data, node.target, self.now)
 
     def _drain_events(self, node: Node) -> None:
@@ -116,6 +123,8 @@ def make_gateway(
     registrar = Registrar(BindingStore(), gate, min_expires=60)
     b2bua = B2bua(node.endpoint, recorder, routes, registrar, gate, trusted)  # type: ignore[arg-type]
     b2bua.set_contact("udp", *GW)
+    node.endpoint.sent_by["tcp"] = GW
+    b2bua.set_contact("tcp", *GW)
     node.handler = b2bua.handle
     return b2bua, recorder
 

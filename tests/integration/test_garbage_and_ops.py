@@ -91,3 +91,55 @@ def test_metrics_expose_gateway_collectors(gateway: GatewayProcess, sipp: Sipp) 
     for name in ("gateway_calls_active", "gateway_call_setup_seconds_bucket", "gateway_sip_transactions_total",
                  "gateway_sip_transaction_timeouts_total", "gateway_registrations_active"):
         assert name in text
+
+
+def test_unreachable_tcp_trunk_is_503_at_once(gateway: GatewayProcess, sipp: Sipp) -> None:
+    """Route "3xxx" goes to a TCP trunk nobody listens on: the refused connect is a 503 (RFC 3261
+    §8.1.3.1, §18.4), not 100 Trying and a 408 after Timer B (SIPp's -timeout 20s is below 32 s)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        assert probe.connect_ex((HOST, gateway.tcp_trunk_port)) != 0  # the premise: nothing listens there
+    caller = sipp.run("uac_expect_503.xml", "-s", "3001", f"{HOST}:{gateway.sip_port}")
+    assert caller.returncode == 0, sipp.errors() + gateway.log()[-3000:]
+    assert "tcp connect" in gateway.log()
+
+
+def _out_of_dialog(sock: socket.socket, gw_port: int, method: str, branch: str, extra: str = "") -> bytes:
+    request = (
+        f"{method} sip:{HOST}:{gw_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {HOST}:{sock.getsockname()[1]};branch=z9hG4bK{branch}\r\n"
+        f"From: <sip:probe@{HOST}>;tag=p{branch}\r\nTo: <sip:{HOST}>\r\nCall-ID: {branch}@{HOST}\r\n"
+        f"CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+    return request.encode()
+
+
+def _final(sock: socket.socket) -> bytes:
+    while True:
+        data = sock.recv(65535)
+        if _status_of(data) >= 200:
+            return data
+
+
+def _header(data: bytes, name: str) -> str:
+    for line in data.decode().split("\r\n"):
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return ""
+
+
+def test_out_of_dialog_answers_over_udp(gateway: GatewayProcess) -> None:
+    """405 never allows the refused method (RFC 3261 §20.5), dialog-only methods are 481 (§15.1.2),
+    and OPTIONS requiring an unknown extension is 420 (§8.2.2.3)."""
+    target = (HOST, gateway.sip_port)
+    with _udp_socket() as sock:
+        sock.sendto(_out_of_dialog(sock, target[1], "MESSAGE", "oodmsg"), target)
+        answer = _final(sock)
+        allowed = {method.strip() for method in _header(answer, "Allow").split(",")}
+        assert _status_of(answer) == 405 and "INVITE" in allowed and "MESSAGE" not in allowed
+        for method in ("BYE", "INFO", "UPDATE"):
+            sock.sendto(_out_of_dialog(sock, target[1], method, f"ood{method}"), target)
+            assert _status_of(_final(sock)) == 481, method
+        sock.sendto(_out_of_dialog(sock, target[1], "OPTIONS", "oodreq", "Require: foo\r\n"), target)
+        answer = _final(sock)
+        assert _status_of(answer) == 420 and _header(answer, "Unsupported") == "foo"

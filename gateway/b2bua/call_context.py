@@ -1,0 +1,69 @@
+"""What a `Call` stands on: its states, the sides of the bridge and what it needs from the controller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from gateway.sip.message import Request, Response
+
+if TYPE_CHECKING:
+    from gateway.b2bua.call import Call
+    from gateway.b2bua.leg import Leg
+    from gateway.b2bua.observer import CallObserver
+    from gateway.sip.transaction import ClientTransaction, ServerTransaction
+
+Target = tuple[str, str, int]
+A, B = 0, 1  # the sides of a call: leg A (the caller's, we are its UAS), leg B (we are its UAC)
+
+
+class Cancellable(Protocol):
+    """A scheduled callback that can be called off."""
+
+    def cancel(self) -> None: ...
+
+
+class CallState(Enum):
+    """Where a call is; the names follow leg A's point of view."""
+
+    CALLING = "calling"  # INVITE sent on leg B, no answer yet
+    ANSWERED = "answered"  # 2xx relayed to A, waiting for A's ACK
+    CONFIRMED = "confirmed"
+    CANCELLING = "cancelling"  # A gave up; waiting for B's final answer to the CANCEL
+    HUNG_UP = "hung up"  # B hung up before A's ACK; A's BYE waits for that ACK (§15)
+    ENDED = "ended"
+
+
+class CallContext(Protocol):
+    """What a call needs from the controller: sending, indexes and observers."""
+
+    observer: CallObserver
+
+    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None: ...
+
+    def request(self, request: Request, target: Target, now: float) -> ClientTransaction | None: ...
+
+    def stateless(self, message: Request, target: Target) -> None: ...
+
+    def cancel(self, transaction: ClientTransaction, now: float) -> None: ...
+
+    def contact_for(self, transport: str) -> str: ...
+
+    def new_tag(self) -> str: ...
+
+    def new_call_id(self) -> str: ...
+
+    def resolve(self, target: str, callee: str) -> tuple[str, str, Target]:
+        """(Request-URI, transport, next hop) for a routing target and the dialled user."""
+        ...
+
+    def bind_transaction(self, transaction: ClientTransaction, call: Call, purpose: object) -> None: ...
+
+    def bind_dialog(self, leg: Leg, call: Call, side: int) -> None: ...
+
+    def release(self, call: Call) -> None: ...
+
+    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Cancellable:
+        """Call `callback(now)` once the clock reaches `deadline`."""
+        ...
