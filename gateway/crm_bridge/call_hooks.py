@@ -10,6 +10,7 @@ enqueues; the :class:`~gateway.crm_bridge.outbox.OutboxWorker` writes later (C4)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,15 @@ from gateway.crm_bridge.linking import (
 from gateway.crm_bridge.rights import Access, Actor, require_right
 from gateway.crm_bridge.service import CALL_ENDED, LINK_PLAN, TRANSFER, PlanContext, created_by
 from gateway.crm_bridge.store import BuiltinCrm
-from gateway.storage.models import CRM_SETTINGS_ID, CrmSettings, Decision, Number, OutboxEntry, QueueMember
+from gateway.storage.models import (
+    CRM_SETTINGS_ID,
+    CrmSettings,
+    Decision,
+    Employee,
+    Number,
+    OutboxEntry,
+    QueueMember,
+)
 
 #: The longest interaction key the decisions and outbox_entries columns hold.
 MAX_KEY_LENGTH = 255
@@ -109,6 +118,20 @@ async def channel_settings(session: AsyncSession, number: Number) -> ChannelSett
     )
 
 
+async def inactive_employees(session: AsyncSession, employee_ids: Iterable[int | None]) -> frozenset[int]:
+    """Which of `employee_ids` are deactivated (T10: never made responsible); one query, none when empty.
+
+    An id with no employee row counts as inactive too: nobody can take a call or own an item for it.
+    """
+    wanted = {employee_id for employee_id in employee_ids if employee_id is not None}
+    if not wanted:
+        return frozenset()
+    active = await session.scalars(
+        sa.select(Employee.id).where(Employee.id.in_(wanted), Employee.active.is_(True))
+    )
+    return frozenset(wanted - set(active.all()))
+
+
 async def crm_mode_settings(session: AsyncSession) -> CrmModeSettings:
     """The CRM-wide settings (T3, T12, M11); defaults when the seeded row is missing."""
     row = await session.get(CrmSettings, CRM_SETTINGS_ID)
@@ -139,16 +162,19 @@ async def decide_call(
     found = await find_number(session, number)
     party_phone = normalize_phone(party_raw, found.default_region)
     knowledge = await (backend or BuiltinCrm()).find_party(session, phone=party_phone)
+    settings = await channel_settings(session, found)
+    candidates = {*settings.queue_member_ids, *(item.responsible_id for item in knowledge.items), agent_id}
     interaction = Interaction(
         key=key,
         channel=Channel.CALL,
         direction=direction,
         party_phone=party_phone,
         party_email=None,
-        settings=await channel_settings(session, found),
+        settings=settings,
         crm=await crm_mode_settings(session),
         knowledge=knowledge,
         agent_id=agent_id,
+        inactive_employee_ids=await inactive_employees(session, candidates),
     )
     context = PlanContext(
         channel=Channel.CALL,

@@ -1,6 +1,8 @@
 """The static route table of the configuration file (issue #2; numbers and queues replace it later).
 
-Rules are tried in file order; the first whose regex matches the whole Request-URI user wins.
+Rules are tried in file order; the first whose regex matches the Request-URI user wins. `match` is a
+regex *search* on the user part, so anchors mean what they mean: `^555` routes 5551, `^1\\d{3}$` routes
+exactly four digits starting with 1, and an unanchored `1\\d{3}` matches anywhere in the user.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def decide(
     if not user:
         return RouteDecision((), 404, (RULE_NO_USER,))
     for route in routes:
-        if route.pattern.fullmatch(user) is None:
+        if route.pattern.search(user) is None:
             continue
         if route.target != REGISTERED:
             return RouteDecision((route.target,), None, (route.rule_id,))

@@ -43,11 +43,13 @@ def call(
     is_exception: bool = False,
     agent_id: int | None = None,
     channel: Channel = Channel.CALL,
+    inactive: frozenset[int] = frozenset(),
     **settings: Any,
 ) -> Interaction:
     """An interaction from +33142685300 on a number with a queue (7, 8, 9) and source 1.
 
-    Keyword arguments name ChannelSettings or CrmModeSettings fields to override.
+    `inactive` names deactivated employees. Keyword arguments name ChannelSettings or CrmModeSettings
+    fields to override.
     """
     number_fields = set(ChannelSettings.__dataclass_fields__)
     number = ChannelSettings(
@@ -71,6 +73,7 @@ def call(
         crm=crm,
         knowledge=PartyKnowledge(items=items, is_employee=is_employee, is_exception=is_exception),
         agent_id=agent_id,
+        inactive_employee_ids=inactive,
     )
 
 
@@ -151,9 +154,9 @@ def test_t7_known_caller_is_attached_to_existing_items_never_a_new_lead() -> Non
     assert set(plan.attach_to) == {ItemRef("contact", 3), ItemRef("deal", 20)}
     assert plan.responsible_id == 11
     assert plan.rule_ids == ("T7",)
-    assert ring_responsible(interaction, plan) == 11
+    assert ring_responsible(interaction, plan, ring_timeout=20.0).responsible_id == 11
     without_option = call(items=items, route_known_to_responsible=False)
-    assert ring_responsible(without_option, decide(without_option)) is None
+    assert ring_responsible(without_option, decide(without_option), ring_timeout=20.0).responsible_id is None
 
 
 # --- T8: exception list -----------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 
 from gateway.crm_bridge.linking import (
     STEPS,
     Action,
-    Direction,
     Interaction,
     ItemRef,
     KnownItem,
@@ -18,10 +19,23 @@ from gateway.crm_bridge.linking import (
     explain,
     explain_lines,
     on_transfer,
-    ring_responsible,
 )
 from tests.crm_bridge.test_linking import call, known
 from tests.crm_bridge.test_linking_properties import interactions
+
+#: A SPEC rule id as explanations write them: T4a, M11, O5, C1 ...
+RULE_ID = re.compile(r"\b[TMOC]\d+[ab]?\b")
+
+
+def rules_named(lines: list[str]) -> set[str]:
+    """Every SPEC rule id an explanation names, as a line's label or inside its text."""
+    named: set[str] = set()
+    for line in lines:
+        label, _, text = line.partition(":")
+        if label != "note":
+            named.add(label)
+        named.update(RULE_ID.findall(text))
+    return named
 
 
 def test_c1_steps_run_in_the_order_the_module_documents() -> None:
@@ -54,8 +68,9 @@ def test_c1_every_rule_id_a_plan_carries_has_its_own_sentence(interaction: Inter
         ({"mode": "simple"}, "T12: simple mode, new request → deal in the default pipeline with contact"),
         ({"items": (known("deal", 20, 12),), "legacy_lead_mode": True},
          "M11: repeat sales off, legacy lead mode on → request attached to deal 20"),
-        ({"queue_member_ids": ()}, "T10: responsible of the new item: nobody (no queue member to assign) "
-                                   "(first queue member, or the employee who placed an outbound call)"),
+        ({"queue_member_ids": ()}, "T10: responsible of the new item: nobody (no active queue member to "
+                                   "assign) (first active queue member, or the employee who placed an "
+                                   "outbound call)"),
         ({"source_id": None}, "T6: the number names no source: new items carry none"),
     ],
 )
@@ -68,20 +83,40 @@ def test_t11_explain_mentions_the_armed_transfer_rule() -> None:
     assert "T11: a manual transfer moves the new lead to the transferee" in lines
 
 
+def test_t11_armed_transfer_rule_is_in_the_rule_ids_the_explanation_comes_from() -> None:
+    for action in ("auto_lead", "offer_in_card"):
+        plan = decide(call(change_responsible_on_transfer=True, unknown_caller_action=action))
+        assert "T11" in plan.rule_ids and plan.transfer_moves_responsible
+        assert rules_named(explain_lines(plan)) <= set(plan.rule_ids)
+    unarmed = decide(call(change_responsible_on_transfer=False))
+    assert "T11" not in unarmed.rule_ids and not unarmed.transfer_moves_responsible
+    known_client = decide(call(change_responsible_on_transfer=True, items=(known("contact", 3, 11),)))
+    assert "T11" not in known_client.rule_ids and not known_client.transfer_moves_responsible
+
+
+def test_t11_a_decision_stored_before_the_fix_is_read_with_its_rule_id() -> None:
+    stored = {"interaction_key": "call:old", "action": "create_lead", "create": ["lead"],
+              "rule_ids": ["T3", "T5", "T4a", "T6", "T10"], "transfer_moves_responsible": True}
+    plan = LinkPlan.from_dict(stored)
+    assert plan.rule_ids == ("T3", "T5", "T4a", "T6", "T10", "T11")
+    assert plan.transfer_moves_responsible
+    assert plan.to_dict()["transfer_moves_responsible"] is True
+    assert LinkPlan.from_dict(plan.to_dict()) == plan
+
+
+@given(interactions)
+def test_c1_every_rule_the_explanation_names_is_in_rule_ids(interaction: Interaction) -> None:
+    plan = decide(interaction)
+    lines = explain_lines(plan)
+    assert [line.split(":", 1)[0] for line in lines if not line.startswith("note:")] == list(plan.rule_ids)
+    assert rules_named(lines) <= set(plan.rule_ids)
+    assert plan.transfer_moves_responsible == ("T11" in plan.rule_ids)
+
+
 def test_t11_transfer_to_the_current_responsible_changes_nothing() -> None:
     plan = decide(call(change_responsible_on_transfer=True))
     verdict = on_transfer(plan, lead_created_by_this_call=True, transferred_to=plan.responsible_id or 0)
     assert verdict.changed is False and verdict.responsible_id == plan.responsible_id
-
-
-def test_t7_rings_the_responsible_only_for_inbound_attached_calls() -> None:
-    items = (known("contact", 3, 11),)
-    outbound = call(items=items, route_known_to_responsible=True, direction=Direction.OUTBOUND)
-    assert ring_responsible(outbound, decide(outbound)) is None
-    new_caller = call(route_known_to_responsible=True)
-    assert ring_responsible(new_caller, decide(new_caller)) is None
-    no_owner = call(items=(known("contact", 3, None),), route_known_to_responsible=True)
-    assert ring_responsible(no_owner, decide(no_owner)) is None
 
 
 def test_plan_refuses_to_exist_without_rule_ids_or_with_unknown_item_types() -> None:

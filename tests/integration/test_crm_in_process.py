@@ -72,3 +72,41 @@ def test_simulate_cli_prints_the_plan_and_writes_nothing(gateway: GatewayProcess
     assert plan["action"] == "create_lead" and plan["responsible_id"] is not None
     _, after = _call(gateway, "GET", "/items/lead", token)
     assert after["total"] == before["total"]
+
+
+def _created(answer: tuple[int, dict]) -> dict:
+    status, body = answer
+    assert status == 201, body
+    return body
+
+
+def test_t10_t11_deactivated_employee_is_never_made_responsible_and_t11_is_a_rule_id(
+    gateway: GatewayProcess,
+) -> None:
+    """The reviewer's path: PATCH /employees/N {"active": false}, then POST /simulate/call."""
+    token = _token(gateway)
+    dora = _created(_call(gateway, "POST", "/employees", token, {"name": "Dora Vc"}))
+    emil = _created(_call(gateway, "POST", "/employees", token, {"name": "Emil Vc"}))
+    queue = _created(_call(gateway, "POST", "/queue-groups", token,
+                           {"name": "VC inactive check", "member_ids": [dora["id"], emil["id"]]}))
+    number = _created(_call(gateway, "POST", "/numbers", token, {
+        "kind": "rented", "number": "+33 1 84 88 00 77", "name": "VC check", "default_region": "FR",
+        "queue_group_id": queue["id"], "change_responsible_on_transfer": True}))
+    simulate = {"number": "+33 1 84 88 00 77", "from": "+33 6 98 76 54 31", "direction": "inbound"}
+    try:
+        status, before = _call(gateway, "POST", "/simulate/call", token, simulate)
+        assert status == 200 and before["responsible_id"] == dora["id"]
+        status, _ = _call(gateway, "PATCH", f"/employees/{dora['id']}", token, {"active": False})
+        assert status == 200
+        status, plan = _call(gateway, "POST", "/simulate/call", token, simulate)
+        assert status == 200
+        assert plan["responsible_id"] == emil["id"]
+        assert "T10" in plan["rule_ids"]
+        assert "T11" in plan["rule_ids"] and plan["transfer_moves_responsible"] is True
+        named = {line.split(":", 1)[0] for line in plan["explanation"] if not line.startswith("note:")}
+        assert named == set(plan["rule_ids"])
+    finally:
+        _call(gateway, "DELETE", f"/numbers/{number['id']}", token)
+        _call(gateway, "DELETE", f"/queue-groups/{queue['id']}", token)
+        for employee in (dora, emil):
+            _call(gateway, "PATCH", f"/employees/{employee['id']}", token, {"active": False})

@@ -19,10 +19,27 @@ def test_first_matching_rule_wins_and_names_itself() -> None:
     assert decision.forwards
 
 
-def test_match_is_on_the_whole_user_part() -> None:
-    only_four_digits = StaticRoute("ext", re.compile(r"1\d{3}"), "sip:pbx.example")
-    assert decide("10010", [only_four_digits], {}).status == 404
-    assert decide("1001", [only_four_digits], {}).targets == ("sip:pbx.example",)
+def test_match_is_a_search_so_an_anchored_prefix_routes_longer_users() -> None:
+    """`match` is a regex on the user part with search semantics: `^555` routes 5551 (issue example)."""
+    prefix = StaticRoute("prefix-555", re.compile(r"^555"), "sip:pbx.example")
+    assert decide("5551", [prefix], {}).targets == ("sip:pbx.example",)
+    assert decide("555", [prefix], {}).rule_ids == ("prefix-555",)
+    assert decide("1555", [prefix], {}).status == 404
+
+
+def test_unanchored_match_finds_the_pattern_anywhere_in_the_user() -> None:
+    unanchored = StaticRoute("has-1xxx", re.compile(r"1\d{3}"), "sip:pbx.example")
+    assert decide("10010", [unanchored], {}).targets == ("sip:pbx.example",)
+    assert decide("99100299", [unanchored], {}).targets == ("sip:pbx.example",)
+    assert decide("10", [unanchored], {}).status == 404
+
+
+def test_anchors_mean_what_they_mean_a_fully_anchored_rule_matches_only_the_whole_user() -> None:
+    assert decide("10010", [PHONES], {}).rule_ids == (RULE_NO_MATCH,)
+    assert decide("01001", [PHONES], {}).rule_ids == (RULE_NO_MATCH,)
+    assert decide("1001", [PHONES], {"1001": ["sip:1001@10.0.0.2"]}).targets == ("sip:1001@10.0.0.2",)
+    suffix = StaticRoute("ends-99", re.compile(r"99$"), "sip:pbx.example")
+    assert decide("0199", [suffix], {}).forwards and not decide("9901", [suffix], {}).forwards
 
 
 def test_registered_target_hunts_through_the_bindings_in_order() -> None:

@@ -15,6 +15,9 @@ Step order (SPEC rule ids in brackets):
                      [M8] inbound mail, option "route to the responsible" on, and the owner is not in
                      the mailbox's queue → a new lead (simple: deal) for the queue's first member;
                      [T7] otherwise ATTACH to the party's items (rule in `party`); responsible = owner.
+                     An owner who was deactivated is never made responsible: the SPEC is silent on
+                     that case, so the number's queue group rule [T10] picks the responsible instead
+                     (for mail with M8 on, an inactive owner counts as outside the queue).
 4. creation_gate     the party is unknown and this channel creates nothing for it → RECORD_ONLY:
                      [M1] the mailbox's CRM integration is off; [T5] the number does not create items
                      for this direction. There is no item to hold an activity, so none is recorded;
@@ -23,8 +26,9 @@ Step order (SPEC rule ids in brackets):
                      (nothing created until the employee acts in the call card); simple: [T12]
                      CREATE_DEAL in the configured pipeline (None → the default pipeline, resolved by
                      the CRM service) with a contact or a company. Created items carry the number's
-                     source [T6]; their responsible is the queue's first member [T10], or for an
-                     outbound call the employee who placed it.
+                     source [T6]; their responsible is the queue's first ACTIVE member [T10], or for
+                     an outbound call the employee who placed it. [T11] the number moves the new lead
+                     to the transferee on a manual transfer (armed in the plan's rule ids).
 
 Mail rules plug in as more steps or inputs, not a second engine: M2/M12 become steps before
 `known_party` (spam-to-inbox screens like T8; a reply binds to its thread's items), M8 already reuses
@@ -49,6 +53,9 @@ from gateway.crm_bridge.linking.model import (
 )
 
 Step = Callable[[Interaction], LinkPlan | None]
+
+#: How a plan's note about a deactivated employee ends (T10: they are never made responsible).
+INACTIVE_NOTE = ", is inactive: never made responsible"
 
 
 def screen_employee(interaction: Interaction) -> LinkPlan | None:
@@ -82,29 +89,45 @@ def known_party(interaction: Interaction) -> LinkPlan | None:
     owner = party.owner(targets)
     if _client_outside_mail_queue(interaction, owner):
         return _new_request_for_queue(interaction)
+    responsible, rules, notes = _active_or_queue(interaction, owner, ("T7",))
     return LinkPlan(
         interaction.key,
         Action.ATTACH,
         attach_to=party.refs(targets),
-        responsible_id=owner,
+        responsible_id=responsible,
         record_activity=True,
-        rule_ids=("T7",),
+        rule_ids=rules,
+        notes=notes,
     )
 
 
 def _client_outside_mail_queue(interaction: Interaction, owner: int | None) -> bool:
     # M8: for mail, the number's "route to the responsible" option means "keep the client with their
-    # manager only while that manager is in the mailbox's queue".
+    # manager only while that manager is in the mailbox's queue" — a deactivated manager is not.
     return (
         interaction.channel == Channel.EMAIL
         and interaction.direction == Direction.INBOUND
         and interaction.settings.route_known_to_responsible
-        and owner not in interaction.settings.queue_member_ids
+        and owner not in active_queue(interaction)
     )
 
 
+def _active_or_queue(
+    interaction: Interaction, owner: int | None, rules: tuple[str, ...]
+) -> tuple[int | None, tuple[str, ...], tuple[str, ...]]:
+    """The CRM's responsible when active; a deactivated one hands over to the queue group rule (T10)."""
+    if owner is None or interaction.is_active(owner):
+        return owner, rules, ()
+    responsible, rule, notes = _new_item_responsible(interaction)
+    return responsible, (*rules, rule), (_inactive_note(owner, "the client's responsible"), *notes)
+
+
+def _inactive_note(employee_id: int, role: str) -> str:
+    return f"{role}, employee {employee_id}{INACTIVE_NOTE}"
+
+
 def _new_request_for_queue(interaction: Interaction) -> LinkPlan:
-    responsible, rule = _new_item_responsible(interaction)
+    responsible, rule, notes = _new_item_responsible(interaction)
     if interaction.crm.mode == CrmMode.SIMPLE:
         action, create = Action.CREATE_DEAL, (ItemType.DEAL.value, interaction.crm.deal_creation_mode)
         rules: tuple[str, ...] = ("M8", "T12", "T6", rule)
@@ -119,17 +142,21 @@ def _new_request_for_queue(interaction: Interaction) -> LinkPlan:
         pipeline_id=interaction.crm.deal_pipeline_id if action == Action.CREATE_DEAL else None,
         record_activity=True,
         rule_ids=rules,
-        notes=("the client's responsible is not in the mailbox's queue: a new item for the queue",),
+        notes=("the client's responsible is not in the mailbox's queue: a new item for the queue", *notes),
     )
 
 
 def _repeat_request(interaction: Interaction) -> LinkPlan:
     clients = party.clients(interaction.knowledge)
-    responsible = party.owner(clients) or party.owner(interaction.knowledge.items)
+    owner = party.owner(clients) or party.owner(interaction.knowledge.items)
     rules = ["M11", "T6"]
-    if responsible is None:
-        responsible, rule = _new_item_responsible(interaction)
+    notes: tuple[str, ...] = ()
+    if owner is None:
+        responsible, rule, notes = _new_item_responsible(interaction)
         rules.append(rule)
+    else:
+        responsible, more, notes = _active_or_queue(interaction, owner, ())
+        rules.extend(more)
     if interaction.crm.mode == CrmMode.SIMPLE:
         # A CRM without leads records a repeat sale as a repeat deal for the same client.
         create = (ItemType.DEAL.value,) if clients else (ItemType.DEAL.value, interaction.crm.deal_creation_mode)
@@ -149,7 +176,7 @@ def _repeat_request(interaction: Interaction) -> LinkPlan:
         pipeline_id=pipeline,
         record_activity=True,
         rule_ids=tuple(rules),
-        notes=(note,),
+        notes=(note, *notes),
     )
 
 
@@ -162,14 +189,15 @@ def _legacy_attachment(interaction: Interaction) -> LinkPlan | None:
         target, note = party.closed_leads(knowledge)[0], "attached to the client's closed lead (legacy lead mode)"
     else:
         return None
+    responsible, rules, notes = _active_or_queue(interaction, target.responsible_id, ("M11",))
     return LinkPlan(
         interaction.key,
         Action.ATTACH,
         attach_to=(target.ref,),
-        responsible_id=target.responsible_id,
+        responsible_id=responsible,
         record_activity=True,
-        rule_ids=("M11",),
-        notes=(note,),
+        rule_ids=rules,
+        notes=(note, *notes),
     )
 
 
@@ -192,9 +220,8 @@ def _creates_for(create_for: str, direction: Direction) -> bool:
 def create_for_new(interaction: Interaction) -> LinkPlan:
     """T3 → T4a/T4b (classic) or T12 (simple) for a party the CRM does not know."""
     settings, crm = interaction.settings, interaction.crm
-    transfer = settings.change_responsible_on_transfer and interaction.channel == Channel.CALL
+    responsible, rule, notes = _new_item_responsible(interaction)
     if crm.mode == CrmMode.SIMPLE:
-        responsible, rule = _new_item_responsible(interaction)
         return LinkPlan(
             interaction.key,
             Action.CREATE_DEAL,
@@ -204,20 +231,22 @@ def create_for_new(interaction: Interaction) -> LinkPlan:
             pipeline_id=crm.deal_pipeline_id,
             record_activity=True,
             rule_ids=("T3", "T5", "T12", "T6", rule),
+            notes=notes,
         )
+    # T11 applies to the lead a new client's call creates; the rule id itself arms it for on_transfer.
+    armed = settings.change_responsible_on_transfer and interaction.channel == Channel.CALL
+    transfer = ("T11",) if armed else ()
     if settings.unknown_caller_action == UnknownCallerAction.OFFER_IN_CARD:
         # T10/T6 still apply to the lead the employee may create from the card; the service reads them
         # from the plan so that card-created items match auto-created ones.
-        responsible, rule = _new_item_responsible(interaction)
         return LinkPlan(
             interaction.key,
             Action.OFFER_IN_CARD,
             responsible_id=responsible,
             source_id=settings.source_id,
-            rule_ids=("T3", "T5", "T4b"),
-            transfer_moves_responsible=transfer,
+            rule_ids=("T3", "T5", "T4b", *transfer),
+            notes=notes,
         )
-    responsible, rule = _new_item_responsible(interaction)
     return LinkPlan(
         interaction.key,
         Action.CREATE_LEAD,
@@ -225,16 +254,29 @@ def create_for_new(interaction: Interaction) -> LinkPlan:
         responsible_id=responsible,
         source_id=settings.source_id,
         record_activity=True,
-        rule_ids=("T3", "T5", "T4a", "T6", rule),
-        transfer_moves_responsible=transfer,
+        rule_ids=("T3", "T5", "T4a", "T6", rule, *transfer),
+        notes=notes,
     )
 
 
-def _new_item_responsible(interaction: Interaction) -> tuple[int | None, str]:
-    if interaction.direction == Direction.OUTBOUND and interaction.agent_id is not None:
-        return interaction.agent_id, "T10"
-    members = interaction.settings.queue_member_ids
-    return (members[0] if members else None), "T10"
+def active_queue(interaction: Interaction) -> tuple[int, ...]:
+    """The number's queue group without its deactivated members, in ring order."""
+    return tuple(m for m in interaction.settings.queue_member_ids if interaction.is_active(m))
+
+
+def _new_item_responsible(interaction: Interaction) -> tuple[int | None, str, tuple[str, ...]]:
+    """T10: the agent of an outbound call, else the queue's first ACTIVE member; notes name the skipped."""
+    agent = interaction.agent_id
+    skipped: list[str] = []
+    if interaction.direction == Direction.OUTBOUND and agent is not None:
+        if interaction.is_active(agent):
+            return agent, "T10", ()
+        skipped.append(_inactive_note(agent, "the employee who placed the call"))
+    for member in interaction.settings.queue_member_ids:
+        if interaction.is_active(member):
+            return member, "T10", tuple(skipped)
+        skipped.append(_inactive_note(member, "queue member"))
+    return None, "T10", tuple(skipped)
 
 
 STEPS: tuple[Step, ...] = (screen_employee, screen_exception, known_party, creation_gate)
@@ -247,16 +289,3 @@ def decide(interaction: Interaction) -> LinkPlan:
         if plan is not None:
             return plan
     return create_for_new(interaction)
-
-
-def ring_responsible(interaction: Interaction, plan: LinkPlan) -> int | None:
-    """T7's routing half: the employee an incoming call from a known party rings first, or None.
-
-    Only when the number's option is on, the call is inbound, and the plan attached the call to the
-    party's items with an owner.
-    """
-    if not interaction.settings.route_known_to_responsible or interaction.direction != Direction.INBOUND:
-        return None
-    if plan.action != Action.ATTACH:
-        return None
-    return plan.responsible_id

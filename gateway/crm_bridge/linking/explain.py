@@ -9,7 +9,7 @@ from gateway.crm_bridge.linking.model import Action, LinkPlan
 
 
 def _who(employee_id: int | None) -> str:
-    return f"employee {employee_id}" if employee_id is not None else "nobody (no queue member to assign)"
+    return f"employee {employee_id}" if employee_id is not None else "nobody (no active queue member to assign)"
 
 
 def _items(plan: LinkPlan) -> str:
@@ -35,6 +35,13 @@ def _m11(plan: LinkPlan) -> str:
             f"for {_items(plan)}, created even where new items are off")
 
 
+def _t10(plan: LinkPlan) -> str:
+    # On an attachment T10 stands in for a client's responsible who was deactivated (see the notes).
+    what = "the activity" if plan.action == Action.ATTACH else "the new item"
+    return (f"responsible of {what}: {_who(plan.responsible_id)} (first active queue member, or the "
+            "employee who placed an outbound call)")
+
+
 def _t12(plan: LinkPlan) -> str:
     pipeline = f"pipeline {plan.pipeline_id}" if plan.pipeline_id is not None else "the default pipeline"
     with_ = " + ".join(plan.create[1:]) or "the existing client"
@@ -53,10 +60,8 @@ _RULES: dict[str, Callable[[LinkPlan], str]] = {
     "T7": _t7,
     "T8": lambda p: "party on the CRM exception list → logged by the gateway only, nothing created, no activity",
     "T9": lambda p: "party is one of our employees → the call is not recorded in the CRM",
-    "T10": lambda p: f"responsible of the new item: {_who(p.responsible_id)} (first queue member, or the "
-    "employee who placed an outbound call)",
-    "T11": lambda p: "a manual transfer moves the new lead to the transferee"
-    if p.transfer_moves_responsible else "a manual transfer changes no responsible",
+    "T10": _t10,
+    "T11": lambda p: "a manual transfer moves the new lead to the transferee",
     "T12": _t12,
     "M1": lambda p: "the mailbox's CRM integration is off → nothing created automatically",
     "M4": lambda p: "mail of our own employees is never saved to the CRM",
@@ -66,13 +71,11 @@ _RULES: dict[str, Callable[[LinkPlan], str]] = {
 
 
 def explain_lines(plan: LinkPlan) -> list[str]:
-    """One sentence per rule id of `plan`, then the plan's notes."""
+    """One sentence per rule id of `plan`, then the plan's notes: the rule ids are the only source."""
     lines = []
     for rule_id in plan.rule_ids:
         render = _RULES.get(rule_id)
         lines.append(f"{rule_id}: {render(plan) if render else 'applied'}")
-    if plan.transfer_moves_responsible and "T11" not in plan.rule_ids:
-        lines.append(f"T11: {_RULES['T11'](plan)}")
     lines.extend(f"note: {note}" for note in plan.notes)
     return lines
 

@@ -136,6 +136,8 @@ class Interaction:
 
     `agent_id` is the employee on our side when already known (who placed an outbound call); a lead
     created by an outbound call goes to them rather than to the queue's first member.
+    `inactive_employee_ids` names the deactivated employees among those the decision may name (queue
+    members, the responsibles of the party's items, the agent): none of them is ever made responsible.
     """
 
     key: str
@@ -147,12 +149,21 @@ class Interaction:
     crm: CrmModeSettings
     knowledge: PartyKnowledge
     agent_id: int | None = None
+    inactive_employee_ids: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.key:
             raise ValueError("Interaction.key must name the call or email (e.g. 'call:<Call-ID>')")
         _check_choice("channel", self.channel, Channel)
         _check_choice("direction", self.direction, Direction)
+        inactive = frozenset(self.inactive_employee_ids)
+        if any(isinstance(i, bool) or not isinstance(i, int) for i in inactive):
+            raise ValueError(f"inactive_employee_ids must hold employee ids (ints); got {sorted(map(repr, inactive))}")
+        object.__setattr__(self, "inactive_employee_ids", inactive)
+
+    def is_active(self, employee_id: int) -> bool:
+        """False for a deactivated employee: they are never made responsible (T10, T7)."""
+        return employee_id not in self.inactive_employee_ids
 
 
 @dataclass(frozen=True)
@@ -160,8 +171,10 @@ class LinkPlan:
     """What to do in the CRM for one interaction, and the SPEC rules that say so.
 
     `attach_to` lists existing items the interaction's activity is bound to (for a repeat lead: the
-    client the new lead belongs to). `transfer_moves_responsible` records T11 for later: the number's
-    option was on and the plan may create a lead for a new client during this call.
+    client the new lead belongs to). T11 among the `rule_ids` records for later that the number's
+    option was on and the plan may create a lead for a new client during this call
+    (`transfer_moves_responsible`): the rule ids are the one source of both the plan's behaviour and
+    its explanation.
     """
 
     interaction_key: str
@@ -173,7 +186,6 @@ class LinkPlan:
     pipeline_id: int | None = None
     record_activity: bool = False
     rule_ids: tuple[str, ...] = ()
-    transfer_moves_responsible: bool = False
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -182,6 +194,11 @@ class LinkPlan:
             _check_choice("LinkPlan.create", item_type, ItemType)
         if not self.rule_ids:
             raise ValueError("a LinkPlan must carry the rule ids that produced it (SPEC C1)")
+
+    @property
+    def transfer_moves_responsible(self) -> bool:
+        """T11 is armed: a manual transfer moves the lead this call creates to the transferee."""
+        return "T11" in self.rule_ids
 
     @property
     def creates_anything(self) -> bool:
@@ -208,6 +225,10 @@ class LinkPlan:
     def from_dict(cls, data: Mapping[str, Any]) -> LinkPlan:
         """Inverse of `to_dict`; raises ValueError saying what is wrong with malformed input."""
         try:
+            rule_ids = tuple(str(r) for r in data["rule_ids"])
+            if data.get("transfer_moves_responsible") and "T11" not in rule_ids:
+                # Decisions stored before T11 was a rule id of its own carried it as a separate flag.
+                rule_ids += ("T11",)
             return cls(
                 interaction_key=str(data["interaction_key"]),
                 action=Action(data["action"]),
@@ -217,8 +238,7 @@ class LinkPlan:
                 source_id=data.get("source_id"),
                 pipeline_id=data.get("pipeline_id"),
                 record_activity=bool(data.get("record_activity", False)),
-                rule_ids=tuple(str(r) for r in data["rule_ids"]),
-                transfer_moves_responsible=bool(data.get("transfer_moves_responsible", False)),
+                rule_ids=rule_ids,
                 notes=tuple(str(n) for n in data.get("notes", ())),
             )
         except KeyError as exc:
