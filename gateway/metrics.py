@@ -102,6 +102,8 @@ class EndpointStatsCollector(Collector):
         for name, key, text in (
             ("gateway_sip_transactions", "transactions_created", "SIP transactions created"),
             ("gateway_sip_transaction_timeouts", "transactions_timed_out", "Client transactions without a final response"),
+            ("gateway_sip_transport_errors", "transport_errors",
+             "Client transactions ended by a transport error (e.g. a refused TCP connection)"),
             ("gateway_sip_retransmissions", "retransmissions", "SIP retransmissions sent"),
             ("gateway_sip_malformed", "malformed", "Messages that were not valid SIP"),
             ("gateway_sip_ack_not_received", "ack_not_received", "2xx answers never acknowledged"),

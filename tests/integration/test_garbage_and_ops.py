@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import urllib.request
 
@@ -101,6 +102,9 @@ def test_unreachable_tcp_trunk_is_503_at_once(gateway: GatewayProcess, sipp: Sip
     caller = sipp.run("uac_expect_503.xml", "-s", "3001", f"{HOST}:{gateway.sip_port}")
     assert caller.returncode == 0, sipp.errors() + gateway.log()[-3000:]
     assert "tcp connect" in gateway.log()
+    with urllib.request.urlopen(f"http://{HOST}:{gateway.admin_port}/metrics", timeout=5) as answer:
+        failures = re.search(r"^gateway_sip_transport_errors_total (\S+)$", answer.read().decode(), re.MULTILINE)
+    assert failures is not None and float(failures.group(1)) >= 1
 
 
 def _out_of_dialog(sock: socket.socket, gw_port: int, method: str, branch: str, extra: str = "") -> bytes:
