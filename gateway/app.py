@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 import signal
 import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway import metrics
@@ -23,11 +26,11 @@ from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
-from gateway.demo import seed_demo_if_new
+from gateway.demo import first_admin_id, seed_demo_if_new
 from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.sip.endpoint import SipEndpoint
-from gateway.storage.session import make_engine, make_sessionmaker, migrate
+from gateway.storage.session import connection_problem, make_engine, make_sessionmaker, migrate
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
@@ -148,17 +151,42 @@ class _InLoopServer(uvicorn.Server):
         yield
 
 
-async def open_crm(config: GatewayConfig) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-    """Migrate the database to the newest schema, seed the demo into a new one when asked."""
+@dataclass(frozen=True)
+class Launcher:
+    """How the operator started the gateway, so the hints printed at start-up can be pasted as they are."""
+
+    command: str = "gateway"  # the CLI as the operator runs it, e.g. ".venv/bin/gateway"
+    config_path: str | None = None
+
+
+async def open_crm(
+    config: GatewayConfig, launcher: Launcher = Launcher()
+) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """Migrate the database to the newest schema, seed the demo into a new one when asked.
+
+    A database that cannot be opened (server down, wrong password, missing directory) is a
+    `ConfigError` naming `[database] url` and the host/port or file, never the password.
+    """
     url = config.database.url
-    await migrate(url)
-    if config.database.seed_demo:
-        seeded = await seed_demo_if_new(url)
-        if seeded.created:
-            # Printed, not logged: the one-time admin token must not end up in log files.
-            print(seeded.announcement(), flush=True)
+    try:
+        await migrate(url)
+        seeded = await seed_demo_if_new(url) if config.database.seed_demo else None
+    except (OperationalError, InterfaceError, OSError) as error:
+        raise ConfigError(f"[database] url: {connection_problem(url, error)}") from None
+    if seeded is not None:
+        # Printed, not logged: the one-time admin token must not end up in log files.
+        print(seeded.announcement(launcher.command, launcher.config_path), flush=True)
     engine = make_engine(url)
-    return engine, make_sessionmaker(engine)
+    sessionmaker = make_sessionmaker(engine)
+    if seeded is None:
+        async with sessionmaker() as session:
+            nobody = await first_admin_id(session) is None
+        if nobody:
+            # Every admin API route needs a token, and without an administrator nobody can issue one.
+            config_option = f" --config {shlex.quote(launcher.config_path)}" if launcher.config_path else ""
+            print(f"no administrator yet: {launcher.command} admin create{config_option} --name NAME "
+                  "creates one and prints their admin API token", flush=True)
+    return engine, sessionmaker
 
 
 def crm_gateway(config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession]) -> Gateway:
@@ -170,7 +198,7 @@ def crm_gateway(config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSes
     )
 
 
-async def serve(config: GatewayConfig, gateway: Gateway | None = None) -> None:
+async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher: Launcher = Launcher()) -> None:
     """Run until SIGINT/SIGTERM: SIP first (so /healthz tells the truth), then the admin API.
 
     Without a prepared `gateway`, the database is migrated, the CRM admin API is mounted and the
@@ -181,7 +209,7 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None) -> None:
     engine: AsyncEngine | None = None
     outbox_task: asyncio.Task[None] | None = None
     if gateway is None:
-        engine, sessionmaker = await open_crm(config)
+        engine, sessionmaker = await open_crm(config, launcher)
         gateway = crm_gateway(config, sessionmaker)
         worker = OutboxWorker(sessionmaker, BuiltinCrm())
         outbox_task = loop.create_task(worker.run_forever(stop=stop))
@@ -210,8 +238,9 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None) -> None:
     log.info("gateway stopped")
 
 
-def run_from_file(path: str) -> int:
-    """`gateway run --config FILE`: 0 after a clean stop, 2 for a bad configuration, 1 otherwise."""
+def run_from_file(path: str, command: str = "gateway") -> int:
+    """`gateway run --config FILE`: 0 after a clean stop, 2 for a bad configuration (including a
+    database that cannot be opened), 1 otherwise. `command` is how the CLI was invoked (for hints)."""
     try:
         config = load_config(path)
     except ConfigError as error:
@@ -221,7 +250,10 @@ def run_from_file(path: str) -> int:
     # Alembic narrates every migration step at INFO; only its warnings matter to an operator.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
     try:
-        _run(serve(config))
+        _run(serve(config, launcher=Launcher(command, path)))
+    except ConfigError as error:
+        print(f"gateway: configuration error: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(f"gateway: cannot start: {error}", file=sys.stderr)
         return 1

@@ -239,7 +239,14 @@ def _database(table: dict[str, Any]) -> DatabaseConfig:
     _reject_unknown(table, {"url", "seed_demo"}, "database.")
     url = _string(table, "url", "database.", DEFAULT_DATABASE_URL)
     if "://" not in url:
-        raise ConfigError(f'database.url = {url!r}: use a SQLAlchemy URL such as "sqlite+aiosqlite:///./gateway.db"')
+        raise ConfigError(f'[database] url = {url!r}: use a SQLAlchemy URL such as "sqlite+aiosqlite:///./gateway.db"')
+    # Imported late: the storage layer brings SQLAlchemy, which nothing else in this parser needs.
+    from gateway.storage.session import DatabaseUrlError, check_url
+
+    try:
+        check_url(url)
+    except DatabaseUrlError as error:
+        raise ConfigError(f"[database] url: {error}") from None
     seed = table.get("seed_demo", False)
     if not isinstance(seed, bool):
         raise ConfigError(f"database.seed_demo = {seed!r}: write true or false")

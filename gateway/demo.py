@@ -8,6 +8,7 @@ here and returned once, for the caller to print; only its hash is stored.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -37,18 +38,29 @@ class DemoSeed:
     """What seeding did: `created` is False when the database already held data (nothing changed).
 
     `admin_token` is the plain token when this call generated one (show it once), else None.
+    `admin_id` is the first active administrator's employee id (the one a new token is usually for).
     """
 
     created: bool
     admin_token: str | None = None
+    admin_id: int | None = None
 
-    def announcement(self) -> str:
-        """The lines to print at start-up."""
+    def announcement(self, command: str = "gateway", config_path: str | None = None) -> str:
+        """The lines to print at start-up; `command` is how the operator runs the gateway's CLI
+        (e.g. ``.venv/bin/gateway``), `config_path` the configuration file the gateway was started with."""
+        config = f" --config {shlex.quote(config_path)}" if config_path else ""
         if not self.created:
-            return "database already configured: demo seed skipped"
+            lines = ["database already configured: demo seed skipped"]
+            if self.admin_id is not None:
+                lines.append(f"need an admin API token? {command} token create{config} --employee {self.admin_id}")
+            else:
+                lines.append(f"no administrator yet: {command} admin create{config} --name NAME creates one "
+                             "and prints their admin API token")
+            return "\n".join(lines)
         lines = [f"demo seeded: employees Alice (admin, ext 1001) and Bruno (ext 1002), queue group Sales, "
                  f"rented number {DEMO_NUMBER}",
-                 f"try: gateway simulate call --number '{DEMO_NUMBER}' --from '+33 6 12 34 56 78'"]
+                 f"try: {command} simulate call{config} --number {shlex.quote(DEMO_NUMBER)} "
+                 f"--from {shlex.quote('+33 6 12 34 56 78')}"]
         if self.admin_token:
             lines.append(f"admin API token (shown once, store it now): {self.admin_token}")
         return "\n".join(lines)
@@ -60,6 +72,12 @@ async def database_is_empty(session: AsyncSession) -> bool:
         if await session.scalar(select(func.count()).select_from(model)):
             return False
     return True
+
+
+async def first_admin_id(session: AsyncSession) -> int | None:
+    """The lowest id of an active administrator, or None when there is none."""
+    return await session.scalar(
+        select(func.min(Employee.id)).where(Employee.is_admin.is_(True), Employee.active.is_(True)))
 
 
 def _employee(name: str, extension: str, mobile: str, *, is_admin: bool) -> Employee:
@@ -77,7 +95,7 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], *, admin_tok
     """
     async with sessionmaker() as session:
         if not await database_is_empty(session):
-            return DemoSeed(created=False)
+            return DemoSeed(created=False, admin_id=await first_admin_id(session))
         alice = _employee("Alice Martin", "1001", "+33 6 12 00 10 01", is_admin=True)
         bruno = _employee("Bruno Rossi", "1002", "+33 6 12 00 10 02", is_admin=False)
         session.add_all([alice, bruno])
@@ -100,7 +118,7 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], *, admin_tok
         else:
             _, plain = await issue_token(session, alice.id, DEMO_TOKEN_NAME)
         await session.commit()
-        return DemoSeed(created=True, admin_token=plain)
+        return DemoSeed(created=True, admin_token=plain, admin_id=alice.id)
 
 
 async def seed_demo_if_new(url: str, *, admin_token: str | None = None) -> DemoSeed:

@@ -39,6 +39,68 @@ _ASYNC_DRIVERS = {
 }
 
 
+DEFAULT_PORTS = {"postgresql": 5432}
+CONNECT_TIMEOUT = 10  # seconds, for the start-up migration's PostgreSQL connection
+_URL_EXAMPLES = 'sqlite+aiosqlite:///./gateway.db or postgresql+asyncpg://user:password@host:5432/dbname'
+
+
+class DatabaseUrlError(ValueError):
+    """The database URL cannot be used; the message says why and never contains its password."""
+
+
+def check_url(url: str) -> URL:
+    """Parse `url` and check its driver is one the gateway supports, or raise `DatabaseUrlError`.
+
+    Cheap and offline (nothing is connected), so a configuration can be rejected before start-up.
+    """
+    try:
+        parsed = make_url(url)
+    except (ValueError, sa.exc.ArgumentError):
+        # The URL is not echoed back: it may carry a password.
+        raise DatabaseUrlError(f"not a valid database URL (check the port is a number); write it like "
+                               f"{_URL_EXAMPLES}") from None
+    if parsed.drivername not in _ASYNC_DRIVERS:
+        raise DatabaseUrlError(
+            f"unsupported database driver {parsed.drivername!r} in {safe_url(parsed)}; the gateway supports "
+            f"SQLite and PostgreSQL ({', '.join(sorted(_ASYNC_DRIVERS))}), e.g. {_URL_EXAMPLES}"
+        )
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise DatabaseUrlError(f"port {parsed.port} in {safe_url(parsed)} must be from 1 to 65535")
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """`url` fit for messages and logs: the password replaced by ***."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def connection_problem(url: str | URL, error: BaseException) -> str:
+    """A one-line explanation of why the database at `url` could not be opened, without its password.
+
+    Names the server (host:port) for PostgreSQL and the file for SQLite, then the driver's own reason.
+    """
+    parsed = make_url(url)
+    reason = _first_line(error)
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    if parsed.get_backend_name() == "sqlite":
+        where = parsed.database or ":memory:"
+        return (f"cannot open the SQLite database {where!r} ({reason}); check that its directory exists "
+                "and is writable")
+    host = parsed.host or "localhost"
+    port = parsed.port or DEFAULT_PORTS.get(parsed.get_backend_name(), 0)
+    return (f"cannot connect to the {parsed.get_backend_name()} server at {host}:{port} as "
+            f"{parsed.username or '(no user)'} ({reason}); check that the server runs and the host, port, "
+            "user, password and database name are right")
+
+
+def _first_line(error: BaseException) -> str:
+    # SQLAlchemy wraps the driver error; its own text adds a "Background on this error" link.
+    cause = getattr(error, "orig", None) or error
+    text = str(cause).strip() or type(cause).__name__
+    return text.splitlines()[0].strip()
+
+
 def _with_driver(url: str | URL, drivers: dict[str, str], purpose: str) -> URL:
     parsed = make_url(url)
     name = parsed.drivername
@@ -105,10 +167,14 @@ def alembic_config(url: str | URL) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
+    target = sync_url(url)
+    if target.get_backend_name() == "postgresql" and "connect_timeout" not in target.query:
+        # Without it an unreachable server fails start-up only after the OS's TCP timeout (minutes).
+        target = target.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)})
     # ConfigParser interpolation treats % specially (it appears in URL-encoded passwords).
-    rendered = sync_url(url).render_as_string(hide_password=False)
+    rendered = target.render_as_string(hide_password=False)
     config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
-    config.attributes["database_url"] = sync_url(url)
+    config.attributes["database_url"] = target
     config.attributes["configure_logging"] = False
     return config
 

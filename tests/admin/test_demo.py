@@ -62,3 +62,17 @@ async def test_demo_seed_uses_configured_token_without_printing_it(tmp_path):
         assert me.json()["name"] == "Alice Martin"
     finally:
         await engine.dispose()
+
+
+async def test_demo_restart_names_the_command_for_a_new_admin_token(sessionmaker):
+    first = await seed_demo(sessionmaker)
+    again = await seed_demo(sessionmaker)
+    text = again.announcement(".venv/bin/gateway", "config/demo.toml")
+    assert again.admin_id == first.admin_id is not None
+    assert f".venv/bin/gateway token create --config config/demo.toml --employee {first.admin_id}" in text
+    assert first.admin_token not in text
+
+
+async def test_demo_announcement_names_the_cli_as_started(sessionmaker):
+    text = (await seed_demo(sessionmaker)).announcement(".venv/bin/gateway", "config/demo.toml")
+    assert "try: .venv/bin/gateway simulate call --config config/demo.toml --number '+33 1 84 88 00 00'" in text

@@ -86,7 +86,7 @@ async def test_t2_plain_employee_reads_numbers_without_secrets(client, plain, nu
     one = await client.get(f"/numbers/{number_id}", headers=plain.headers)
     assert listed.status_code == one.status_code == 200
     assert [n["id"] for n in listed.json()["items"]] == [number_id]
-    assert one.json()["has_trunk_password"] is True
+    assert one.json()["unknown_caller_action"] == "offer_in_card"  # the CRM settings are readable
     assert_no_secret(listed)
     assert_no_secret(one)
 
@@ -155,3 +155,25 @@ async def test_number_that_is_not_a_phone_number_is_422(client, admin):
     response = await client.post("/numbers", headers=admin.headers, json={**NEW_NUMBER, "number": "+33 12"})
     assert response.status_code == 422
     assert "not a phone number" in response.json()["detail"]
+
+
+TRUNK_FIELDS = ("trunk_host", "trunk_port", "trunk_username", "has_trunk_password")
+
+
+async def test_t2_plain_employee_does_not_see_trunk_settings(client, plain, number_id):
+    listed = await client.get("/numbers", headers=plain.headers)
+    one = await client.get(f"/numbers/{number_id}", headers=plain.headers)
+    for body in (listed.json()["items"][0], one.json()):
+        assert {field: body[field] for field in TRUNK_FIELDS} == dict.fromkeys(TRUNK_FIELDS)
+    for response in (listed, one):
+        assert '"paris"' not in response.text and "sip.provider.example" not in response.text
+
+
+async def test_t2_admin_and_number_manager_see_trunk_settings(client, admin, manager, number_id):
+    expected = {"trunk_host": "sip.provider.example", "trunk_port": 5060, "trunk_username": "paris",
+                "has_trunk_password": True}
+    for user in (admin, manager):
+        one = (await client.get(f"/numbers/{number_id}", headers=user.headers)).json()
+        listed = (await client.get("/numbers", headers=user.headers)).json()["items"][0]
+        for body in (one, listed):
+            assert {field: body[field] for field in TRUNK_FIELDS} == expected

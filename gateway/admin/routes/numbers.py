@@ -1,7 +1,8 @@
 """/numbers: numbers and their CRM-integration settings (SPEC T1-T11).
 
 T2: only administrators and employees holding the manage-numbers right may create, change or delete
-a number; every employee may list and read numbers, and nobody ever reads a trunk password back.
+a number, or see its trunk settings; every employee may list and read numbers' CRM settings, and
+nobody ever reads a trunk password back.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.admin.auth import CurrentPrincipal, NumberManager
+from gateway.admin.auth import CurrentPrincipal, NumberManager, Principal
 from gateway.admin.deps import IdPath, PageDep, SessionDep
 from gateway.admin.errors import conflict
 from gateway.admin.lookup import changes, get_or_404, phone_or_422, referenced
@@ -27,12 +28,16 @@ _PLAIN_FIELDS = ("kind", "number", "default_region", "name", "trunk_port", "unkn
 _NULLABLE_FIELDS = ("queue_group_id", "source_id", "trunk_host", "trunk_username", "trunk_password")
 
 
-def number_out(row: Number) -> NumberOut:
-    """The API view of a number: every field but the trunk password, which becomes a flag."""
+def number_out(row: Number, principal: Principal) -> NumberOut:
+    """The API view of a number: never the trunk password (a flag says whether one is set); the trunk
+    settings (host, port, username, that flag) only for admins and number managers (T2)."""
+    trunk = principal.may_manage_numbers
     return NumberOut(
         id=row.id, kind=row.kind, number=row.number, name=row.name, default_region=row.default_region,
-        queue_group_id=row.queue_group_id, trunk_host=row.trunk_host, trunk_port=row.trunk_port,
-        trunk_username=row.trunk_username, has_trunk_password=bool(row.trunk_password),
+        queue_group_id=row.queue_group_id,
+        trunk_host=row.trunk_host if trunk else None, trunk_port=row.trunk_port if trunk else None,
+        trunk_username=row.trunk_username if trunk else None,
+        has_trunk_password=bool(row.trunk_password) if trunk else None,
         unknown_caller_action=row.unknown_caller_action, create_for=row.create_for,
         source_id=row.source_id, route_known_to_responsible=row.route_known_to_responsible,
         change_responsible_on_transfer=row.change_responsible_on_transfer,
@@ -62,10 +67,10 @@ async def _check_references(session: AsyncSession, patch: dict) -> None:
 
 @router.get("", response_model=Page[NumberOut], summary="List numbers (no secrets)")
 async def list_numbers(session: SessionDep, page: PageDep, principal: CurrentPrincipal) -> Page[NumberOut]:
-    """Every employee may list numbers; trunk passwords are never included."""
+    """Every employee may list numbers; trunk settings only for admins and number managers (T2)."""
     total = await session.scalar(select(func.count()).select_from(Number)) or 0
     rows = await session.scalars(select(Number).order_by(Number.id).limit(page.limit).offset(page.offset))
-    return Page(items=[number_out(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
+    return Page(items=[number_out(r, principal) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("", response_model=NumberOut, status_code=status.HTTP_201_CREATED, summary="Create a number")
@@ -80,13 +85,14 @@ async def create_number(body: NumberCreate, session: SessionDep, manager: Number
     session.add(row)
     await session.commit()
     await session.refresh(row)
-    return number_out(row)
+    return number_out(row, manager)
 
 
 @router.get("/{number_id}", response_model=NumberOut, summary="Read a number (no secrets)")
 async def read_number(number_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> NumberOut:
-    """Every employee may read a number's settings; the trunk password is never included."""
-    return number_out(await get_or_404(session, Number, number_id, "number"))
+    """Every employee may read a number's CRM settings; trunk settings only for admins and number
+    managers (T2); the trunk password never."""
+    return number_out(await get_or_404(session, Number, number_id, "number"), principal)
 
 
 @router.patch("/{number_id}", response_model=NumberOut, summary="Change a number's settings")
@@ -109,7 +115,7 @@ async def update_number(
             setattr(row, name, patch[name])
     await session.commit()
     await session.refresh(row)
-    return number_out(row)
+    return number_out(row, manager)
 
 
 @router.delete("/{number_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a number")

@@ -13,7 +13,7 @@ from gateway.admin.errors import conflict, invalid
 from gateway.admin.lookup import changes, get_or_404
 from gateway.admin.schemas.common import Page
 from gateway.admin.schemas.queues import QueueGroupCreate, QueueGroupOut, QueueGroupUpdate
-from gateway.storage.models import Employee, QueueGroup, QueueMember
+from gateway.storage.models import Employee, Number, QueueGroup, QueueMember
 
 router = APIRouter(prefix="/queue-groups", tags=["queue groups"])
 
@@ -89,8 +89,15 @@ async def update_group(
 
 @router.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a queue group")
 async def delete_group(group_id: IdPath, session: SessionDep, manager: NumberManager) -> Response:
-    """Admins and number managers. Numbers using the group keep working without one."""
+    """Admins and number managers. 409 while a number uses the group: deleting it would leave the
+    number without anyone to ring or to make responsible of new leads (T10)."""
     group = await get_or_404(session, QueueGroup, group_id, "queue group")
+    users = list(await session.execute(
+        select(Number.id, Number.number).where(Number.queue_group_id == group.id).order_by(Number.id)))
+    if users:
+        named = ", ".join(f"{number_id} ({did})" for number_id, did in users)
+        raise conflict(f"queue group {group.id} ({group.name}) is used by number(s) {named}; give those "
+                       "numbers another queue group (PATCH /numbers/{id} with queue_group_id) first")
     await session.delete(group)
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -66,7 +66,8 @@ class NumberUpdate(Strict):
 
 
 class NumberOut(Out):
-    """A number as every role may see it: no secret, only whether one is set."""
+    """A number as the caller may see it: no secret, only whether one is set; the trunk settings
+    (`trunk_*`, `has_trunk_password`) are null for employees who may not manage numbers (T2)."""
 
     id: int
     kind: str
@@ -77,7 +78,7 @@ class NumberOut(Out):
     trunk_host: str | None
     trunk_port: int | None
     trunk_username: str | None
-    has_trunk_password: bool
+    has_trunk_password: bool | None
     unknown_caller_action: str
     create_for: str
     source_id: int | None
