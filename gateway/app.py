@@ -64,7 +64,7 @@ class Gateway:
         self.bindings = BindingStore()
         self.registrar = Registrar(
             self.bindings,
-            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords),
+            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms),
             min_expires=sip.min_expires,
             max_expires=sip.max_expires,
             default_expires=sip.default_expires,
@@ -76,7 +76,7 @@ class Gateway:
             self.observers,
             sip.static_routes,
             self.registrar,
-            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords),
+            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms),
             self._trusted,
         )
         self.runtime: SipRuntime | None = None

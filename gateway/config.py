@@ -69,6 +69,9 @@ class SipConfig:
     realm: str = "gateway"
     nonce_secret: bytes = field(default=b"", repr=False)
     nonce_max_age: float = 300.0
+    # Offered in this order (RFC 8760 §2.4: a client answers the first it supports). MD5 alone by
+    # default: some phones (and SIPp) take the first challenge whatever its algorithm.
+    digest_algorithms: tuple[str, ...] = ("MD5",)
     min_expires: int = 60
     max_expires: int = 7200
     default_expires: int = 3600
@@ -134,7 +137,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
     _reject_unknown(
         table,
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
-         "min_expires", "max_expires", "default_expires"},
+         "digest_algorithms", "min_expires", "max_expires", "default_expires"},
         "sip.",
     )
     listen = table.get("listen")
@@ -164,10 +167,29 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         # A random secret means nonces do not survive a restart: phones simply get a fresh challenge.
         nonce_secret=secret_text.encode() if secret_text else secrets.token_bytes(32),
         nonce_max_age=float(_int(table, "nonce_max_age", "sip.", 300, minimum=10)),
+        digest_algorithms=_digest_algorithms(table),
         min_expires=min_expires,
         max_expires=max_expires,
         default_expires=default_expires,
     )
+
+
+_DIGEST_ALGORITHMS = ("MD5", "SHA-256")
+
+
+def _digest_algorithms(table: dict[str, Any]) -> tuple[str, ...]:
+    value = table.get("digest_algorithms", ["MD5"])
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(item not in _DIGEST_ALGORITHMS for item in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ConfigError(
+            'sip.digest_algorithms must list "MD5" and/or "SHA-256" once each, most preferred first, '
+            'such as ["SHA-256", "MD5"]'
+        )
+    return tuple(value)
 
 
 def _listen_address(value: Any, key: str) -> ListenAddress:

@@ -51,6 +51,12 @@ def test_good_file_is_typed() -> None:
     assert len(sip.nonce_secret) == 32  # random when not configured
 
 
+def test_digest_algorithms_in_the_order_written() -> None:
+    config = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = ['SHA-256', 'MD5']")
+    assert config.sip.digest_algorithms == ("SHA-256", "MD5")
+    assert parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']").sip.digest_algorithms == ("MD5",)
+
+
 def test_minimal_file_gets_the_defaults() -> None:
     config = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\n")
     assert config.database.url == "sqlite+aiosqlite:///./gateway.db"
@@ -87,6 +93,9 @@ def test_passwords_do_not_show_in_repr() -> None:
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[admin]\nlisten = '8080'", 'admin.listen = \'8080\': write it as "HOST:PORT"'),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[database]\nurl = 'gateway.db'", "use a SQLAlchemy URL"),
         ("[sip\nlisten=1", "not valid TOML"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = ['SHA-512']", 'list "MD5" and/or "SHA-256"'),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = []", 'list "MD5" and/or "SHA-256"'),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = ['MD5', 'MD5']", "once each"),
     ],
 )
 def test_bad_config_says_what_to_fix(text: str, fragment: str) -> None:

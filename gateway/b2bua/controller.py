@@ -217,7 +217,9 @@ class B2bua:
             verdict = self.invite_gate.verify(request, "Proxy-Authorization", now)
             if not verdict.ok:
                 response = make_response(request, 407, to_tag=self.port.new_tag())
-                response.headers.append(("Proxy-Authenticate", self.invite_gate.challenge(now, stale=verdict.stale)))
+                response.headers.extend(
+                    ("Proxy-Authenticate", challenge) for challenge in self.invite_gate.challenges(now, stale=verdict.stale)
+                )
                 self.respond(txn, response, now)  # type: ignore[arg-type]
                 return
         user = request_user(request.uri)

@@ -29,7 +29,7 @@ class Verdict:
 class DigestGate:
     """Challenges and verifies one header (Authorization for REGISTER, Proxy-Authorization for INVITE)."""
 
-    __slots__ = ("_challenger", "_passwords")
+    __slots__ = ("_challenger", "_passwords", "algorithms")
 
     def __init__(
         self,
@@ -39,13 +39,20 @@ class DigestGate:
         passwords: Mapping[str, str],
         *,
         max_nonces: int = 100_000,
+        algorithms: tuple[str, ...] = ("MD5",),
     ) -> None:
+        if not algorithms or len(set(algorithms)) != len(algorithms):
+            raise ValueError("digest algorithms: name each one once, at least one")
         self._challenger = DigestChallenger(secret, realm, max_age, max_nonces=max_nonces)
         self._passwords = dict(passwords)
+        self.algorithms = algorithms
+        for algorithm in algorithms:
+            self._challenger.challenge(0.0, algorithm=algorithm)  # an unknown name fails here, not per call
 
-    def challenge(self, now: float, *, stale: bool = False) -> str:
-        """The WWW-Authenticate / Proxy-Authenticate value; identical whoever asks."""
-        return self._challenger.challenge(now, stale=stale)
+    def challenges(self, now: float, *, stale: bool = False) -> list[str]:
+        """The WWW-Authenticate / Proxy-Authenticate values, one per algorithm, most preferred first
+        (RFC 8760 §2.4: a client answers the first one it supports); identical whoever asks."""
+        return [self._challenger.challenge(now, algorithm=algorithm, stale=stale) for algorithm in self.algorithms]
 
     def verify(self, request: Request, header: str, now: float) -> Verdict:
         """Check `header` of `request`; an unknown user fails exactly like a wrong password."""

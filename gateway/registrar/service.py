@@ -53,7 +53,8 @@ class Registrar:
         verdict = self.gate.verify(request, "Authorization", now)
         if not verdict.ok:
             response = self._reply(request, 401)
-            response.add("WWW-Authenticate", self.gate.challenge(now, stale=verdict.stale))
+            for challenge in self.gate.challenges(now, stale=verdict.stale):
+                response.add("WWW-Authenticate", challenge)
             return response
         aor = _user_of(request.to.uri)
         # §10.3 step 3: an authenticated user may only change its own bindings.

@@ -246,7 +246,7 @@ def test_refresh_on_the_same_nonce_needs_a_higher_nc(registrar: Registrar) -> No
 def test_replayed_invite_proxy_authorization_is_stale() -> None:
     """The INVITE gate (untrusted sources, RFC 3261 §22.3) refuses a replayed Proxy-Authorization too."""
     gate = DigestGate(b"k" * 32, "example.test", 300.0, USERS)
-    challenge = gate.challenge(100.0)
+    challenge = gate.challenges(100.0)[0]
     credentials = build_authorization(challenge, method="INVITE", uri="sip:2000@example.test",
                                       username="1001", password="pw-1001", cnonce="x")
 
@@ -265,7 +265,7 @@ def test_replayed_invite_proxy_authorization_is_stale() -> None:
 def test_nonce_cap_fails_closed_at_the_gate() -> None:
     gate = DigestGate(b"k" * 32, "example.test", 300.0, USERS, max_nonces=1)
     registrar = Registrar(BindingStore(), gate)
-    challenges = [gate.challenge(100.0 + i) for i in range(2)]
+    challenges = [gate.challenges(100.0 + i)[0] for i in range(2)]
     captured = [build_authorization(c, method="REGISTER", uri="sip:example.test", username="1001",
                                     password="pw-1001", cnonce="x") for c in challenges]
     for cseq, value in enumerate(captured, start=1):
@@ -276,3 +276,23 @@ def test_nonce_cap_fails_closed_at_the_gate() -> None:
     forgotten = registrar.handle(evil, SOURCE, 120.0)
     assert forgotten.status == 401 and _stale(forgotten)
     assert registrar.store.contacts("1001", 120.0) == ["sip:1001@10.0.0.5"]
+
+
+def test_sha256_and_md5_offered_in_preference_order_and_both_answerable() -> None:
+    """RFC 8760 §2.4: one challenge per algorithm, most preferred first; each one can be answered."""
+    gate = DigestGate(b"k" * 32, "example.test", 300.0, USERS, algorithms=("SHA-256", "MD5"))
+    registrar = Registrar(BindingStore(), gate)
+    first = registrar.handle(register("1001", ["<sip:1001@10.0.0.5:5062>"]), SOURCE, 100.0)  # type: ignore[arg-type]
+    offered = first.get_all("WWW-Authenticate")
+    assert [re.search(r"algorithm=([\w-]+)", value).group(1) for value in offered] == ["SHA-256", "MD5"]  # type: ignore[union-attr]
+    for cseq, challenge in enumerate(offered, start=2):
+        credentials = build_authorization(challenge, method="REGISTER", uri="sip:example.test",
+                                          username="1001", password="pw-1001", cnonce="c0ffee")
+        answer = registrar.handle(register("1001", ["<sip:1001@10.0.0.5:5062>"], cseq=cseq,  # type: ignore[arg-type]
+                                           authorization=credentials), SOURCE, 100.0)
+        assert answer.status == 200, challenge
+
+
+def test_unknown_digest_algorithm_is_refused_at_start() -> None:
+    with pytest.raises(ValueError):
+        DigestGate(b"k" * 32, "example.test", 300.0, USERS, algorithms=("SHA-512",))
