@@ -29,7 +29,9 @@ from gateway.crm_bridge.store import BuiltinCrm
 from gateway.demo import first_admin_id, seed_demo_if_new
 from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
+from gateway.registrar.persistence import BindingPersistence, JournaledBindingStore
 from gateway.sip.endpoint import SipEndpoint
+from gateway.storage.registrations import SqlBindingBackend
 from gateway.storage.session import connection_problem, make_engine, make_sessionmaker, migrate
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
@@ -48,9 +50,11 @@ class Gateway:
         admin_routers: Iterable[APIRouter] = (),
         admin_state: Mapping[str, Any] | None = None,
         admin_setup: Callable[[FastAPI], None] | None = None,
+        bindings: BindingStore | None = None,
     ) -> None:
         """`observers` hear about calls (CRM call hooks); `admin_routers`, `admin_state` and
-        `admin_setup` (called with the built app, e.g. `gateway.admin.api.install`) extend the admin API."""
+        `admin_setup` (called with the built app, e.g. `gateway.admin.api.install`) extend the admin API;
+        `bindings` is the registrar's store (a persistent one, filled before SIP starts)."""
         self.config = config
         self.admin_setup = admin_setup
         self.admin_routers = list(admin_routers)
@@ -61,7 +65,7 @@ class Gateway:
             user_agent="voice-gateway",
         )
         passwords = {user.username: user.password for user in sip.users}
-        self.bindings = BindingStore()
+        self.bindings = bindings if bindings is not None else BindingStore()
         self.registrar = Registrar(
             self.bindings,
             DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms),
@@ -78,6 +82,8 @@ class Gateway:
             self.registrar,
             DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms),
             self._trusted,
+            connected=self._connected,
+            nat_contacts=sip.nat_contacts,
         )
         self.runtime: SipRuntime | None = None
         self.transports: list[UdpTransport | TcpTransport] = []
@@ -85,6 +91,9 @@ class Gateway:
         self.metrics_registry = metrics.gateway_registry(
             self.endpoint.stats, lambda: len(self.bindings), self.call_stats, lambda: self.listening
         )
+
+    def _connected(self, peer: tuple[str, str, int]) -> bool:
+        return self.runtime is not None and self.runtime.is_connected(peer)
 
     def _trusted(self, host: str, port: int) -> bool:
         return any(t.host == host and (t.port is None or t.port == port) for t in self.config.sip.trunks)
@@ -189,12 +198,15 @@ async def open_crm(
     return engine, sessionmaker
 
 
-def crm_gateway(config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession]) -> Gateway:
+def crm_gateway(
+    config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession], bindings: BindingStore | None = None
+) -> Gateway:
     """The gateway with the admin API's CRM resources served over `sessionmaker`."""
     return Gateway(
         config,
         admin_routers=crm_routers(),
         admin_setup=lambda app: install(app, sessionmaker),
+        bindings=bindings,
     )
 
 
@@ -202,17 +214,23 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
     """Run until SIGINT/SIGTERM: SIP first (so /healthz tells the truth), then the admin API.
 
     Without a prepared `gateway`, the database is migrated, the CRM admin API is mounted and the
-    outbox worker applies pending CRM writes (SPEC C4) for as long as the gateway runs.
+    outbox worker applies pending CRM writes (SPEC C4) for as long as the gateway runs; registrations
+    saved by the last run are restored before SIP listens and are saved behind the registrar.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     engine: AsyncEngine | None = None
     outbox_task: asyncio.Task[None] | None = None
+    bindings_task: asyncio.Task[None] | None = None
     if gateway is None:
         engine, sessionmaker = await open_crm(config, launcher)
-        gateway = crm_gateway(config, sessionmaker)
+        bindings = JournaledBindingStore()
+        persistence = BindingPersistence(bindings, SqlBindingBackend(sessionmaker), mono=loop.time)
+        await persistence.load()
+        gateway = crm_gateway(config, sessionmaker, bindings)
         worker = OutboxWorker(sessionmaker, BuiltinCrm())
         outbox_task = loop.create_task(worker.run_forever(stop=stop))
+        bindings_task = loop.create_task(persistence.run(stop))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = gateway.admin_server()
@@ -233,6 +251,9 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
         if outbox_task is not None:
             with contextlib.suppress(Exception):
                 await outbox_task
+        if bindings_task is not None:
+            with contextlib.suppress(Exception):
+                await bindings_task  # the last flush, after SIP stopped changing bindings
         if engine is not None:
             await engine.dispose()
     log.info("gateway stopped")

@@ -75,6 +75,9 @@ class SipConfig:
     min_expires: int = 60
     max_expires: int = 7200
     default_expires: int = 3600
+    # How a UDP phone whose Contact names another host than its REGISTER came from (NAT) is
+    # called: "source" sends to where the REGISTER came from, "contact" to the Contact as written.
+    nat_contacts: str = "source"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
     _reject_unknown(
         table,
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
-         "digest_algorithms", "min_expires", "max_expires", "default_expires"},
+         "digest_algorithms", "min_expires", "max_expires", "default_expires", "nat_contacts"},
         "sip.",
     )
     listen = table.get("listen")
@@ -171,10 +174,22 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         min_expires=min_expires,
         max_expires=max_expires,
         default_expires=default_expires,
+        nat_contacts=_nat_contacts(table),
     )
 
 
 _DIGEST_ALGORITHMS = ("MD5", "SHA-256")
+_NAT_CONTACTS = ("source", "contact")
+
+
+def _nat_contacts(table: dict[str, Any]) -> str:
+    value = table.get("nat_contacts", "source")
+    if value not in _NAT_CONTACTS:
+        raise ConfigError(
+            'sip.nat_contacts must be "source" (call a phone behind NAT at the address its REGISTER '
+            f'came from) or "contact" (at the Contact it sent), not {value!r}'
+        )
+    return str(value)
 
 
 def _digest_algorithms(table: dict[str, Any]) -> tuple[str, ...]:

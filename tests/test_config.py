@@ -125,3 +125,16 @@ def test_gateway_run_with_bad_config_exits_non_zero_with_the_reason(tmp_path: Pa
     )
     assert result.returncode == 2
     assert "sip.realm must be a string" in result.stderr
+
+
+def test_nat_contacts_defaults_to_the_register_source() -> None:
+    assert parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']").sip.nat_contacts == "source"
+    config = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\nnat_contacts = 'contact'")
+    assert config.sip.nat_contacts == "contact"
+
+
+@pytest.mark.parametrize("value", ["'proxy'", "'Source'", "true", "''"])
+def test_bad_nat_contacts_says_what_to_write(value: str) -> None:
+    with pytest.raises(ConfigError, match='sip.nat_contacts must be "source"') as info:
+        parse_config(f"[sip]\nlisten = ['udp:127.0.0.1:5060']\nnat_contacts = {value}")
+    assert '"contact"' in str(info.value)

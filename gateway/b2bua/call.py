@@ -82,6 +82,7 @@ class Call(DialogRelay):
             route_set=tuple(invite.get_all("Record-Route")),
             peer=source if transport != "udp" else None,
             remote_cseq=invite.cseq[0],
+            flow_open=ctx.flow_open,
         )
         self.legs: list[Leg] = [leg_a, leg_a]  # leg B replaces index 1 when the INVITE goes out
 
@@ -97,7 +98,7 @@ class Call(DialogRelay):
     def _invite_next_target(self, now: float) -> None:
         ctx = self.ctx
         while self.target_index < len(self.targets):
-            target_uri, transport, target = ctx.resolve(self.targets[self.target_index], self.callee)
+            target_uri, transport, target, flow_host = ctx.resolve(self.targets[self.target_index], self.callee)
             self.target_index += 1
             try:
                 contact = ctx.contact_for(transport)
@@ -111,13 +112,16 @@ class Call(DialogRelay):
                 remote_target=target_uri,
                 transport=transport,
                 contact=contact,
+                # A registration's flow (NAT, TCP connection) carries the whole dialog; a stream
+                # connection we opened ourselves is reused too (§18.2.2).
+                peer=target if flow_host is not None or transport != "udp" else None,
+                flow_host=flow_host,
+                flow_open=ctx.flow_open,
             )
             invite = leg_b.create_request("INVITE")
             hops = self.invite.max_forwards
             invite.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
             propagation.copy_body(self.invite, invite)
-            if transport != "udp":
-                leg_b.peer = target
             txn = self.ctx.request(invite, target, now)
             if txn is None:
                 continue
@@ -201,7 +205,8 @@ class Call(DialogRelay):
         stray = Leg(
             call_id=leg.call_id, local_tag=leg.local_tag, local_uri=leg.local_uri, remote_uri=leg.remote_uri,
             remote_target=leg.remote_target, transport=leg.transport, contact=leg.contact,
-            local_cseq=max(leg.local_cseq, response.cseq[0]),
+            local_cseq=max(leg.local_cseq, response.cseq[0]), peer=leg.peer, flow_host=leg.flow_host,
+            flow_open=leg.flow_open,
         )
         self._learn_remote(stray, response)
         if stray.remote_tag is not None:
@@ -250,7 +255,7 @@ class Call(DialogRelay):
         leg.remote_tag = tag
         contact = response.get("Contact")
         if contact is not None:
-            leg.remote_target = parse_name_addr(contact).uri
+            leg.refresh_target(parse_name_addr(contact).uri)
         leg.route_set = tuple(reversed(response.get_all("Record-Route")))
 
     # -- leg A gives up or forgets to ACK ------------------------------------------------

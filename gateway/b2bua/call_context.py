@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from gateway.sip.message import Request, Response
 
@@ -16,6 +16,19 @@ if TYPE_CHECKING:
 
 Target = tuple[str, str, int]
 A, B = 0, 1  # the sides of a call: leg A (the caller's, we are its UAS), leg B (we are its UAC)
+
+
+class Destination(NamedTuple):
+    """Where a routing target is called: the Request-URI, the transport and the next hop.
+
+    `flow_host` is set when `hop` is the flow of the callee's registration rather than its Contact
+    (see `gateway.b2bua.flows`): the host its Contact named, which the leg keeps the flow for.
+    """
+
+    uri: str
+    transport: str
+    hop: Target
+    flow_host: str | None = None
 
 
 class Cancellable(Protocol):
@@ -54,8 +67,12 @@ class CallContext(Protocol):
 
     def new_call_id(self) -> str: ...
 
-    def resolve(self, target: str, callee: str) -> tuple[str, str, Target]:
-        """(Request-URI, transport, next hop) for a routing target and the dialled user."""
+    def resolve(self, target: str, callee: str) -> Destination:
+        """Where to send the INVITE for a routing target and the dialled user."""
+        ...
+
+    def flow_open(self, target: Target) -> bool:
+        """Whether the stream connection to `target` is still open (a flow a leg may keep using)."""
         ...
 
     def bind_transaction(self, transaction: ClientTransaction, call: Call, purpose: object) -> None: ...

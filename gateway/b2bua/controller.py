@@ -14,6 +14,8 @@ from typing import Any
 
 from gateway.b2bua import propagation
 from gateway.b2bua.call import INITIAL_INVITE, Call, Relay
+from gateway.b2bua.call_context import Destination
+from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE, registration_flow
 from gateway.b2bua.leg import Leg, uri_target
 from gateway.b2bua.observer import CallObserver
 from gateway.config import StaticRoute
@@ -79,8 +81,16 @@ class SipPort:
     def new_call_id(self) -> str: ...
 
 
+def _every_connection_open(target: Target) -> bool:
+    return True
+
+
 class B2bua:
-    """Routes inbound INVITEs into `Call`s and answers OPTIONS, REGISTER and strays itself."""
+    """Routes inbound INVITEs into `Call`s and answers OPTIONS, REGISTER and strays itself.
+
+    `connected` tells whether a stream connection to a peer is open now (the transports know);
+    `nat_contacts` is how a UDP phone behind NAT is reached (see `gateway.b2bua.flows`).
+    """
 
     def __init__(
         self,
@@ -90,7 +100,14 @@ class B2bua:
         registrar: Registrar,
         invite_gate: DigestGate,
         trusted: Callable[[str, int], bool],
+        *,
+        connected: Callable[[Target], bool] = _every_connection_open,
+        nat_contacts: str = NAT_SOURCE,
     ) -> None:
+        if nat_contacts not in NAT_CONTACTS:
+            raise ValueError(f"nat_contacts must be one of {', '.join(NAT_CONTACTS)}, not {nat_contacts!r}")
+        self.connected = connected
+        self.nat_contacts = nat_contacts
         self.port = port
         self.observer = observer
         self.routes = tuple(routes)
@@ -309,7 +326,7 @@ class B2bua:
     def new_call_id(self) -> str:
         return self.port.new_call_id()
 
-    def resolve(self, target: str, callee: str) -> tuple[str, str, Target]:
+    def resolve(self, target: str, callee: str) -> Destination:
         cached = self._targets.get(target)
         if cached is None:
             uri = parse_uri(target)
@@ -318,13 +335,23 @@ class B2bua:
             if len(self._targets) < 10_000:
                 self._targets[target] = cached
         uri, transport, hop = cached
+        binding = self.registrar.store.get(callee, target) if callee else None
+        if binding is not None:
+            # A registered Contact is the Request-URI as it is (§10.3, §16.5); only the hop may change.
+            flow = registration_flow(binding.source, hop, self.nat_contacts, self.connected)
+            if flow is not None:
+                return Destination(target, flow[0], flow, hop[1])
+            return Destination(target, transport, hop)
         if uri.user is not None or not callee:
-            return target, transport, hop
+            return Destination(target, transport, hop)
         if _PLAIN_USER.fullmatch(callee):
             # A trunk target keeps the dialled number: "sip:host:port" becomes "sip:number@host:port".
-            return f"{uri.scheme}:{callee}@{target.split(':', 1)[1]}", transport, hop
+            return Destination(f"{uri.scheme}:{callee}@{target.split(':', 1)[1]}", transport, hop)
         with_user = replace(uri, user=callee)
-        return with_user.to_str(), transport, hop
+        return Destination(with_user.to_str(), transport, hop)
+
+    def flow_open(self, target: Target) -> bool:
+        return self.connected(target)
 
     def schedule(self, deadline: float, callback: Callable[[float], None]) -> TimerHandle:
         def fire(name: str, now: float) -> None:

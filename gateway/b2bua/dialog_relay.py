@@ -94,7 +94,7 @@ class DialogRelay:
         if method in TARGET_REFRESH:
             contact = request.get("Contact")
             if contact is not None:
-                leg.remote_target = parse_name_addr(contact).uri  # §12.2.2: a target refresh request
+                leg.refresh_target(parse_name_addr(contact).uri)  # §12.2.2: a target refresh request
         other = self.legs[1 - side]
         relayed = other.create_request(method)
         relayed.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
@@ -184,7 +184,7 @@ class DialogRelay:
     def _learn_target(leg: Leg, response: Response) -> None:
         contact = response.get("Contact")
         if contact is not None:
-            leg.remote_target = parse_name_addr(contact).uri
+            leg.refresh_target(parse_name_addr(contact).uri)
 
     def on_reinvite_ack_missing(self, side: int, now: float) -> None:
         """Our 2xx to a re-INVITE from `side` was never ACKed (§13.3.1.4): end the session on both legs."""

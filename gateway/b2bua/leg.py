@@ -6,6 +6,10 @@ next hop per §12.2.1.1 (loose routing only, §16.12 strict routing is not suppo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from gateway.b2bua.flows import same_side_of_nat
+from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request
 from gateway.sip.uri import parse_uri
@@ -37,13 +41,20 @@ def strip_tag(header_value: str) -> str:
 
 
 class Leg:
-    """Dialog state of one side. `peer`, when set, overrides the remote target as the next hop
-    (a TCP peer is reached back on the connection it called from)."""
+    """Dialog state of one side.
+
+    `peer`, when set, is the flow this leg is reached over and overrides the remote target as the
+    next hop: a TCP peer is reached back on the connection it called or registered from, a NATed
+    phone at the address its REGISTER came from. A stream flow that `flow_open` says is closed is
+    skipped (the remote target is used, RFC 3261 §18.1.1). `flow_host`, when set, is the host the
+    phone named in its registered Contact: the flow is kept only while the remote target stays
+    behind it (see `refresh_target`).
+    """
 
     __slots__ = (
         "call_id", "local_tag", "remote_tag", "local_uri", "remote_uri", "remote_target",
         "route_set", "transport", "peer", "local_cseq", "remote_cseq", "contact", "pending_ack", "last_ack",
-        "_hop_key", "_hop",
+        "flow_host", "flow_open", "_hop_key", "_hop",
     )
 
     def __init__(
@@ -60,6 +71,8 @@ class Leg:
         peer: Target | None = None,
         local_cseq: int = 0,
         remote_cseq: int | None = None,
+        flow_host: str | None = None,
+        flow_open: Callable[[Target], bool] | None = None,
     ) -> None:
         self.call_id = call_id
         self.local_tag = local_tag
@@ -77,19 +90,36 @@ class Leg:
         # An ACK for a 2xx this leg is waiting for (leg B), and the last ACK sent (for 2xx retransmits).
         self.pending_ack: Request | None = None
         self.last_ack: Request | None = None
+        self.flow_host = flow_host
+        self.flow_open = flow_open
         self._hop_key: str | None = None
         self._hop: Target | None = None
 
     def next_hop(self) -> Target:
-        """§12.2.1.1 / §8.1.2: the first Route if any, else the remote target."""
-        if self.peer is not None:
-            return self.peer
+        """The flow while it is usable, else §12.2.1.1 / §8.1.2: the first Route if any, else the remote target."""
+        peer = self.peer
+        if peer is not None and (peer[0] == "udp" or self.flow_open is None or self.flow_open(peer)):
+            return peer
         key = self.route_set[0] if self.route_set else self.remote_target
         if key is not self._hop_key or self._hop is None:
             # Resolved once per remote target / route set change, not per request.
             self._hop = uri_target(_route_uri(key) if self.route_set else key, self.transport)
             self._hop_key = key
         return self._hop
+
+    def refresh_target(self, uri: str) -> None:
+        """A new remote target (§12.1.2 from a 2xx, §12.2 from a target refresh). A registration's
+        flow is dropped when the target moves to another host than the phone's: the new target is
+        someone else, not the phone behind that NAT or connection."""
+        self.remote_target = uri
+        if self.flow_host is None or self.peer is None:
+            return
+        try:
+            host = parse_uri(uri).host
+        except RemoteProtocolError:
+            host = ""
+        if not same_side_of_nat(host, self.flow_host, self.peer):
+            self.peer = self.flow_host = None
 
     def create_request(self, method: str, cseq: int | None = None) -> Request:
         """A request within this dialog (§12.2.1.1); ACK and CANCEL reuse `cseq` instead of a new one."""

@@ -30,13 +30,15 @@ class Sender(Protocol):
 class SipRuntime:
     """Glue between transports, the endpoint and the event handler (the B2BUA)."""
 
-    __slots__ = ("endpoint", "handler", "loop", "senders", "_timer", "_deadline")
+    __slots__ = ("endpoint", "handler", "loop", "senders", "streams", "_timer", "_deadline")
 
     def __init__(self, endpoint: SipEndpoint, handler: EventHandler, loop: asyncio.AbstractEventLoop) -> None:
         self.endpoint = endpoint
         self.handler = handler
         self.loop = loop
         self.senders: dict[str, Sender] = {}
+        # The stream connections open now, by peer: the flows a registered phone is reached over.
+        self.streams: set[Target] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
 
@@ -51,8 +53,17 @@ class SipRuntime:
         self.endpoint.receive_stream(source, data, now)
         self.pump(now)
 
+    def stream_opened(self, peer: Target) -> None:
+        """A stream connection with `peer` is up (accepted or connected)."""
+        self.streams.add(peer)
+
     def stream_closed(self, source: Target) -> None:
+        self.streams.discard(source)
         self.endpoint.stream_closed(source)
+
+    def is_connected(self, peer: Target) -> bool:
+        """Whether a stream connection with `peer` is open now (never for datagram transports)."""
+        return peer in self.streams
 
     def transport_error(self, target: Target) -> None:
         """A transport could not send to `target`; the endpoint fails what was waiting on it.

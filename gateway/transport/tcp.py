@@ -1,7 +1,9 @@
 """asyncio TCP adapter (RFC 3261 §18.3): framing is the endpoint's; this moves bytes.
 
 Connections are keyed by the peer's (host, port): responses and in-dialog requests to a peer go
-back over the connection it opened; a target without a live connection gets a new one. When that
+back over the connection it opened, and so do requests to a phone that registered over it (the
+runtime knows which connections are open, see `SipRuntime.is_connected`); a target without a live
+connection gets a new one. When that
 connection cannot be made, the runtime hears of it (`transport_error`) so the transactions waiting
 on it end at once with a 503 (RFC 3261 §18.4, §8.1.3.1) instead of after Timer B/F.
 """
@@ -33,6 +35,7 @@ class _Connection(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.owner.connections[self.key] = self
+        self.owner.runtime.stream_opened(self.key)
 
     def data_received(self, data: bytes) -> None:
         assert self.key is not None

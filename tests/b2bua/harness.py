@@ -2,8 +2,11 @@
 
 No sockets and no sleeps: datagrams are moved by `Network.run()`, the clock by `advance()`.
 Peers are plain `SipEndpoint`s driven by the test, with `Dialog` for their in-dialog requests.
-A "tcp" target is carried as a stream to its node; with no node there, the connect is refused
-and the sender's endpoint hears `transport_error`, as the real TCP adapter reports it.
+A "tcp" target is carried as a stream to its node over a connection both nodes then remember
+(`Node.streams`); with no node there, or one that accepts no connections (`Node.accepts`, a
+softphone behind NAT) and has no connection open with the sender, the connect is refused and the
+sender's endpoint hears `transport_error`, as the real TCP adapter reports it. `Network.close_stream`
+closes a connection on both sides, as the adapters report a closed socket.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from dataclasses import dataclass, field
 
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.events import CallEvent
+from gateway.b2bua.leg import uri_target
 from gateway.config import StaticRoute
-from gateway.registrar import BindingStore, Registrar
+from gateway.registrar import Binding, BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
+from gateway.sip.auth import build_authorization
 from gateway.sip.dialog import Dialog
 from gateway.sip.endpoint import SipEndpoint
 from gateway.sip.events import CancelReceived, Event, RequestReceived, ResponseReceived, Target
@@ -54,6 +59,8 @@ class Node:
     endpoint: SipEndpoint
     handler: Callable[[Event, float], None] | None = None
     events: list[Event] = field(default_factory=list)
+    accepts: bool = True  # takes incoming TCP connections
+    streams: set[Target] = field(default_factory=set)  # the TCP connections open with other nodes
 
     @property
     def target(self) -> Target:
@@ -70,7 +77,7 @@ class Network:
         self.wire: list[bytes] = []
 
     def add(self, host: str, port: int, handler: Callable[[Event, float], None] | None = None) -> Node:
-        node = Node(host, port, SipEndpoint(sent_by={"udp": (host, port)}), handler)
+        node = Node(host, port, SipEndpoint(sent_by={"udp": (host, port), "tcp": (host, port)}), handler)
         self.nodes[(host, port)] = node
         return node
 
@@ -87,12 +94,22 @@ class Network:
                         continue
                     destination = self.nodes.get((target[1], target[2]))
                     if target[0] == "tcp":
-                        if destination is None:
+                        source = ("tcp", node.host, node.port)
+                        if destination is None or not (destination.accepts or source in destination.streams):
                             node.endpoint.transport_error(target, self.now)  # connection refused
                         else:
-                            destination.endpoint.receive_stream(("tcp", node.host, node.port), data, self.now)
+                            node.streams.add(target)
+                            destination.streams.add(source)
+                            destination.endpoint.receive_stream(source, data, self.now)
                     elif destination is not None:
                         destination.endpoint.receive_datagram(data, node.target, self.now)
+
+    def close_stream(self, one: Node, other: Node) -> None:
+        """The TCP connection between two nodes closes; both adapters tell their endpoints."""
+        one.streams.discard(("tcp", other.host, other.port))
+        other.streams.discard(("tcp", one.host, one.port))
+        one.endpoint.stream_closed(("tcp", other.host, other.port))
+        other.endpoint.stream_closed(("tcp", one.host, one.port))
 
     def _drain_events(self, node: Node) -> None:
         while (event := node.endpoint.next_event()) is not None:
@@ -116,12 +133,16 @@ def make_gateway(
     routes: list[StaticRoute],
     *,
     trusted: Callable[[str, int], bool] = lambda host, port: True,
+    nat_contacts: str = "source",
 ) -> tuple[B2bua, Recorder]:
     recorder = Recorder()
     node = network.add(*GW)
     gate = DigestGate(SECRET, "test", 300.0, USERS)
     registrar = Registrar(BindingStore(), gate, min_expires=60)
-    b2bua = B2bua(node.endpoint, recorder, routes, registrar, gate, trusted)  # type: ignore[arg-type]
+    b2bua = B2bua(
+        node.endpoint, recorder, routes, registrar, gate, trusted,  # type: ignore[arg-type]
+        connected=node.streams.__contains__, nat_contacts=nat_contacts,
+    )
     b2bua.set_contact("udp", *GW)
     node.endpoint.sent_by["tcp"] = GW
     b2bua.set_contact("tcp", *GW)
@@ -129,13 +150,32 @@ def make_gateway(
     return b2bua, recorder
 
 
-class Phone:
-    """A scripted UA on a node: sends what the test says, remembers what it received."""
+def own_address(contact: str) -> Target:
+    """Where a phone that is not behind NAT registers from: the address its Contact names."""
+    return uri_target(contact, "udp")
 
-    def __init__(self, network: Network, host: str, port: int, user: str) -> None:
+
+def bind(b2bua: B2bua, aor: str, contact: str, at: float, source: Target | None = None) -> None:
+    """A live binding of `contact` registered at `at`, from `source` (default: the Contact's own address)."""
+    b2bua.registrar.store.put(aor, Binding(contact, at + 600, contact, 1, source or own_address(contact), at))
+
+
+class Phone:
+    """A scripted UA on a node: sends what the test says, remembers what it received.
+
+    `transport` is how it talks to the gateway; `contact` replaces the node's own address in its
+    Contact (a phone behind NAT names its private address); `accepts` False refuses incoming TCP
+    connections (a softphone that waits for requests on the connection it registered over).
+    """
+
+    def __init__(self, network: Network, host: str, port: int, user: str, *, transport: str = "udp",
+                 contact: str | None = None, accepts: bool = True) -> None:
         self.network = network
         self.node = network.add(host, port)
+        self.node.accepts = accepts
         self.user = user
+        self.transport = transport
+        self._contact = contact
         self.dialog: Dialog | None = None
         self.invite: Request | None = None
         self.invite_txn: object = None
@@ -143,7 +183,17 @@ class Phone:
 
     @property
     def contact(self) -> str:
+        if self._contact is not None:
+            return self._contact
         return f"sip:{self.user}@{self.node.host}:{self.node.port}"
+
+    @contact.setter
+    def contact(self, uri: str) -> None:
+        self._contact = uri
+
+    @property
+    def gateway(self) -> Target:
+        return (self.transport, *GW)
 
     def requests(self, method: str | None = None) -> list[RequestReceived]:
         return [e for e in self.node.events if isinstance(e, RequestReceived)
@@ -165,9 +215,30 @@ class Phone:
 
     def send(self, request: Request) -> Request:
         """Send a hand-built request in its own client transaction to the gateway."""
-        self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
+        self.node.endpoint.send_request(request, self.gateway, self.network.now)
         self.network.run()
         return request
+
+    def register(self, password: str, expires: int = 600) -> Response:
+        """REGISTER `contact` for `user` with digest (answering the 401 like a phone); the final answer."""
+        for cseq in (1, 2):
+            headers = [
+                ("From", f"<sip:{self.user}@{GW[0]}>;tag=r{self.node.port}"),
+                ("To", f"<sip:{self.user}@{GW[0]}>"),
+                ("Call-ID", f"reg-{self.node.host}-{self.node.port}"),
+                ("CSeq", f"{cseq} REGISTER"),
+                ("Contact", f"<{self.contact}>"),
+                ("Expires", str(expires)),
+            ]
+            if cseq == 2:
+                challenge = self.responses("REGISTER")[-1].get("WWW-Authenticate") or ""
+                headers.append(("Authorization", build_authorization(
+                    challenge, method="REGISTER", uri=f"sip:{GW[0]}", username=self.user, password=password,
+                    cnonce="c0ffee")))
+            self.send(Request("REGISTER", f"sip:{GW[0]}", headers))
+            if self.responses("REGISTER")[-1].status != 401:
+                break
+        return self.responses("REGISTER")[-1]
 
     # -- as caller -------------------------------------------------------------------------
     def call(self, dialled: str, body: bytes = SDP_A, extra: list[tuple[str, str]] | None = None) -> Request:
@@ -183,7 +254,7 @@ class Phone:
             headers.append(("Content-Type", "application/sdp"))
         request = Request("INVITE", f"sip:{dialled}@{GW[0]}:{GW[1]}", headers + (extra or []), body)
         self.invite = request
-        self.invite_txn = self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
+        self.invite_txn = self.node.endpoint.send_request(request, self.gateway, self.network.now)
         self.network.run()
         return request
 
@@ -194,7 +265,7 @@ class Phone:
             self.dialog = Dialog.from_uac(self.invite, final)
         headers = [("Content-Type", "application/sdp")] if body else None
         ack = self.dialog.create_ack(final.cseq[0], body, headers)
-        self.node.endpoint.send_stateless(ack, ("udp", *GW))
+        self.node.endpoint.send_stateless(ack, self.gateway)
         self.network.run()
 
     def cancel(self) -> None:
@@ -205,7 +276,7 @@ class Phone:
         assert self.dialog is not None
         headers = [("Content-Type", "application/sdp")] if body else None
         request = self.dialog.create_request(method, body, headers)
-        self.last_txn = self.node.endpoint.send_request(request, ("udp", *GW), self.network.now)
+        self.last_txn = self.node.endpoint.send_request(request, self.gateway, self.network.now)
         self.network.run()
         return request
 

@@ -11,7 +11,7 @@ import pytest
 from gateway.config import StaticRoute
 from gateway.sip.message import Request, make_response
 from gateway.sip.transaction_base import CONFIRMED
-from tests.b2bua.harness import GW, SDP_A, SDP_B, Network, Phone, make_gateway, no_state_left
+from tests.b2bua.harness import GW, SDP_A, SDP_B, Network, Phone, bind, make_gateway, no_state_left
 
 ROUTES = [StaticRoute("to-bob", re.compile(r"^2\d{3}$"), "sip:10.0.0.2:5062")]
 SDP_A2 = SDP_A.replace(b"4000", b"4002")
@@ -211,14 +211,13 @@ def test_update_from_the_callee_on_the_early_dialog_reaches_the_caller(net: Netw
 
 def test_update_before_the_callee_made_an_early_dialog_is_refused_not_lost(net: Network) -> None:
     b2bua, _ = make_gateway(net, [StaticRoute("phones", re.compile(r"^1\d{3}$"), "registered")])
-    from gateway.registrar import Binding
     from gateway.sip.dialog import Dialog
 
     alice = Phone(net, "10.0.0.1", 5061, "alice")
     desk = Phone(net, "10.0.0.2", 5062, "desk")
     mobile = Phone(net, "10.0.0.3", 5063, "mobile")
     for contact, at in (("sip:1001@10.0.0.3:5063", net.now - 1), ("sip:1001@10.0.0.2:5062", net.now)):
-        b2bua.registrar.store.put("1001", Binding(contact, net.now + 600, contact, 1, desk.node.target, at))
+        bind(b2bua, "1001", contact, at)
     alice.call("1001")
     desk.answer(180)
     alice.dialog = Dialog.from_uac(alice.invite, alice.responses()[-1])  # type: ignore[arg-type]

@@ -9,12 +9,11 @@ import pytest
 
 from gateway.b2bua import propagation
 from gateway.config import StaticRoute
-from gateway.registrar import Binding
 from gateway.sip.auth import build_authorization
 from gateway.sip.dialog import Dialog
 from gateway.sip.events import CancelReceived
 from gateway.sip.message import Request, make_response
-from tests.b2bua.harness import GW, SDP_A, SDP_B, USERS, Network, Phone, make_gateway
+from tests.b2bua.harness import GW, SDP_A, SDP_B, USERS, Network, Phone, bind, make_gateway
 
 ROUTES = [StaticRoute("to-bob", re.compile(r"^2\d{3}$"), "sip:10.0.0.2:5062")]
 
@@ -243,10 +242,8 @@ def test_hunting_tries_the_next_target_after_a_retryable_failure(net: Network) -
     alice = Phone(net, "10.0.0.1", 5061, "alice")
     desk = Phone(net, "10.0.0.2", 5062, "desk")
     mobile = Phone(net, "10.0.0.3", 5063, "mobile")
-    b2bua.registrar.store.put("1001", Binding("sip:1001@10.0.0.3:5063", net.now + 600, "r2", 1, desk.node.target,
-                                              net.now - 1))
-    b2bua.registrar.store.put("1001", Binding("sip:1001@10.0.0.2:5062", net.now + 600, "r1", 1, desk.node.target,
-                                              net.now))
+    bind(b2bua, "1001", "sip:1001@10.0.0.3:5063", net.now - 1)
+    bind(b2bua, "1001", "sip:1001@10.0.0.2:5062", net.now)
     alice.call("1001")
     assert desk.requests("INVITE")[0].request.uri == "sip:1001@10.0.0.2:5062"  # most recent first
     desk.answer(503)
@@ -263,7 +260,7 @@ def test_busy_is_final_even_with_more_targets(net: Network) -> None:
     desk = Phone(net, "10.0.0.2", 5062, "desk")
     mobile = Phone(net, "10.0.0.3", 5063, "mobile")
     for contact, at in (("sip:1001@10.0.0.3:5063", net.now - 1), ("sip:1001@10.0.0.2:5062", net.now)):
-        b2bua.registrar.store.put("1001", Binding(contact, net.now + 600, contact, 1, desk.node.target, at))
+        bind(b2bua, "1001", contact, at)
     alice.call("1001")
     desk.answer(486)
     assert alice.statuses()[-1] == 486 and mobile.requests() == []

@@ -12,7 +12,7 @@ from gateway.registrar import Binding
 from gateway.sip.dialog import Dialog
 from gateway.sip.events import CancelReceived
 from gateway.sip.message import make_response
-from tests.b2bua.harness import SDP_B, Network, Phone, make_gateway
+from tests.b2bua.harness import SDP_B, Network, Phone, bind, make_gateway
 
 ROUTES = [StaticRoute("to-bob", re.compile(r"^2\d{3}$"), "sip:10.0.0.2:5062")]
 PHONES = [StaticRoute("phones", re.compile(r"^1\d{3}$"), "registered")]
@@ -97,7 +97,7 @@ def test_hunting_leaves_no_dialog_of_the_failed_targets_behind(net: Network) -> 
     desk = Phone(net, "10.0.0.2", 5062, "desk")
     mobile = Phone(net, "10.0.0.3", 5063, "mobile")
     for contact, at in (("sip:1001@10.0.0.3:5063", net.now - 1), ("sip:1001@10.0.0.2:5062", net.now)):
-        b2bua.registrar.store.put("1001", Binding(contact, net.now + 600, contact, 1, desk.node.target, at))
+        bind(b2bua, "1001", contact, at)
     alice.call("1001")
     desk.answer(503)
     mobile.answer(486)

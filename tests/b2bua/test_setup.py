@@ -9,9 +9,8 @@ import pytest
 
 from gateway.b2bua import propagation
 from gateway.config import StaticRoute
-from gateway.registrar import Binding
 from gateway.sip.message import Request, Response, make_response
-from tests.b2bua.harness import SDP_A, SDP_B, Network, Phone, make_gateway, no_state_left
+from tests.b2bua.harness import SDP_A, SDP_B, Network, Phone, bind, make_gateway, no_state_left
 
 ROUTES = [StaticRoute("to-bob", re.compile(r"^2\d{3}$"), "sip:10.0.0.2:5062")]
 PHONES = [StaticRoute("phones", re.compile(r"^1\d{3}$"), "registered")]
@@ -37,7 +36,7 @@ def hunt(net: Network) -> tuple[object, object, Phone, Phone, Phone]:
     desk = Phone(net, DESK, 5062, "desk")
     mobile = Phone(net, MOBILE, 5063, "mobile")
     for contact, at in ((f"sip:1001@{MOBILE}:5063", net.now - 1), (f"sip:1001@{DESK}:5062", net.now)):
-        b2bua.registrar.store.put("1001", Binding(contact, net.now + 600, contact, 1, desk.node.target, at))
+        bind(b2bua, "1001", contact, at)
     return b2bua, recorder, alice, desk, mobile
 
 

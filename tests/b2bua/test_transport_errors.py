@@ -12,8 +12,7 @@ import pytest
 
 from gateway.b2bua import propagation
 from gateway.config import StaticRoute
-from gateway.registrar import Binding
-from tests.b2bua.harness import SDP_A, SDP_B, Network, Phone, make_gateway, no_state_left
+from tests.b2bua.harness import SDP_A, SDP_B, Network, Phone, bind, make_gateway, no_state_left
 
 NOBODY = "10.0.0.9"  # no node there: TCP connects are refused
 ROUTES = [
@@ -46,10 +45,9 @@ def test_refused_tcp_contact_hunts_to_the_next_registration_at_once(net: Network
     b2bua, recorder = make_gateway(net, PHONES)
     alice = Phone(net, "10.0.0.1", 5061, "alice")
     mobile = Phone(net, "10.0.0.3", 5063, "mobile")
-    desk_contact = f"sip:1001@{NOBODY}:5070;transport=tcp"  # the desk phone's TCP connection is gone
-    mobile_contact = "sip:1001@10.0.0.3:5063"
-    for contact, at in ((mobile_contact, net.now - 1), (desk_contact, net.now)):
-        b2bua.registrar.store.put("1001", Binding(contact, net.now + 600, contact, 1, ("udp", NOBODY, 5070), at))
+    # The desk phone registered over TCP from NOBODY:40000; that connection is gone, its host too.
+    bind(b2bua, "1001", "sip:1001@10.0.0.3:5063", net.now - 1)
+    bind(b2bua, "1001", f"sip:1001@{NOBODY}:5070;transport=tcp", net.now, ("tcp", NOBODY, 40000))
     alice.call("1001")
     [invite] = mobile.requests("INVITE")  # hunted without waiting for Timer B
     assert invite.request.body == SDP_A

@@ -5,6 +5,7 @@ Everything binds 127.0.0.1 on free ports; every process started here is stopped 
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -24,9 +25,16 @@ HOST = "127.0.0.1"
 USER_1001_PASSWORD = "it-secret-1001"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free for both UDP and TCP right now (SIP listens on both with one number)."""
-    for _ in range(50):
+    """A port free for both UDP and TCP right now (SIP listens on both with one number).
+
+    Never the same number twice in one test session: several ports picked in a row (SIP, admin,
+    SIPp's) would otherwise be free at once and could coincide, e.g. an admin port on the SIP one.
+    """
+    for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind((HOST, 0))
             port = udp.getsockname()[1]
@@ -35,7 +43,8 @@ def free_port() -> int:
                     tcp.bind((HOST, port))
                 except OSError:
                     continue
-                if port not in (5060, 5070, 5080, 5090, 8080):
+                if port not in (5060, 5070, 5080, 5090, 8080) and port not in _HANDED_OUT:
+                    _HANDED_OUT.add(port)
                     return port
     raise RuntimeError("no free port")
 
@@ -95,7 +104,7 @@ def _wait_healthy(gateway: GatewayProcess, deadline: float) -> None:
             with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
                     return
-        except OSError:
+        except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.05)
     raise RuntimeError(f"gateway not healthy in time:\n{gateway.log()}")

@@ -6,8 +6,19 @@ SIPp exit codes: 0 every call succeeded, 1 some failed, 99 none processed, 254/2
 from __future__ import annotations
 
 import re
+import subprocess
+import time
+from pathlib import Path
 
-from tests.integration.conftest import HOST, USER_1001_PASSWORD, GatewayProcess, Sipp, free_port, wait_exit
+from tests.integration.conftest import (
+    HOST,
+    SCENARIOS,
+    USER_1001_PASSWORD,
+    GatewayProcess,
+    Sipp,
+    free_port,
+    wait_exit,
+)
 
 OK = 0
 
@@ -119,3 +130,32 @@ def test_replayed_register_without_the_password_binds_nothing(gateway: GatewayPr
     attacker = sipp.run("register_replay.xml", "-s", "1001", "-au", "1001", "-ap", "not-the-password",
                         "-key", "contact_port", str(free_port()), "-key", "authorization", captured, _gw(gateway))
     assert attacker.returncode != OK  # 401 stale, then 401 again: never the expected 200
+
+
+def _wait_for(path: Path, text: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+    """Poll SIPp's message trace until `text` shows (the phone is registered), or fail when it exited."""
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path.name}")
+
+
+def test_tcp_phone_is_called_over_the_connection_it_registered_on(gateway: GatewayProcess, sipp: Sipp) -> None:
+    """RFC 5626 §5.3 / RFC 3261 §18.2.2: a TCP softphone that accepts no connections (its Contact
+    names a port where nothing listens) gets the INVITE, ACK and BYE on its registration's connection."""
+    trace = sipp.directory / "phone_messages.log"
+    phone = sipp.start(
+        "register_then_answer_tcp.xml", "-t", "t1", "-oocsf", str(SCENARIOS / "register_then_answer_tcp_ooc.xml"),
+        "-s", "1001", "-au", "1001", "-ap", USER_1001_PASSWORD, "-key", "contact_port", str(free_port()),
+        "-trace_msg", "-message_file", str(trace), _gw(gateway),
+    )
+    _wait_for(trace, "CSeq: 2 REGISTER", phone, time.monotonic() + 10)
+    _wait_for(trace, "SIP/2.0 200", phone, time.monotonic() + 10)
+    caller = sipp.run("uac_call.xml", "-s", "1001", _gw(gateway))
+    assert caller.returncode == OK, sipp.errors() + gateway.log()[-3000:]
+    assert wait_exit(phone) == OK, sipp.errors() + gateway.log()[-3000:]
+    messages = trace.read_text(errors="replace")
+    assert re.search(r"^BYE sip:1001@", messages, re.MULTILINE)  # the callee's own hang-up request came

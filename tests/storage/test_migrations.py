@@ -163,3 +163,30 @@ def test_database_is_new_until_something_is_configured(empty_db_url: str) -> Non
         connection.execute(sa.text("INSERT INTO queue_groups (name, strategy) VALUES ('Sales', 'sequential')"))
     engine.dispose()
     assert not database_is_new(empty_db_url)
+
+
+def test_0002_adds_and_removes_only_the_registrar_bindings_table(empty_db_url: str) -> None:
+    """Revision 0002 on its own: up from 0001 adds registrar_bindings and keeps 0001's data, down to
+    0001 drops only that table, and up again restores it (so a downgrade loses saved registrations only)."""
+    upgrade_database(empty_db_url, "0001")
+    assert "registrar_bindings" not in _tables(empty_db_url)
+    before = _tables(empty_db_url)
+    engine = sa.create_engine(sync_url(empty_db_url))
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO queue_groups (name, strategy) VALUES ('Sales', 'sequential')"))
+    upgrade_database(empty_db_url, "0002")
+    assert _tables(empty_db_url) == before | {"registrar_bindings"}
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO registrar_bindings (aor, contact, expires_at, call_id, cseq, source_transport,"
+            " source_host, source_port, registered_at) VALUES ('1001', 'sip:1001@h', 1e9, 'c', 1, 'udp', 'h', 5062, 1e9)"
+        ))
+    downgrade_database(empty_db_url, "0001")
+    assert _tables(empty_db_url) == before
+    assert current_revision(empty_db_url) == "0001"
+    upgrade_database(empty_db_url, "0002")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT name FROM queue_groups")).scalars().all() == ["Sales"]
+        assert connection.execute(sa.text("SELECT count(*) FROM registrar_bindings")).scalar() == 0
+    engine.dispose()
+    assert _drift(empty_db_url) == []

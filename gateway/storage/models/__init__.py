@@ -32,6 +32,7 @@ from gateway.storage.models.enums import (
     RightLevel,
     UnknownCallerAction,
 )
+from gateway.storage.models.registrations import RegistrarBinding
 from gateway.storage.models.reliability import Decision, IdempotencyKey, OutboxEntry
 from gateway.storage.models.settings import CRM_SETTINGS_ID, CrmSettings, ExceptionEntry, Pipeline, Source
 from gateway.storage.models.telephony import Number, QueueGroup, QueueMember
@@ -75,6 +76,7 @@ __all__ = [
     "Pipeline",
     "QueueGroup",
     "QueueMember",
+    "RegistrarBinding",
     "RightLevel",
     "Source",
     "TimelineEntry",
