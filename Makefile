@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= config/demo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests drive for real: SIPp, PostgreSQL, Kamailio (the bench's config is checked).
-TEST_DEBS := sip-tester postgresql kamailio iproute2
+TEST_DEBS := sip-tester postgresql kamailio iproute2 dnsmasq-base
 BENCH_DEBS := sip-tester kamailio iproute2
 
 .PHONY: install run test bench lint debs clean

@@ -33,6 +33,7 @@ from gateway.registrar.persistence import BindingPersistence, JournaledBindingSt
 from gateway.sip.endpoint import SipEndpoint
 from gateway.storage.registrations import SqlBindingBackend
 from gateway.storage.session import connection_problem, make_engine, make_sessionmaker, migrate
+from gateway.transport.resolver import SipResolver
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
@@ -84,6 +85,7 @@ class Gateway:
             self._trusted,
             connected=self._connected,
             nat_contacts=sip.nat_contacts,
+            max_call_seconds=sip.max_call_seconds,
         )
         self.runtime: SipRuntime | None = None
         self.transports: list[UdpTransport | TcpTransport] = []
@@ -101,7 +103,8 @@ class Gateway:
     async def start_sip(self) -> None:
         """Bind every SIP listen address; the Contact and Via use the bound ports."""
         loop = asyncio.get_running_loop()
-        self.runtime = SipRuntime(self.endpoint, self.b2bua.handle, loop)
+        resolver = SipResolver(self.config.sip.dns_servers, self.config.sip.dns_timeout)
+        self.runtime = SipRuntime(self.endpoint, self.b2bua.handle, loop, resolver)
         for address in self.config.sip.listen:
             try:
                 if address.transport == "udp":

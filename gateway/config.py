@@ -6,6 +6,7 @@ to write instead; nothing is silently defaulted from a wrong value.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import tomllib
@@ -78,6 +79,11 @@ class SipConfig:
     # How a UDP phone whose Contact names another host than its REGISTER came from (NAT) is
     # called: "source" sends to where the REGISTER came from, "contact" to the Contact as written.
     nat_contacts: str = "source"
+    # Any answered call lasting longer is ended with a BYE on both legs; 0 = no limit.
+    max_call_seconds: int = 0
+    # Where host-name targets are looked up (RFC 3263): (ip, port) pairs; empty = /etc/resolv.conf.
+    dns_servers: tuple[tuple[str, int], ...] = ()
+    dns_timeout: float = 2.0  # seconds for one whole lookup; a name that takes longer fails the call (503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +146,9 @@ def _sip(table: dict[str, Any]) -> SipConfig:
     _reject_unknown(
         table,
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
-         "digest_algorithms", "min_expires", "max_expires", "default_expires", "nat_contacts"},
+         "digest_algorithms", "min_expires", "max_expires", "default_expires", "nat_contacts",
+         "max_call_seconds",
+         "dns_servers", "dns_timeout"},
         "sip.",
     )
     listen = table.get("listen")
@@ -175,7 +183,44 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         max_expires=max_expires,
         default_expires=default_expires,
         nat_contacts=_nat_contacts(table),
+        max_call_seconds=_int(table, "max_call_seconds", "sip.", 0, minimum=0),
+        dns_servers=_dns_servers(table),
+        dns_timeout=_dns_timeout(table),
     )
+
+
+def _dns_servers(table: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    value = table.get("dns_servers", [])
+    if not isinstance(value, list):
+        raise ConfigError('sip.dns_servers must be a list such as ["127.0.0.1:53"]')
+    servers = []
+    for i, item in enumerate(value):
+        key = f"sip.dns_servers[{i}] = {item!r}"
+        if not isinstance(item, str):
+            raise ConfigError(f'{key}: write a string such as "127.0.0.1:53" or "[::1]:53"')
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ("53" if not rest else "x")
+        elif item.count(":") == 1:
+            host, _, port_text = item.partition(":")
+        else:
+            host, port_text = item, "53"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(f"{key}: a DNS server must be an IP address (a name would need DNS itself)") from None
+        port = _port(port_text, key)
+        if port == 0:
+            raise ConfigError(f"{key}: port must be a number from 1 to 65535")
+        servers.append((host, port))
+    return tuple(servers)
+
+
+def _dns_timeout(table: dict[str, Any]) -> float:
+    value = table.get("dns_timeout", 2.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 30:
+        raise ConfigError("sip.dns_timeout must be a number of seconds from 0.1 to 30, such as 2.0")
+    return float(value)
 
 
 _DIGEST_ALGORITHMS = ("MD5", "SHA-256")

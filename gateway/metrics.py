@@ -24,13 +24,15 @@ class CallStats:
     """Call counters kept as plain numbers (prometheus-client takes a lock per update, which shows
     at a thousand calls a second); `CallStatsCollector` exposes them at scrape time."""
 
-    __slots__ = ("active", "answered", "failed", "ended", "setup_counts", "setup_sum")
+    __slots__ = ("active", "answered", "failed", "ended", "ended_reasons", "setup_counts", "setup_sum")
 
     def __init__(self) -> None:
         self.active = 0
         self.answered = 0
         self.failed = 0
         self.ended = 0
+        # Why connected calls ended ("bye", "session-expired", ...): a fixed set, so bounded labels.
+        self.ended_reasons: dict[str, int] = {}
         self.setup_counts = [0] * (len(SETUP_BUCKETS) + 1)  # the last one is +Inf
         self.setup_sum = 0.0
 
@@ -40,7 +42,8 @@ class CallStats:
 
 
 class CallStatsCollector(Collector):
-    """gateway_calls_active, gateway_calls_total{outcome}, gateway_call_setup_seconds."""
+    """gateway_calls_active, gateway_calls_total{outcome}, gateway_calls_ended_total{reason},
+    gateway_call_setup_seconds."""
 
     def __init__(self, stats: CallStats) -> None:
         self._stats = stats
@@ -52,6 +55,13 @@ class CallStatsCollector(Collector):
         for outcome in ("answered", "failed", "ended"):
             calls.add_metric([outcome], getattr(stats, outcome))
         yield calls
+        ended = CounterMetricFamily(
+            "gateway_calls_ended", "Connected calls ended, by reason (bye, ack-timeout, session-expired, max-duration)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(stats.ended_reasons.items()):
+            ended.add_metric([reason], count)
+        yield ended
         cumulative, buckets = 0, []
         for bound, count in zip((*SETUP_BUCKETS, float("inf")), stats.setup_counts, strict=True):
             cumulative += count

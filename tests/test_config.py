@@ -138,3 +138,49 @@ def test_bad_nat_contacts_says_what_to_write(value: str) -> None:
     with pytest.raises(ConfigError, match='sip.nat_contacts must be "source"') as info:
         parse_config(f"[sip]\nlisten = ['udp:127.0.0.1:5060']\nnat_contacts = {value}")
     assert '"contact"' in str(info.value)
+
+
+def test_max_call_seconds_is_off_by_default_and_takes_whole_seconds() -> None:
+    assert parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']").sip.max_call_seconds == 0
+    config = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\nmax_call_seconds = 14400")
+    assert config.sip.max_call_seconds == 14400
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "'4h'", "true"])
+def test_bad_max_call_seconds_says_what_to_write(value: str) -> None:
+    with pytest.raises(ConfigError, match="sip.max_call_seconds must be a whole number ≥ 0"):
+        parse_config(f"[sip]\nlisten = ['udp:127.0.0.1:5060']\nmax_call_seconds = {value}")
+
+
+def test_dns_servers_default_to_the_system_and_take_ip_port() -> None:
+    default = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']").sip
+    assert default.dns_servers == () and default.dns_timeout == 2.0
+    config = parse_config(
+        "[sip]\nlisten = ['udp:127.0.0.1:5060']\n"
+        "dns_servers = ['127.0.0.1:5353', '[::1]:53', '10.0.0.1', '::2']\ndns_timeout = 0.5"
+    )
+    assert config.sip.dns_servers == (("127.0.0.1", 5353), ("::1", 53), ("10.0.0.1", 53), ("::2", 53))
+    assert config.sip.dns_timeout == 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("'127.0.0.1:53'", "must be a list"),
+        ("[53]", 'write a string such as "127.0.0.1:53"'),
+        ("['dns.example:53']", "must be an IP address"),
+        ("['127.0.0.1:dns']", "port must be a number"),
+        ("['127.0.0.1:0']", "port must be a number from 1"),
+        ("['[::1]x']", "port must be a number"),
+    ],
+)
+def test_bad_dns_servers_say_what_to_write(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="sip.dns_servers") as info:
+        parse_config(f"[sip]\nlisten = ['udp:127.0.0.1:5060']\ndns_servers = {value}")
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "60", "'2s'", "true"])
+def test_bad_dns_timeout_says_what_to_write(value: str) -> None:
+    with pytest.raises(ConfigError, match="sip.dns_timeout must be a number of seconds from 0.1 to 30"):
+        parse_config(f"[sip]\nlisten = ['udp:127.0.0.1:5060']\ndns_timeout = {value}")

@@ -13,8 +13,18 @@ from typing import TYPE_CHECKING
 from gateway.b2bua import propagation
 from gateway.b2bua.call_context import A, B, CallContext, CallState, Cancellable, Target
 from gateway.b2bua.dialog_relay import DialogRelay, Relay
-from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered
+from gateway.b2bua.events import (
+    ENDED_ACK_TIMEOUT,
+    ENDED_BYE,
+    ENDED_MAX_DURATION,
+    ENDED_SESSION_EXPIRED,
+    CallAnswered,
+    CallEnded,
+    CallFailed,
+    CallOffered,
+)
 from gateway.b2bua.leg import Leg, strip_tag
+from gateway.b2bua.session_timer import NO_OFFER, TimerOffer, answer_interval, expiry_delay, write_offer
 from gateway.sip.errors import LocalProtocolError
 from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request, Response, make_response
@@ -37,7 +47,7 @@ class Call(DialogRelay):
     __slots__ = (
         "ctx", "state", "legs", "invite", "invite_txn", "b_txn", "targets", "target_index",
         "offered_at", "answered_at", "callee", "rule_ids", "relays", "reinvite", "timer_c", "timer_c_fired",
-        "tried",
+        "tried", "offer", "session_timer", "max_duration_timer",
     )
 
     def __init__(
@@ -50,8 +60,10 @@ class Call(DialogRelay):
         callee: str,
         rule_ids: tuple[str, ...],
         now: float,
+        offer: TimerOffer = NO_OFFER,
     ) -> None:
         self.ctx = ctx
+        self.offer = offer  # leg A's session timer offer, as every INVITE of leg B carries it
         self.state = CallState.CALLING
         self.invite = invite
         self.invite_txn = invite_txn
@@ -67,6 +79,9 @@ class Call(DialogRelay):
         self.reinvite: Relay | None = None
         self.timer_c: Cancellable | None = None
         self.timer_c_fired = False
+        # RFC 4028 §10: ends the call unless a refresh succeeds first; re-armed by every refresh.
+        self.session_timer: Cancellable | None = None
+        self.max_duration_timer: Cancellable | None = None
         # Leg B dialogs of targets given up while hunting: still indexed so a late 2xx finds its call.
         self.tried: list[Leg] = []
         transport = source[0]
@@ -122,6 +137,7 @@ class Call(DialogRelay):
             hops = self.invite.max_forwards
             invite.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
             propagation.copy_body(self.invite, invite)
+            write_offer(self.offer, invite)
             txn = self.ctx.request(invite, target, now)
             if txn is None:
                 continue
@@ -167,8 +183,11 @@ class Call(DialogRelay):
         if status < 300:
             self._on_b_answer(response, now)
         elif self.state is CallState.CALLING:
+            min_se = response.get("Min-SE") if status == 422 else None
+            extra = [("Min-SE", min_se)] if min_se is not None else []  # RFC 4028 §6: try again with it
             # §16.7 step 2: after Timer C the 487 of our own CANCEL counts as a 408.
-            self._on_b_failure(propagation.TIMEOUT if self.timer_c_fired and status == 487 else status, now)
+            status = propagation.TIMEOUT if self.timer_c_fired and status == 487 else status
+            self._on_b_failure(status, now, extra=extra)
         elif self.state is CallState.CANCELLING:
             self._finish(now)
 
@@ -219,23 +238,35 @@ class Call(DialogRelay):
             leg_b.pending_ack = leg_b.create_request("ACK", cseq=response.cseq[0])
             self.state = CallState.ANSWERED
             self.answered_at = now
-            self._relay_to_a(response, now)
+            leg_a = self.legs[A]
+            answer = propagation.relay_response(response, self.invite, leg_a.local_tag, leg_a.contact)
+            interval = answer_interval(self.offer, response, answer)
+            self._respond_a(answer, now)
             self.ctx.observer.call_answered(CallAnswered(self.invite.call_id, now, now - self.offered_at))
+            self._watch_session(interval, now)
+            if self.ctx.max_call_seconds > 0:
+                self.max_duration_timer = self.ctx.schedule(now + self.ctx.max_call_seconds, self._on_max_duration)
         elif self.state is CallState.CANCELLING:
             # The answer crossed A's CANCEL: complete leg B's dialog and close it at once.
             self._learn_remote(leg_b, response)
             self._ack_and_bye(leg_b, response.cseq[0], now)
             self._finish(now)
 
-    def _on_b_failure(self, status: int, now: float, local: bool = False) -> None:
-        """`local`: the gateway's own verdict (timeout, unreachable), which leg A hears unmapped."""
+    def _on_b_failure(
+        self, status: int, now: float, local: bool = False, extra: list[tuple[str, str]] | None = None
+    ) -> None:
+        """`local`: the gateway's own verdict (timeout, unreachable), which leg A hears unmapped;
+        `extra`: headers of leg B's answer that leg A's needs too."""
         if status in propagation.HUNT_ON and self.target_index < len(self.targets):
             self._invite_next_target(now)
             return
-        self._fail(status if local else propagation.failure_status(status), now)
+        self._fail(status if local else propagation.failure_status(status), now, extra)
 
-    def _fail(self, status: int, now: float) -> None:
-        self._respond_a(make_response(self.invite, status, to_tag=self.legs[A].local_tag), now)
+    def _fail(self, status: int, now: float, extra: list[tuple[str, str]] | None = None) -> None:
+        response = make_response(self.invite, status, to_tag=self.legs[A].local_tag)
+        if extra:
+            response.headers += extra
+        self._respond_a(response, now)
         self.ctx.observer.call_failed(CallFailed(self.invite.call_id, status, now))
         self._finish(now)
 
@@ -283,7 +314,7 @@ class Call(DialogRelay):
                 leg_b.pending_ack = None
             self._send_bye(leg_b, now)
             self._send_bye(self.legs[A], now)  # §13.3.1.4: the session SHOULD be ended with a BYE
-            self._end("gateway", now)
+            self._end("gateway", now, ENDED_ACK_TIMEOUT)
 
     # -- ACK and BYE within the dialog (the rest is relayed by DialogRelay) -------------
     def on_ack(self, side: int, ack: Request, now: float) -> None:
@@ -319,8 +350,9 @@ class Call(DialogRelay):
                 self.ctx.cancel(self.b_txn, now)
             return
         if self.state is CallState.HUNG_UP:
-            self._finish(now)  # A hung up too before its ACK: nobody is left to tell
-            return
+            if side == A:
+                self._finish(now)  # A hung up too before its ACK: nobody is left to tell
+            return  # B's BYE crossed the gateway's: A's BYE still waits for A's ACK
         if self.state is CallState.ANSWERED and side == B:
             # §15: leg A's callee MUST NOT send BYE before A's ACK of the 2xx (or its timeout).
             self._ack_pending(self.legs[B])
@@ -355,15 +387,58 @@ class Call(DialogRelay):
         self._ack_and_remember(leg, cseq)
         self._send_bye(leg, now)
 
-    def _end(self, ended_by: str, now: float) -> None:
+    def _end(self, ended_by: str, now: float, reason: str = ENDED_BYE) -> None:
         if self.state is CallState.ENDED:
             return
-        self.ctx.observer.call_ended(CallEnded(self.invite.call_id, now - self.answered_at, ended_by, now))
+        self.ctx.observer.call_ended(CallEnded(self.invite.call_id, now - self.answered_at, ended_by, now, reason))
         self._finish(now)
+
+    # -- session timers (RFC 4028) and the longest call ----------------------------------
+    def _watch_session(self, interval: int | None, now: float) -> None:
+        """Restart the session watch for a 2xx that agreed on `interval` (None: no session timer)."""
+        if self.session_timer is not None:
+            self.session_timer.cancel()
+            self.session_timer = None
+        if interval is not None:
+            self.session_timer = self.ctx.schedule(now + expiry_delay(interval), self._on_session_expired)
+
+    def _on_session_expired(self, now: float) -> None:
+        # §10: neither side refreshed in time; one of them is gone (unplugged, NAT binding lost).
+        self.session_timer = None
+        self._hang_up_both(ENDED_SESSION_EXPIRED, now)
+
+    def _on_max_duration(self, now: float) -> None:
+        self.max_duration_timer = None
+        self._hang_up_both(ENDED_MAX_DURATION, now)
+
+    def _stop_call_timers(self) -> None:
+        for timer in (self.session_timer, self.max_duration_timer):
+            if timer is not None:
+                timer.cancel()
+        self.session_timer = self.max_duration_timer = None
+
+    def _hang_up_both(self, reason: str, now: float) -> None:
+        """The gateway ends an answered call: BYE on both legs."""
+        if self.state is CallState.CONFIRMED:
+            for leg in (self.legs[B], self.legs[A]):
+                self._ack_pending(leg)  # a relayed re-INVITE's 2xx still waiting for its ACK (§13.2.2.4)
+                self._send_bye(leg, now)
+            self._end("gateway", now, reason)
+        elif self.state is CallState.ANSWERED:
+            # Leg B's 2xx gets its ACK before the BYE; leg A's BYE waits for A's ACK of our 2xx
+            # (§15: the callee side MUST NOT send BYE before it), as when B hangs up this early.
+            self._stop_call_timers()
+            self._ack_pending(self.legs[B])
+            self._send_bye(self.legs[B], now)
+            self.ctx.observer.call_ended(
+                CallEnded(self.invite.call_id, now - self.answered_at, "gateway", now, reason)
+            )
+            self.state = CallState.HUNG_UP
 
     def _finish(self, now: float) -> None:
         self.state = CallState.ENDED
         self._stop_timer_c()
+        self._stop_call_timers()
         # §15.1.2: requests still pending when the session ends get their final answer now; the
         # other leg's late answer to them is absorbed (see `on_relay_response`).
         for relay in self.relays:

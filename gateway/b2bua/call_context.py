@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gateway.b2bua.call import Call
     from gateway.b2bua.leg import Leg
     from gateway.b2bua.observer import CallObserver
+    from gateway.b2bua.session_timer import SessionTimerPolicy
     from gateway.sip.transaction import ClientTransaction, ServerTransaction
 
 Target = tuple[str, str, int]
@@ -52,6 +53,8 @@ class CallContext(Protocol):
     """What a call needs from the controller: sending, indexes and observers."""
 
     observer: CallObserver
+    session_timers: SessionTimerPolicy
+    max_call_seconds: float  # 0: no limit
 
     def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None: ...
 

@@ -18,6 +18,7 @@ from gateway.b2bua.call_context import Destination
 from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE, registration_flow
 from gateway.b2bua.leg import Leg, uri_target
 from gateway.b2bua.observer import CallObserver
+from gateway.b2bua.session_timer import IntervalTooSmall, SessionTimerPolicy, interval_too_small, read_offer
 from gateway.config import StaticRoute
 from gateway.registrar import Registrar
 from gateway.registrar.gate import DigestGate
@@ -41,7 +42,8 @@ from gateway.sip.uri import SipUri, parse_uri
 log = logging.getLogger(__name__)
 _PLAIN_USER = re.compile(r"[A-Za-z0-9.+_-]+")
 # Option tags (§19.2) the gateway implements; a request that requires any other gets 420 (§8.2.2.3).
-SUPPORTED: frozenset[str] = frozenset()
+# "timer": RFC 4028 session timers, relayed end to end and watched (see `session_timer`).
+SUPPORTED: frozenset[str] = frozenset({"timer"})
 
 
 def request_user(uri: str) -> str | None:
@@ -89,7 +91,9 @@ class B2bua:
     """Routes inbound INVITEs into `Call`s and answers OPTIONS, REGISTER and strays itself.
 
     `connected` tells whether a stream connection to a peer is open now (the transports know);
-    `nat_contacts` is how a UDP phone behind NAT is reached (see `gateway.b2bua.flows`).
+    `nat_contacts` is how a UDP phone behind NAT is reached (see `gateway.b2bua.flows`);
+    `session_timers` bounds the RFC 4028 session intervals the gateway lets through and watches;
+    `max_call_seconds` ends any answered call that lasts longer (0: no limit).
     """
 
     def __init__(
@@ -103,9 +107,15 @@ class B2bua:
         *,
         connected: Callable[[Target], bool] = _every_connection_open,
         nat_contacts: str = NAT_SOURCE,
+        session_timers: SessionTimerPolicy = SessionTimerPolicy(),
+        max_call_seconds: float = 0.0,
     ) -> None:
         if nat_contacts not in NAT_CONTACTS:
             raise ValueError(f"nat_contacts must be one of {', '.join(NAT_CONTACTS)}, not {nat_contacts!r}")
+        if max_call_seconds < 0:
+            raise ValueError("max_call_seconds must be 0 (no limit) or more")
+        self.session_timers = session_timers
+        self.max_call_seconds = max_call_seconds
         self.connected = connected
         self.nat_contacts = nat_contacts
         self.port = port
@@ -239,6 +249,11 @@ class B2bua:
                 )
                 self.respond(txn, response, now)  # type: ignore[arg-type]
                 return
+        try:
+            offer = read_offer(request, self.session_timers)
+        except IntervalTooSmall as small:
+            self.respond(txn, interval_too_small(request, small.min_se, self.port.new_tag()), now)  # type: ignore[arg-type]
+            return
         user = request_user(request.uri)
         contacts = self.registrar.store.contacts(user, now) if user else []
         decision = decide(user, self.routes, {user: contacts} if user else {})
@@ -247,7 +262,9 @@ class B2bua:
         if not decision.forwards:
             self._answer(txn, request, decision.status or 404, now)
             return
-        call = Call(self, request, txn, source, decision.targets, user or "", decision.rule_ids, now)  # type: ignore[arg-type]
+        call = Call(
+            self, request, txn, source, decision.targets, user or "", decision.rule_ids, now, offer  # type: ignore[arg-type]
+        )
         self.calls.add(call)
         self._invites[txn] = call
         self._merged[merged_key] = call
@@ -255,7 +272,9 @@ class B2bua:
 
     def _on_options(self, request: Request, txn: object, now: float) -> None:
         response = make_response(request, 200, to_tag=self.port.new_tag())
-        response.headers += [("Allow", propagation.ALLOW_OUT_OF_DIALOG), ("Accept", "application/sdp")]
+        response.headers += [
+            ("Allow", propagation.ALLOW_OUT_OF_DIALOG), ("Accept", "application/sdp"), ("Supported", "timer")
+        ]
         self.respond(txn, response, now)  # type: ignore[arg-type]
 
     def _on_response(self, event: ResponseReceived, now: float) -> None:

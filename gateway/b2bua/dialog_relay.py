@@ -11,6 +11,16 @@ from typing import TYPE_CHECKING
 
 from gateway.b2bua import propagation
 from gateway.b2bua.call_context import A, CallContext, CallState
+from gateway.b2bua.events import ENDED_ACK_TIMEOUT
+from gateway.b2bua.session_timer import (
+    NO_OFFER,
+    IntervalTooSmall,
+    TimerOffer,
+    answer_interval,
+    interval_too_small,
+    read_offer,
+    write_offer,
+)
 from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request, Response, make_response
 
@@ -25,16 +35,19 @@ class Relay:
     """An in-dialog request relayed from leg `from_side`; its answer goes back through `transaction`.
 
     `answered` is set when the gateway answered it itself (the call ended first): the other leg's
-    late answer is then absorbed.
+    late answer is then absorbed. `offer` is a session refresh's RFC 4028 offer.
     """
 
-    __slots__ = ("from_side", "transaction", "answered", "out")
+    __slots__ = ("from_side", "transaction", "answered", "out", "offer")
 
-    def __init__(self, from_side: int, transaction: ServerTransaction, out: ClientTransaction) -> None:
+    def __init__(
+        self, from_side: int, transaction: ServerTransaction, out: ClientTransaction, offer: TimerOffer = NO_OFFER
+    ) -> None:
         self.from_side = from_side
         self.transaction = transaction
         self.answered = False
         self.out = out  # the request as relayed on the other leg
+        self.offer = offer
 
 
 class DialogRelay:
@@ -57,7 +70,9 @@ class DialogRelay:
 
         def _send_bye(self, leg: Leg, now: float) -> None: ...
 
-        def _end(self, ended_by: str, now: float) -> None: ...
+        def _end(self, ended_by: str, now: float, reason: str = ...) -> None: ...
+
+        def _watch_session(self, interval: int | None, now: float) -> None: ...
 
     def on_request(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
         """An in-dialog request from `side`: BYE ends the call, the rest is relayed."""
@@ -91,7 +106,14 @@ class DialogRelay:
         if hops is not None and hops <= 0:
             self._reply(txn, request, 483, now)  # §16.3 step 3, as for the initial INVITE
             return
+        offer = NO_OFFER
         if method in TARGET_REFRESH:
+            # RFC 4028: a re-INVITE or UPDATE is also a session refresh, negotiated like the INVITE.
+            try:
+                offer = read_offer(request, self.ctx.session_timers)
+            except IntervalTooSmall as small:
+                self.ctx.respond(txn, interval_too_small(request, small.min_se), now)
+                return
             contact = request.get("Contact")
             if contact is not None:
                 leg.refresh_target(parse_name_addr(contact).uri)  # §12.2.2: a target refresh request
@@ -99,11 +121,12 @@ class DialogRelay:
         relayed = other.create_request(method)
         relayed.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
         propagation.copy_body(request, relayed)
+        write_offer(offer, relayed)
         out = self.ctx.request(relayed, other.next_hop(), now)
         if out is None:
             self.ctx.respond(txn, make_response(request, propagation.UNREACHABLE), now)
             return
-        relay = Relay(side, txn, out)
+        relay = Relay(side, txn, out, offer)
         self.relays.add(relay)
         if method == "INVITE":
             self.reinvite = relay
@@ -161,11 +184,17 @@ class DialogRelay:
             return
         leg = self.legs[side]
         out = propagation.relay_response(response, relay.transaction.request, leg.local_tag, leg.contact)
+        refreshed = ok and response.cseq[1] in TARGET_REFRESH
+        interval = answer_interval(relay.offer, response, out) if refreshed else None
         self.ctx.respond(relay.transaction, out, now)
-        if ok and response.cseq[1] in TARGET_REFRESH:
+        if refreshed:
             self._learn_target(other, response)  # §12.2.1.2
             if response.cseq[1] == "INVITE":
                 other.pending_ack = other.create_request("ACK", cseq=response.cseq[0])
+            if self.state in (CallState.ANSWERED, CallState.CONFIRMED):
+                # RFC 4028 §10: a successful refresh, from either side, restarts the watch with
+                # the interval it agreed on (none: the session timer is off from now on).
+                self._watch_session(interval, now)
 
     def on_relay_failure(self, relay: Relay, status: int, now: float) -> None:
         """The other leg never answered a relayed request: 408 after a timeout, 503 when unreachable."""
@@ -194,4 +223,4 @@ class DialogRelay:
         self._ack_pending(other)  # the other leg's 2xx still gets its ACK before the BYE
         self._send_bye(other, now)
         self._send_bye(self.legs[side], now)
-        self._end("gateway", now)
+        self._end("gateway", now, ENDED_ACK_TIMEOUT)

@@ -35,14 +35,24 @@ class CallFailed:
     at: float
 
 
+# Why a connected call ended (`CallEnded.reason`).
+ENDED_BYE = "bye"  # a side hung up
+ENDED_ACK_TIMEOUT = "ack-timeout"  # a 2xx was never acknowledged (RFC 3261 §13.3.1.4)
+ENDED_SESSION_EXPIRED = "session-expired"  # no session refresh in time (RFC 4028 §10)
+ENDED_MAX_DURATION = "max-duration"  # longer than [sip] max_call_seconds
+END_REASONS = (ENDED_BYE, ENDED_ACK_TIMEOUT, ENDED_SESSION_EXPIRED, ENDED_MAX_DURATION)
+
+
 @dataclass(frozen=True, slots=True)
 class CallEnded:
-    """A connected call ended; `ended_by` is "caller", "callee" or "gateway" (timeouts)."""
+    """A connected call ended; `ended_by` is "caller", "callee" or "gateway" (timeouts), `reason`
+    one of `END_REASONS`."""
 
     call_id: str
     duration: float
     ended_by: str
     at: float
+    reason: str = ENDED_BYE
 
 
 CallEvent = CallOffered | CallAnswered | CallFailed | CallEnded

@@ -6,6 +6,7 @@ next hop per §12.2.1.1 (loose routing only, §16.12 strict routing is not suppo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from gateway.b2bua.flows import same_side_of_nat
@@ -16,12 +17,19 @@ from gateway.sip.uri import parse_uri
 
 Target = tuple[str, str, int]
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
+_IP_LITERAL = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}|.*:.*")
 
 
 def uri_target(uri_text: str, default_transport: str) -> Target:
-    """Where a SIP URI points: transport param or the default, host, port (no DNS: RFC 3263 is later)."""
+    """Where a SIP URI points: transport param or the default, host, port.
+
+    A host name without a port gets port 0: the transport then looks up its SRV records
+    (RFC 3263 §4.2, `gateway.transport.resolver`), which an explicit port would forbid.
+    """
     uri = parse_uri(uri_text)
     transport = (uri.params.get("transport") or default_transport).lower()
+    if uri.port is None and uri.host and not _IP_LITERAL.fullmatch(uri.host):
+        return (transport, uri.host, 0)
     return (transport, uri.host, uri.port or _DEFAULT_PORTS.get(transport, 5060))
 
 

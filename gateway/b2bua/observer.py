@@ -85,3 +85,5 @@ class MetricsObserver:
     def call_ended(self, event: CallEnded) -> None:
         self.stats.ended += 1
         self.stats.active -= 1
+        reasons = self.stats.ended_reasons
+        reasons[event.reason] = reasons.get(event.reason, 0) + 1

@@ -5,6 +5,7 @@ What crosses:
 - the method of in-dialog requests listed in `RELAYED_IN_DIALOG`;
 - the caller's identity (From URI and display name) onto leg B's INVITE, under a new tag;
 - the status of responses, through `FAILURE_STATUS` for failures.
+- RFC 4028 session-timer headers, as `session_timer` decides (Min-SE of a 422 here).
 
 Failure table (leg B's final status → what leg A is answered):
 
@@ -73,5 +74,10 @@ def relay_response(
             response.headers.append(("Contact", contact))
     if final < 300:
         copy_body(b_response, response)
+    elif final == 422:
+        # RFC 4028 §6: the smallest interval the far end accepts, so the requester can try again.
+        min_se = b_response.get("Min-SE")
+        if min_se is not None:
+            response.headers.append(("Min-SE", min_se))
     return response
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from gateway.sip.endpoint import SipEndpoint
 from gateway.sip.events import Event, Target
+from gateway.transport.resolver import SipResolver
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,23 @@ class Sender(Protocol):
 class SipRuntime:
     """Glue between transports, the endpoint and the event handler (the B2BUA)."""
 
-    __slots__ = ("endpoint", "handler", "loop", "senders", "streams", "_timer", "_deadline")
+    __slots__ = ("endpoint", "handler", "loop", "senders", "streams", "resolver", "_timer", "_deadline")
 
-    def __init__(self, endpoint: SipEndpoint, handler: EventHandler, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        handler: EventHandler,
+        loop: asyncio.AbstractEventLoop,
+        resolver: SipResolver | None = None,
+    ) -> None:
+        """`resolver` finds the addresses of host-name targets (default: the system's DNS servers)."""
         self.endpoint = endpoint
         self.handler = handler
         self.loop = loop
         self.senders: dict[str, Sender] = {}
         # The stream connections open now, by peer: the flows a registered phone is reached over.
         self.streams: set[Target] = set()
+        self.resolver = resolver if resolver is not None else SipResolver()
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
 

@@ -15,6 +15,8 @@ import logging
 import socket
 
 from gateway.sip.events import Target
+from gateway.transport.pending import MAX_WAITING
+from gateway.transport.resolver import LookupFailed, is_ip_literal
 from gateway.transport.runtime import SipRuntime
 
 log = logging.getLogger(__name__)
@@ -78,17 +80,16 @@ class TcpTransport:
             self.runtime.stream_closed(target)
         pending = self._pending.get(target)
         if pending is not None:
-            pending.append(data)
+            if len(pending) < MAX_WAITING:
+                pending.append(data)
             return
         self._pending[target] = [data]
         self.runtime.loop.create_task(self._connect(target))
 
     async def _connect(self, target: Target) -> None:
         try:
-            _, connection = await self.runtime.loop.create_connection(
-                lambda: _Connection(self, target), target[1], target[2]
-            )
-        except (OSError, ValueError) as exc:
+            connection = await self._open(target)
+        except (OSError, ValueError, LookupFailed) as exc:
             # ValueError: a host name the IDNA codec refuses (UnicodeError), taken from a peer's Contact.
             log.info("tcp connect to %s:%s failed: %s", target[1], target[2], exc)
             self._pending.pop(target, None)
@@ -97,6 +98,25 @@ class TcpTransport:
         for data in self._pending.pop(target, []):
             assert connection.transport is not None
             connection.transport.write(data)
+
+    async def _open(self, target: Target) -> _Connection:
+        """A connection to `target`, keyed by it even when its host is a name (RFC 3263 §4.2: the
+        addresses are tried in SRV order, the next one when a connect fails)."""
+        if is_ip_literal(target[1]):
+            addresses: tuple[Target, ...] = (target,)
+        else:
+            addresses = self.runtime.resolver.cached(target) or await self.runtime.resolver.resolve(target)
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                _, connection = await self.runtime.loop.create_connection(
+                    lambda: _Connection(self, target), address[1], address[2]
+                )
+                return connection
+            except OSError as exc:
+                error = exc
+        assert error is not None
+        raise error
 
     def close_connection(self, target: Target) -> None:
         connection = self.connections.get(target)

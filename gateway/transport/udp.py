@@ -7,6 +7,8 @@ import logging
 import socket
 
 from gateway.sip.events import Target
+from gateway.transport.pending import LookupQueue
+from gateway.transport.resolver import is_ip_literal
 from gateway.transport.runtime import SipRuntime
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.runtime = runtime
         self.transport: asyncio.DatagramTransport | None = None
         self.address: tuple[str, int] = ("", 0)
+        self.family = socket.AF_INET
+        self.lookups = LookupQueue(runtime, self._send_resolved)
 
     @classmethod
     async def bind(cls, runtime: SipRuntime, host: str, port: int) -> UdpTransport:
@@ -40,6 +44,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         except OSError:
             pass
         self.address = sock.getsockname()[:2]
+        self.family = sock.family
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         self.runtime.datagram_received(data, ("udp", addr[0], addr[1]))
@@ -51,6 +56,9 @@ class UdpTransport(asyncio.DatagramProtocol):
         log.debug("udp error: %s", exc)
 
     def send(self, data: bytes, target: Target) -> None:
+        if not is_ip_literal(target[1]):
+            self._send_to_name(data, target)
+            return
         if not 0 < target[2] < 65536:
             # asyncio treats the OverflowError of such a sendto as fatal and closes the socket.
             log.warning("udp: not sending to impossible port %s", target)
@@ -59,9 +67,30 @@ class UdpTransport(asyncio.DatagramProtocol):
         if self.transport is not None:
             self.transport.sendto(data, (target[1], target[2]))
 
+    def _send_to_name(self, data: bytes, target: Target) -> None:
+        """RFC 3263: a host name is sent to once resolved; sent at once on a cache hit, else queued."""
+        addresses = self.runtime.resolver.cached(target)
+        if addresses is None:
+            self.lookups.add(data, target)
+        else:
+            self._send_resolved(data, target, addresses)
+
+    def _send_resolved(self, data: bytes, target: Target, addresses: tuple[Target, ...]) -> None:
+        # The first address this socket can reach (an IPv4 socket cannot send to AAAA records);
+        # UDP learns nothing from a send, so there is no failover to the next one (Timer B/F covers it).
+        ipv6 = self.family == socket.AF_INET6
+        for address in addresses:
+            if (":" in address[1]) == ipv6 and 0 < address[2] < 65536:
+                if self.transport is not None:
+                    self.transport.sendto(data, (address[1], address[2]))
+                return
+        log.info("udp: no %s address for %s among %s", "IPv6" if ipv6 else "IPv4", target[1], addresses)
+        self.runtime.transport_error(target)
+
     def close_connection(self, target: Target) -> None:
         """UDP has no connections."""
 
     def close(self) -> None:
+        self.lookups.close()
         if self.transport is not None:
             self.transport.close()

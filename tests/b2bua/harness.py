@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.events import CallEvent
 from gateway.b2bua.leg import uri_target
+from gateway.b2bua.observer import CallObserver, ObserverSet
 from gateway.config import StaticRoute
 from gateway.registrar import Binding, BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
@@ -134,14 +135,18 @@ def make_gateway(
     *,
     trusted: Callable[[str, int], bool] = lambda host, port: True,
     nat_contacts: str = "source",
+    max_call_seconds: float = 0.0,
+    observer: CallObserver | None = None,
 ) -> tuple[B2bua, Recorder]:
+    """The gateway on `GW`; `observer` hears about calls too, after the returned recorder."""
     recorder = Recorder()
     node = network.add(*GW)
     gate = DigestGate(SECRET, "test", 300.0, USERS)
     registrar = Registrar(BindingStore(), gate, min_expires=60)
+    observers = ObserverSet([recorder, observer] if observer is not None else [recorder])  # type: ignore[list-item]
     b2bua = B2bua(
-        node.endpoint, recorder, routes, registrar, gate, trusted,  # type: ignore[arg-type]
-        connected=node.streams.__contains__, nat_contacts=nat_contacts,
+        node.endpoint, observers, routes, registrar, gate, trusted,  # type: ignore[arg-type]
+        connected=node.streams.__contains__, nat_contacts=nat_contacts, max_call_seconds=max_call_seconds,
     )
     b2bua.set_contact("udp", *GW)
     node.endpoint.sent_by["tcp"] = GW
@@ -272,10 +277,10 @@ class Phone:
         self.node.endpoint.cancel(self.invite_txn, self.network.now)  # type: ignore[arg-type]
         self.network.run()
 
-    def send_in_dialog(self, method: str, body: bytes = b"") -> Request:
+    def send_in_dialog(self, method: str, body: bytes = b"", extra: list[tuple[str, str]] | None = None) -> Request:
         assert self.dialog is not None
-        headers = [("Content-Type", "application/sdp")] if body else None
-        request = self.dialog.create_request(method, body, headers)
+        headers = [("Content-Type", "application/sdp")] if body else []
+        request = self.dialog.create_request(method, body, headers + (extra or []))
         self.last_txn = self.node.endpoint.send_request(request, self.gateway, self.network.now)
         self.network.run()
         return request
@@ -287,11 +292,13 @@ class Phone:
         self.dialog = Dialog.from_uas(invite, f"b{id(invite) % 100000}", self.contact)
         return self.dialog
 
-    def answer(self, status: int, body: bytes = b"", index: int = -1, method: str | None = None) -> Response:
+    def answer(self, status: int, body: bytes = b"", index: int = -1, method: str | None = None,
+               extra: list[tuple[str, str]] | None = None) -> Response:
         event = self.requests(method)[index]
         request = event.request
         tag = f"b{id(request) % 100000}"
         response = make_response(request, status, to_tag=tag)
+        response.headers += extra or []
         if 100 < status < 400:  # dialog-creating answers and redirects carry a Contact
             response.headers.append(("Contact", f"<{self.contact}>"))
         if body:

@@ -56,6 +56,6 @@ def test_in_dialog_request_follows_the_dialog_state() -> None:
     assert bye.cseq == (5, "BYE") and bye.get("Contact") is None
     ack = leg.create_request("ACK", cseq=3)
     assert ack.cseq == (3, "ACK") and leg.local_cseq == 5
-    assert leg.next_hop() == ("udp", "proxy.example", 5060)
+    assert leg.next_hop() == ("udp", "proxy.example", 0)  # no port named: the transport asks DNS (RFC 3263)
     leg.peer = ("tcp", "10.0.0.2", 40000)
     assert leg.next_hop() == ("tcp", "10.0.0.2", 40000)

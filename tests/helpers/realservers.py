@@ -4,6 +4,9 @@ PostgreSQL: `initdb` into a fresh directory under /tmp and run `postgres` direct
 the postmaster). initdb and postgres refuse to run as root; as root they run as the `postgres` account
 through `setpriv`. The directory is not pytest's tmp_path: its pytest-of-USER parent is 0700, so the
 `postgres` account could not reach it.
+
+dnsmasq: a DNS server answering only from its command line (`--host-record`, `--srv-host`), NXDOMAIN for
+every other name under its `--local` domain, run in the foreground and logging each query to a file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -141,4 +145,77 @@ def start_postgres(run_as: str = "postgres") -> Postgres:
 def stop_postgres(server: Postgres) -> None:
     """Fast shutdown (SIGINT: does not wait for clients) by the postmaster's PID; removes its directory."""
     stop(server.proc, signal.SIGINT)
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+DNSMASQ_START_TIMEOUT = 10.0
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Dnsmasq:
+    """A running dnsmasq on 127.0.0.1:`port`, answering for the `domain` it was started with."""
+
+    proc: subprocess.Popen[bytes]
+    dir: Path
+    port: int
+
+    @property
+    def log(self) -> str:
+        """Every query so far (``--log-queries``), with dnsmasq's start-up lines."""
+        path = self.dir / "dnsmasq.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def queries(self, name: str, rdtype: str | None = None) -> int:
+        """How many questions for `name` (of `rdtype`, e.g. "A", "SRV"; any type if None) it received."""
+        kind = re.escape(rdtype) if rdtype else r"[A-Z0-9]+"
+        return len(re.findall(rf"query\[{kind}\] {re.escape(name)} from ", self.log))
+
+
+def start_dnsmasq(*records: str, domain: str = "test", ttl: int = 60) -> Dnsmasq:
+    """dnsmasq on a free port answering `records` (dnsmasq options such as
+    "--host-record=pbx.test,127.0.0.1" or "--srv-host=_sip._udp.pbx.test,uas.test,5062,10,5") with `ttl`
+    seconds; other names under `domain` are NXDOMAIN. Raises with its log if it does not answer."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    directory = private_dir("dnsmasq-")
+    port = free_udp_port()
+    # As root dnsmasq would switch to "nobody", who could not write the log in our directory.
+    user = ["--user=root"] if os.getuid() == 0 else []
+    proc = subprocess.Popen(
+        ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
+         "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", f"--local=/{domain}/",
+         f"--local-ttl={ttl}", "--log-queries", f"--log-facility={directory / 'dnsmasq.log'}", *user, *records],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    server = Dnsmasq(proc, directory, port)
+    probe = dns.message.make_query(f"ready.{domain}", "A")
+    deadline = time.monotonic() + DNSMASQ_START_TIMEOUT
+    while True:
+        try:
+            dns.query.udp(probe, "127.0.0.1", port=port, timeout=0.2)
+            return server
+        except (dns.exception.Timeout, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            assert proc.stderr is not None
+            problem = proc.stderr.read().decode(errors="replace") + server.log
+            shutil.rmtree(directory, ignore_errors=True)
+            raise RuntimeError(f"dnsmasq did not answer on 127.0.0.1:{port}:\n{problem}")
+
+
+def stop_dnsmasq(server: Dnsmasq) -> None:
+    """Stop dnsmasq by its PID and remove its directory."""
+    stop(server.proc)
+    if server.proc.stderr is not None:
+        server.proc.stderr.close()
     shutil.rmtree(server.dir, ignore_errors=True)

@@ -1,0 +1,103 @@
+"""Real SIPp through a real gateway process started with `[sip] max_call_seconds = 2`: the RFC 4028
+offer and answer cross the gateway on the wire, and a caller that answers and then goes silent is
+ended with a BYE on both legs.
+
+The session-timer expiry itself is not run here: RFC 4028 §4 puts Min-SE at 90 s or more, so its
+BYE would come a minute after the answer; the in-memory tests (tests/b2bua/test_session_timers.py)
+prove it with a hand-moved clock. `max_call_seconds` ends the call instead, through the same BYE path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import (
+    HOST,
+    GatewayProcess,
+    _wait_healthy,
+    _write_config,
+    free_port,
+    wait_exit,
+)
+
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+MAX_CALL_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def short_calls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A gateway of its own whose calls last at most MAX_CALL_SECONDS."""
+    directory = tmp_path_factory.mktemp("short-calls")
+    sip_port, admin_port, trunk_port, tcp_trunk_port = free_port(), free_port(), free_port(), free_port()
+    config = directory / "gateway.toml"
+    _write_config(config, sip_port, admin_port, trunk_port, tcp_trunk_port)
+    text = config.read_text()
+    config.write_text(text.replace('realm = "it.test"', f'realm = "it.test"\nmax_call_seconds = {MAX_CALL_SECONDS}', 1))
+    log_path = directory / "gateway.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=directory, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    running = GatewayProcess(process, sip_port, admin_port, trunk_port, tcp_trunk_port, log_path)
+    try:
+        _wait_healthy(running, time.monotonic() + 20)
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _sipp(directory: Path, scenario: str, port: int, *args: str) -> list[str]:
+    return [
+        "sipp", "-sf", str(SCENARIOS / scenario), "-i", HOST, "-p", str(port), "-mp", str(free_port()),
+        "-cp", str(free_port()), "-nostdin", "-m", "1", "-timeout", "20s", "-timeout_error",
+        "-trace_err", "-error_file", str(directory / f"{scenario}.err"), *args,
+    ]
+
+
+def _metric(gateway: GatewayProcess, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://{HOST}:{gateway.admin_port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+def test_silent_caller_with_session_timer_is_byed_on_both_legs(
+    short_calls_gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    gateway = short_calls_gateway
+    callee = subprocess.Popen(
+        _sipp(tmp_path, "uas_session_timer.xml", gateway.trunk_port),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+    )
+    try:
+        time.sleep(0.2)  # let it bind before the call reaches it
+        caller = subprocess.run(
+            _sipp(tmp_path, "uac_session_timer_silent.xml", free_port(), "-s", "2000", f"{HOST}:{gateway.sip_port}"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, timeout=40,
+        )
+        errors = "\n".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.err"))
+        # Both scenarios check the Session-Expires / Supported / Require headers they receive.
+        assert caller.returncode == 0, errors + gateway.log()[-3000:]
+        assert wait_exit(callee) == 0, errors
+    finally:
+        if callee.poll() is None:
+            callee.kill()
+            callee.wait()
+    assert _metric(gateway, 'gateway_calls_ended_total{reason="max-duration"}') == 1
+    assert _metric(gateway, "gateway_calls_active") == 0
