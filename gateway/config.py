@@ -280,6 +280,13 @@ def _route(value: Any, key: str, index: int) -> StaticRoute:
         pattern = re.compile(pattern_text)
     except re.error as exc:
         raise ConfigError(f"{key}.match = {pattern_text!r} is not a valid regular expression: {exc}") from exc
+    if not pattern_text.startswith(("^", r"\A")):
+        # The regex is searched: an unanchored "00\d+" would match any user containing "00" and send
+        # it out of a trunk (the shape of toll fraud). Anchoring is required rather than implied.
+        raise ConfigError(
+            f"{key}.match = {pattern_text!r}: anchor it at the start with ^ "
+            r"('^1\d{3}$' for whole users, '^00' for a prefix); unanchored, it matches any user containing it"
+        )
     target = _string(table, "target", f"{key}.", None)
     if target != "registered" and not re.match(r"^sips?:", target):
         raise ConfigError(f'{key}.target = {target!r}: use a SIP URI ("sip:host:port") or "registered"')
@@ -321,7 +328,8 @@ def _database(table: dict[str, Any]) -> DatabaseConfig:
     _reject_unknown(table, {"url", "seed_demo"}, "database.")
     url = _string(table, "url", "database.", DEFAULT_DATABASE_URL)
     if "://" not in url:
-        raise ConfigError(f'[database] url = {url!r}: use a SQLAlchemy URL such as "sqlite+aiosqlite:///./gateway.db"')
+        # Not echoed: a mistyped URL may still carry the password.
+        raise ConfigError('[database] url is not a URL: use a SQLAlchemy URL such as "sqlite+aiosqlite:///./gateway.db"')
     # Imported late: the storage layer brings SQLAlchemy, which nothing else in this parser needs.
     from gateway.storage.session import DatabaseUrlError, check_url
 

@@ -22,7 +22,7 @@ match = "^1\\\\d{3}$"
 target = "registered"
 [[sip.static_routes]]
 id = "trunk"
-match = ".*"
+match = "^.*$"
 target = "sip:127.0.0.1:5090"
 [[sip.users]]
 username = "1001"
@@ -79,7 +79,7 @@ def test_passwords_do_not_show_in_repr() -> None:
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\nlisen = 1", "unknown key sip.lisen"),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\nmatch = '('\ntarget='registered'",
          "sip.static_routes[0].match = '(' is not a valid regular expression"),
-        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\nmatch = '.*'\ntarget='127.0.0.1'",
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\nmatch = '^.*$'\ntarget='127.0.0.1'",
          'use a SIP URI ("sip:host:port") or "registered"'),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\ntarget='registered'",
          "sip.static_routes[0].match is required"),
@@ -93,6 +93,9 @@ def test_passwords_do_not_show_in_repr() -> None:
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[admin]\nlisten = '8080'", 'admin.listen = \'8080\': write it as "HOST:PORT"'),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[database]\nurl = 'gateway.db'", "use a SQLAlchemy URL"),
         ("[sip\nlisten=1", "not valid TOML"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\nmatch = '00\\d+'\ntarget='registered'",
+         "anchor it at the start with ^"),
+        ("[database]\nurl = 'postgresql:gw:s3cret@db/gw'\n[sip]\nlisten = ['udp:127.0.0.1:5060']", "is not a URL"),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = ['SHA-512']", 'list "MD5" and/or "SHA-256"'),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = []", 'list "MD5" and/or "SHA-256"'),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = ['MD5', 'MD5']", "once each"),
@@ -184,3 +187,9 @@ def test_bad_dns_servers_say_what_to_write(value: str, message: str) -> None:
 def test_bad_dns_timeout_says_what_to_write(value: str) -> None:
     with pytest.raises(ConfigError, match="sip.dns_timeout must be a number of seconds from 0.1 to 30"):
         parse_config(f"[sip]\nlisten = ['udp:127.0.0.1:5060']\ndns_timeout = {value}")
+
+
+def test_a_mistyped_database_url_never_shows_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[database]\nurl = 'postgresql:gw:s3cret@db/gw'")
+    assert "s3cret" not in str(info.value)
