@@ -309,6 +309,12 @@ def _trunk(value: Any, key: str) -> Trunk:
     table = _as_table(value, key)
     _reject_unknown(table, {"host", "port"}, f"{key}.")
     host = _string(table, "host", f"{key}.", None)
+    try:
+        # Requests are trusted by their source address; a name would have to be resolved (and could
+        # change under us) before it could vouch for anyone, so only addresses are accepted here.
+        host = str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        raise ConfigError(f"{key}.host = {host!r}: give the trunk's IP address (sources are matched by address)") from None
     port = table.get("port")
     if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
         raise ConfigError(f"{key}.port must be a number from 1 to 65535")

@@ -93,6 +93,7 @@ def test_passwords_do_not_show_in_repr() -> None:
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[admin]\nlisten = '8080'", 'admin.listen = \'8080\': write it as "HOST:PORT"'),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[database]\nurl = 'gateway.db'", "use a SQLAlchemy URL"),
         ("[sip\nlisten=1", "not valid TOML"),
+        ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.trunks]]\nhost = 'pbx.example.com'", "give the trunk's IP address"),
         ("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[[sip.static_routes]]\nmatch = '00\\d+'\ntarget='registered'",
          "anchor it at the start with ^"),
         ("[database]\nurl = 'postgresql:gw:s3cret@db/gw'\n[sip]\nlisten = ['udp:127.0.0.1:5060']", "is not a URL"),

@@ -23,7 +23,7 @@ from gateway.b2bua.events import (
     CallFailed,
     CallOffered,
 )
-from gateway.b2bua.leg import Leg, strip_tag
+from gateway.b2bua.leg import Leg, contact_target, strip_tag
 from gateway.b2bua.session_timer import NO_OFFER, TimerOffer, answer_interval, expiry_delay, write_offer
 from gateway.sip.errors import LocalProtocolError
 from gateway.sip.headers import parse_name_addr
@@ -36,6 +36,9 @@ __all__ = ["ABSORB", "INITIAL_INVITE", "TIMER_C", "Call", "CallContext", "CallSt
 
 # §16.6 step 11: Timer C bounds how long leg B may ring; "greater than 3 minutes".
 TIMER_C = 181.0
+
+# What the caller hears when leg B's answer cannot be used (§21.5.3: an invalid response downstream).
+BAD_GATEWAY = 502
 
 INITIAL_INVITE = "invite"
 ABSORB = "absorb"
@@ -234,7 +237,9 @@ class Call(DialogRelay):
     def _on_b_answer(self, response: Response, now: float) -> None:
         leg_b = self.legs[B]
         if self.state is CallState.CALLING:
-            self._learn_remote(leg_b, response)
+            if not self._learn_remote(leg_b, response):
+                self._on_unusable_answer(leg_b, response, now)
+                return
             leg_b.pending_ack = leg_b.create_request("ACK", cseq=response.cseq[0])
             self.state = CallState.ANSWERED
             self.answered_at = now
@@ -251,6 +256,16 @@ class Call(DialogRelay):
             self._learn_remote(leg_b, response)
             self._ack_and_bye(leg_b, response.cseq[0], now)
             self._finish(now)
+
+    def _on_unusable_answer(self, leg_b: Leg, response: Response, now: float) -> None:
+        """A 2xx without a usable Contact (or To tag): no request could ever reach that dialog (§12.1.2).
+
+        §13.2.2.4: it is ACKed all the same, then ended with a BYE, both sent where the INVITE went;
+        the caller hears 502, the far end having failed. No hunting on: the target did answer, and
+        ringing the next phone for a call someone picked up would be worse than failing it.
+        """
+        self._ack_and_bye(leg_b, response.cseq[0], now)
+        self._fail(BAD_GATEWAY, now)
 
     def _on_b_failure(
         self, status: int, now: float, local: bool = False, extra: list[tuple[str, str]] | None = None
@@ -278,16 +293,21 @@ class Call(DialogRelay):
         self.ctx.respond(self.invite_txn, response, now)
 
     @staticmethod
-    def _learn_remote(leg: Leg, response: Response) -> None:
-        # §12.1.2: the remote tag, target and route set (reversed Record-Route) come from the response.
+    def _learn_remote(leg: Leg, response: Response) -> bool:
+        """§12.1.2: the remote tag, target and route set (reversed Record-Route) come from the response.
+
+        False when it names no dialog or no usable target (`contact_target`): the INVITE's target is kept.
+        """
         tag = response.to_tag
         if tag is None:
-            return
+            return False
         leg.remote_tag = tag
-        contact = response.get("Contact")
-        if contact is not None:
-            leg.refresh_target(parse_name_addr(contact).uri)
         leg.route_set = tuple(reversed(response.get_all("Record-Route")))
+        target = contact_target(response)
+        if target is None:
+            return False
+        leg.refresh_target(target)
+        return True
 
     # -- leg A gives up or forgets to ACK ------------------------------------------------
     def on_cancel(self, now: float) -> None:

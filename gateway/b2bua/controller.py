@@ -16,7 +16,7 @@ from gateway.b2bua import propagation
 from gateway.b2bua.call import INITIAL_INVITE, Call, Relay
 from gateway.b2bua.call_context import Destination
 from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE, registration_flow
-from gateway.b2bua.leg import Leg, uri_target
+from gateway.b2bua.leg import Leg, contact_target, uri_target
 from gateway.b2bua.observer import CallObserver
 from gateway.b2bua.session_timer import IntervalTooSmall, SessionTimerPolicy, interval_too_small, read_offer
 from gateway.config import StaticRoute
@@ -236,6 +236,9 @@ class B2bua:
             return
         if request.get("Contact") is None:
             raise RemoteProtocolError("INVITE without Contact", 400)  # §8.1.1.8
+        if contact_target(request) is None:
+            # §8.1.1.8: the Contact is where this dialog's requests (our BYE) go; without a host, nowhere.
+            raise RemoteProtocolError("INVITE Contact is not a SIP URI with a host", 400)
         merged_key = (request.call_id, request.from_tag or "", request.cseq[0])
         if merged_key in self._merged:
             self._answer(txn, request, 482, now)  # §8.2.2.2: the same request again, on another branch

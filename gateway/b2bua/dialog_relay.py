@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from gateway.b2bua import propagation
 from gateway.b2bua.call_context import A, CallContext, CallState
 from gateway.b2bua.events import ENDED_ACK_TIMEOUT
+from gateway.b2bua.leg import Leg, contact_target
 from gateway.b2bua.session_timer import (
     NO_OFFER,
     IntervalTooSmall,
@@ -21,11 +22,9 @@ from gateway.b2bua.session_timer import (
     read_offer,
     write_offer,
 )
-from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request, Response, make_response
 
 if TYPE_CHECKING:
-    from gateway.b2bua.leg import Leg
     from gateway.sip.transaction import ClientTransaction, ServerTransaction
 
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE"})  # §12.2, RFC 3311 §5.1
@@ -84,8 +83,13 @@ class DialogRelay:
         if leg.remote_cseq is not None and number < leg.remote_cseq:
             self._reply(txn, request, 500, now)  # §12.2.2: out of order
             return
-        leg.remote_cseq = number
         method = request.method
+        target = contact_target(request) if method in TARGET_REFRESH else None
+        if target is None and method in TARGET_REFRESH and request.get("Contact") is not None:
+            # §8.2 precedes §12.2.2: a request rejected as malformed changes nothing in the dialog.
+            self.ctx.respond(txn, make_response(request, 400, "Bad Request (unusable Contact)"), now)
+            return
+        leg.remote_cseq = number
         if method == "BYE":
             self._on_bye(side, request, txn, now)
             return
@@ -114,9 +118,8 @@ class DialogRelay:
             except IntervalTooSmall as small:
                 self.ctx.respond(txn, interval_too_small(request, small.min_se), now)
                 return
-            contact = request.get("Contact")
-            if contact is not None:
-                leg.refresh_target(parse_name_addr(contact).uri)  # §12.2.2: a target refresh request
+            if target is not None:
+                leg.refresh_target(target)  # §12.2.2: a target refresh request
         other = self.legs[1 - side]
         relayed = other.create_request(method)
         relayed.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
@@ -211,9 +214,11 @@ class DialogRelay:
 
     @staticmethod
     def _learn_target(leg: Leg, response: Response) -> None:
-        contact = response.get("Contact")
-        if contact is not None:
-            leg.refresh_target(parse_name_addr(contact).uri)
+        # Without a usable Contact the old target stays: the session itself was refreshed and must
+        # still get its ACK and its session timer; failing the call would be worse than a stale target.
+        target = contact_target(response)
+        if target is not None:
+            leg.refresh_target(target)
 
     def on_reinvite_ack_missing(self, side: int, now: float) -> None:
         """Our 2xx to a re-INVITE from `side` was never ACKed (§13.3.1.4): end the session on both legs."""

@@ -6,18 +6,28 @@ next hop per §12.2.1.1 (loose routing only, §16.12 strict routing is not suppo
 
 from __future__ import annotations
 
-import re
+import functools
+import ipaddress
 from collections.abc import Callable
 
 from gateway.b2bua.flows import same_side_of_nat
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.headers import parse_name_addr
-from gateway.sip.message import Request
+from gateway.sip.message import Request, Response
 from gateway.sip.uri import parse_uri
 
 Target = tuple[str, str, int]
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
-_IP_LITERAL = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}|.*:.*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    # A dotted quad that is no address ("999.1.1.1") is not one: the transport then refuses it (503).
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def uri_target(uri_text: str, default_transport: str) -> Target:
@@ -28,9 +38,22 @@ def uri_target(uri_text: str, default_transport: str) -> Target:
     """
     uri = parse_uri(uri_text)
     transport = (uri.params.get("transport") or default_transport).lower()
-    if uri.port is None and uri.host and not _IP_LITERAL.fullmatch(uri.host):
+    if uri.port is None and uri.host and not _is_ip_literal(uri.host):
         return (transport, uri.host, 0)
     return (transport, uri.host, uri.port or _DEFAULT_PORTS.get(transport, 5060))
+
+
+def contact_target(message: Request | Response) -> str | None:
+    """The URI of `message`'s Contact when it can be a dialog's remote target (§12.1.2, §12.2), else None:
+    no Contact, a malformed one, ``*``, or a URI with no host to send requests to (tel:)."""
+    value = message.get("Contact")
+    if value is None:
+        return None
+    try:
+        uri = parse_name_addr(value).uri
+        return uri if parse_uri(uri).host else None
+    except RemoteProtocolError:
+        return None
 
 
 def strip_tag(header_value: str) -> str:

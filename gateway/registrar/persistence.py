@@ -152,6 +152,19 @@ class JournaledBindingStore(BindingStore):
         self.changes = changes.then(self.changes)
 
 
+@dataclass(slots=True)
+class _Step:
+    """One change as its own write (a failed batch is retried row by row)."""
+
+    changes: Changes
+    cleared: list[str] = field(default_factory=list)
+    deleted: list[Key] = field(default_factory=list)
+    upserts: list[BindingRecord] = field(default_factory=list)
+
+    def aors(self) -> set[str]:
+        return set(self.changes.cleared) | {aor for aor, _ in self.changes.latest}
+
+
 class BindingPersistence:
     """Loads bindings at start and writes changes behind the registrar, in batches.
 
@@ -204,37 +217,112 @@ class BindingPersistence:
         return len(saved)
 
     async def flush(self) -> bool:
-        """Write what changed since the last flush in one batch; False (changes kept) when it failed."""
+        """Write what changed since the last flush in one batch; False (changes kept) when it failed.
+
+        A failed batch is tried again row by row: rows the database refuses while others go through
+        are dropped (kept in memory only), so one bad row never blocks the rest.
+        """
         now = self.mono()
         purge_due = self._last_purge is None or now - self._last_purge >= self.purge_every
         changes = self.store.take_changes()
         if not changes and not purge_due:
             return True
-        offset = self._offset()
-        upserts: list[BindingRecord] = []
-        deleted: list[Key] = []
-        for (aor, contact), binding in changes.latest.items():
-            if binding is None or binding.expires_at <= now:
-                deleted.append((aor, contact))
-            else:
-                upserts.append(_record(aor, binding, offset))
         try:
-            await asyncio.wait_for(
-                self.backend.write(sorted(changes.cleared), deleted, upserts, now + offset),
-                self.write_timeout,
-            )
-        except Exception as error:  # a failing database must not stop registrations
+            left = await self._write(changes, now, purge_due)
+        except BaseException:
+            # Cancelled mid-write (shutdown): the changes taken must not vanish with the task.
             self.store.give_back(changes)
+            raise
+        if left is not None:
+            self.store.give_back(left[0])
             if not self.failing:
                 log.warning("registrar bindings: cannot save registrations (%s); retrying every %gs, "
-                            "keeping them in memory meanwhile", _first_line(error), self.interval)
+                            "keeping them in memory meanwhile", _first_line(left[1]), self.interval)
             self.failing = True
             return False
         if self.failing:
             log.info("registrar bindings: saving registrations again")
         self.failing = False
-        self._last_purge = now
         return True
+
+    async def _write(self, changes: Changes, now: float, purge_due: bool) -> tuple[Changes, Exception] | None:
+        """Write `changes` (and the purge when due); None when done, else what to retry and why."""
+        offset = self._offset()
+        steps: list[_Step] = [_Step(Changes(cleared={aor}), cleared=[aor]) for aor in sorted(changes.cleared)]
+        for (aor, contact), binding in changes.latest.items():
+            one = Changes(latest={(aor, contact): binding})
+            if binding is None or binding.expires_at <= now:
+                steps.append(_Step(one, deleted=[(aor, contact)]))
+            else:
+                steps.append(_Step(one, upserts=[_record(aor, binding, offset)]))
+        purge_before = now + offset if purge_due else None
+        try:
+            await self._send([a for s in steps for a in s.cleared], [k for s in steps for k in s.deleted],
+                             [r for s in steps for r in s.upserts], purge_before)
+        except Exception as error:  # a failing database must not stop registrations
+            if not steps:
+                return changes, error
+            return await self._write_rows(steps, error, now, purge_before)
+        if purge_due:
+            self._last_purge = now
+        return None
+
+    async def _write_rows(
+        self, steps: list[_Step], error: Exception, now: float, purge_before: float | None
+    ) -> tuple[Changes, Exception] | None:
+        """Each change on its own, in the batch's order; None when all are written or dropped.
+
+        A row that fails before a later row goes through was refused by a working database: dropped.
+        Rows failing after the last success may mean the database went away, so that success is sent
+        again (idempotent: nothing after it was written); if it goes through they are dropped too, else
+        they are kept. A timeout means an unresponsive database: the rest is kept without waiting more.
+        """
+        refused: list[tuple[int, Exception]] = []
+        pending: list[tuple[int, Exception]] = []  # failed since the last row that went through
+        last_ok: int | None = None
+        for index, step in enumerate(steps):
+            try:
+                await self._send(step.cleared, step.deleted, step.upserts, None)
+            except TimeoutError as timeout:
+                pending += [(later, timeout) for later in range(index, len(steps))]
+                last_ok = None  # no retry of the last success: it would only time out too
+                break
+            except Exception as failure:  # judged below: a refused row, or the database gone
+                pending.append((index, failure))
+            else:
+                refused, pending, last_ok = refused + pending, [], index
+        if pending and last_ok is not None:
+            with contextlib.suppress(Exception):  # the database is gone: the pending rows are kept
+                await self._send(steps[last_ok].cleared, steps[last_ok].deleted, steps[last_ok].upserts, None)
+                refused, pending = refused + pending, []
+        self._drop(steps, refused)
+        if pending:
+            left = Changes()
+            for index, _ in pending:
+                left = left.then(steps[index].changes)
+            return left, pending[0][1] if refused else error
+        if purge_before is not None:
+            with contextlib.suppress(Exception):  # a purge that fails is due again next flush
+                await self._send([], [], [], purge_before)
+                self._last_purge = now
+        return None
+
+    async def _send(
+        self, cleared: list[str], deleted: list[Key], upserts: list[BindingRecord], purge_before: float | None
+    ) -> None:
+        await asyncio.wait_for(self.backend.write(cleared, deleted, upserts, purge_before), self.write_timeout)
+
+    @staticmethod
+    def _drop(steps: list[_Step], refused: list[tuple[int, Exception]]) -> None:
+        if not refused:
+            return
+        aors = sorted({aor for index, _ in refused for aor in steps[index].aors()})
+        kinds = sorted({type(getattr(error, "orig", None) or error).__name__ for _, error in refused})
+        # The AOR and the kind of error tell an operator where to look; row values (Contact, Call-ID)
+        # come from the network and stay out of the log.
+        log.warning("registrar bindings: dropped %d change(s) the database refused (%s) for AOR %s; "
+                    "kept in memory only until the phones register again", len(refused), ", ".join(kinds),
+                    ", ".join(_printable(aor) for aor in aors[:10]))
 
     async def run(self, stop: asyncio.Event, final_timeout: float = 5.0) -> None:
         """Flush every `interval` seconds until `stop` is set, then once more (bounded by `final_timeout`)."""
@@ -253,6 +341,11 @@ def _record(aor: str, binding: Binding, offset: float) -> BindingRecord:
     transport, host, port = binding.source
     return BindingRecord(aor, binding.contact, binding.expires_at + offset, binding.call_id, binding.cseq,
                          transport, host, port, binding.registered_at + offset)
+
+
+def _printable(text: str) -> str:
+    # Undecodable bytes from the wire are surrogates: escape them rather than break the log handler.
+    return text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
 
 
 def _first_line(error: BaseException) -> str:

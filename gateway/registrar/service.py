@@ -23,7 +23,9 @@ Target = tuple[str, str, int]
 class Registrar:
     """Validates, authenticates and applies REGISTER requests to a `BindingStore`."""
 
-    __slots__ = ("store", "gate", "min_expires", "max_expires", "default_expires", "_tag")
+    __slots__ = (
+        "store", "gate", "min_expires", "max_expires", "default_expires", "max_contacts_per_aor", "_tag",
+    )
 
     def __init__(
         self,
@@ -33,6 +35,7 @@ class Registrar:
         min_expires: int = 60,
         max_expires: int = 7200,
         default_expires: int = 3600,
+        max_contacts_per_aor: int = 10,
         to_tag: str = "reg",
     ) -> None:
         self.store = store
@@ -40,6 +43,7 @@ class Registrar:
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.default_expires = default_expires
+        self.max_contacts_per_aor = max_contacts_per_aor
         self._tag = to_tag
 
     def handle(self, request: Request, source: Target, now: float) -> Response:
@@ -79,9 +83,15 @@ class Registrar:
             log.debug("registrar: %s removed all bindings", aor)
             return None
         call_id, (cseq, _) = request.call_id, request.cseq
+        # §25.1: Call-ID and URIs are ASCII (anything else is %-escaped); raw bytes here would make a
+        # binding nothing downstream can store or send.
+        if not call_id.isascii():
+            return self._reply(request, 400, "Bad Request (Call-ID is not ASCII)")
         parsed: list[tuple[NameAddr, int]] = []
         for value in contacts:
             contact = parse_name_addr(value)
+            if not contact.uri.isascii():
+                return self._reply(request, 400, "Bad Request (Contact URI is not ASCII; escape it)")
             parse_uri(contact.uri)  # a Contact we could never call is a bad request, not a binding
             expires = _expires_param(contact, header_expires, self.default_expires)
             if 0 < expires < self.min_expires:
@@ -94,6 +104,10 @@ class Registrar:
             # §10.3 step 7: the same Call-ID with an older or equal CSeq is out of order.
             if existing is not None and existing.call_id == call_id and existing.cseq >= cseq:
                 return self._reply(request, 500, "Server Internal Error (REGISTER out of order)")
+        if self._too_many(aor, parsed, now):
+            return self._reply(
+                request, 403, f"Forbidden (too many Contacts for this AOR: at most {self.max_contacts_per_aor})"
+            )
         for contact, expires in parsed:
             if expires == 0:
                 self.store.remove(aor, contact.uri)
@@ -101,6 +115,23 @@ class Registrar:
             self.store.put(aor, Binding(contact.uri, now + expires, call_id, cseq, source, now))
         log.debug("registrar: %s now has %d binding(s)", aor, len(self.store.current(aor, now)))
         return None
+
+    def _too_many(self, aor: str, parsed: list[tuple[NameAddr, int]], now: float) -> bool:
+        """True when applying `parsed` would leave `aor` with more live Contacts than allowed.
+
+        Refusing beats evicting the oldest: §10.3 sets no limit, so this is local policy, and a phone
+        that rebinds with a new Contact on every reconnect must not push out a desk phone that
+        refreshes hourly (Kamailio's max_contacts refuses the same way).
+        """
+        before = set(self.store.contacts(aor, now))
+        after = set(before)
+        for contact, expires in parsed:
+            if expires == 0:
+                after.discard(contact.uri)
+            else:
+                after.add(contact.uri)
+        # Only growth is refused: an AOR already above the cap (the cap was lowered) may still refresh.
+        return len(after) > self.max_contacts_per_aor and not after <= before
 
     def _ok(self, request: Request, aor: str, now: float) -> Response:
         response = self._reply(request, 200)

@@ -72,6 +72,9 @@ class SipEndpoint:
         self._events: deque[Event] = deque()
         self._outbox: list[tuple[bytes, Target]] = []
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
+        # The same transactions by where they send (insertion-ordered): a transport error, which a
+        # peer can cause at will, costs only the transactions to that target.
+        self._client_by_target: dict[Target, dict[tuple[str, ...], ClientTransaction]] = {}
         self._server: dict[tuple[str, ...], ServerTransaction] = {}
         self._awaiting_ack: dict[tuple[str, int, str], ServerTransaction] = {}
         self._streams: dict[Target, StreamParser] = {}
@@ -142,8 +145,10 @@ class SipEndpoint:
         (§17.1.4, §18.4), so the TU answers 503 or tries its next target at once instead of after
         Timer B. UDP adapters do not call this for ICMP errors: see `gateway.transport.udp`.
         """
-        # A scan, not an index: refused connections are rare and must not tax every request.
-        failed = [txn for txn in self._client.values() if txn.target == target and txn.started]
+        sending = self._client_by_target.get(target)
+        if sending is None:
+            return
+        failed = [txn for txn in sending.values() if txn.started]
         for txn in failed:
             txn.transport_error(now)
 
@@ -183,8 +188,7 @@ class SipEndpoint:
         self._prepare_request(request, target, branch)
         key = (branch, request.method)
         txn = ClientTransaction(key, request, target, self, request.to_bytes())
-        self._client[key] = txn
-        self.stats["transactions_created"] += 1
+        self._add_client(txn)
         self._count(f"requests_sent.{request.method}")
         txn.start(now)
         return txn
@@ -230,8 +234,7 @@ class SipEndpoint:
         request = Request("CANCEL", original.uri, headers)
         key = (invite.branch, "CANCEL")
         txn = ClientTransaction(key, request, invite.target, self, request.to_bytes())
-        self._client[key] = txn
-        self.stats["transactions_created"] += 1
+        self._add_client(txn)
         self._count("requests_sent.CANCEL")
         invite.attach_cancel(txn, now)
         return txn
@@ -247,6 +250,10 @@ class SipEndpoint:
         if isinstance(transaction, ClientTransaction):
             if self._client.get(transaction.key) is transaction:
                 del self._client[transaction.key]
+                sending = self._client_by_target[transaction.target]
+                del sending[transaction.key]
+                if not sending:
+                    del self._client_by_target[transaction.target]
         else:
             if self._server.get(transaction.key) is transaction:
                 del self._server[transaction.key]
@@ -254,6 +261,11 @@ class SipEndpoint:
                 request = transaction.request
                 self._awaiting_ack.pop((request.call_id, request.cseq[0], request.from_tag or ""), None)
         self._events.append(TransactionTerminated(transaction))
+
+    def _add_client(self, txn: ClientTransaction) -> None:
+        self._client[txn.key] = txn
+        self._client_by_target.setdefault(txn.target, {})[txn.key] = txn
+        self.stats["transactions_created"] += 1
 
     # -- receiving --------------------------------------------------------------------------
     def _dispatch(self, message: Request | Response, source: Target, now: float) -> None:

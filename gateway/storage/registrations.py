@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 _TABLE: sa.Table = RegistrarBinding.__table__  # type: ignore[assignment]
 _MAX_BIGINT = 2**63 - 1
+# PostgreSQL refuses an index entry above 2704 bytes (a third of a page); the (aor, contact) key, measured
+# in bytes, stays at half of that so tuple headers and a wider column later cannot reach it.
+_MAX_KEY_BYTES = 2704 // 2
 
 
 class BindingFields(Protocol):
@@ -69,20 +72,35 @@ class StoredBinding:
 
 
 def fits(binding: BindingFields) -> bool:
-    """True when the database can hold `binding` as it is (column sizes, integer ranges).
+    """True when the database can hold `binding` as it is (UTF-8 text within the column sizes, integer
+    ranges, a primary key PostgreSQL can index).
 
     A binding that does not fit is kept in memory only: refusing it here keeps one odd REGISTER from
-    failing every batch it is in, again and again.
+    failing every batch it is in, again and again. Sizes are measured in UTF-8 bytes, never fewer than
+    the characters PostgreSQL counts, so a column never overflows.
     """
+    sizes = [_utf8_size(binding.aor), _utf8_size(binding.contact), _utf8_size(binding.call_id),
+             _utf8_size(binding.transport), _utf8_size(binding.host)]
+    limits = [MAX_AOR, MAX_CONTACT, MAX_CALL_ID, MAX_TRANSPORT, MAX_HOST]
     return (
-        len(binding.aor) <= MAX_AOR
-        and len(binding.contact) <= MAX_CONTACT
-        and len(binding.call_id) <= MAX_CALL_ID
-        and len(binding.transport) <= MAX_TRANSPORT
-        and len(binding.host) <= MAX_HOST
+        all(0 <= size <= limit for size, limit in zip(sizes, limits, strict=True))
+        and sizes[0] + sizes[1] <= _MAX_KEY_BYTES
         and 0 <= binding.cseq <= _MAX_BIGINT
         and 0 <= binding.port <= 65535
     )
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes of `text` in UTF-8; -1 when it cannot be encoded (surrogates: undecodable bytes kept by
+    the SIP parser), which no driver can send."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return -1
+
+
+def _encodable(text: str) -> bool:
+    return _utf8_size(text) >= 0
 
 
 class SqlBindingBackend:
@@ -117,11 +135,14 @@ class SqlBindingBackend:
             log.warning("registrar bindings: %d binding(s) too large for the database, kept in memory only",
                         len(upserts) - len(storable))
         # Every upserted key is deleted first, also those that do not fit: an older row must not come back.
+        # A key that cannot be encoded was never stored, so there is nothing to delete (and sending it fails).
         keys = [{"a": aor, "c": contact} for aor, contact in deleted]
         keys += [{"a": binding.aor, "c": binding.contact} for binding in upserts]
+        keys = [key for key in keys if _encodable(key["a"]) and _encodable(key["c"])]
+        cleared = [aor for aor in cleared if _encodable(aor)]
         async with self.sessionmaker.begin() as session:
             if cleared:
-                await session.execute(_TABLE.delete().where(_TABLE.c.aor.in_(list(cleared))))
+                await session.execute(_TABLE.delete().where(_TABLE.c.aor.in_(cleared)))
             if keys:
                 by_key = _TABLE.delete().where(_TABLE.c.aor == sa.bindparam("a"), _TABLE.c.contact == sa.bindparam("c"))
                 await session.execute(by_key, keys)

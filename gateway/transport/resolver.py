@@ -16,6 +16,7 @@ Answers are cached for their TTL (capped), failures for a short time, in a bound
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import re
@@ -43,10 +44,9 @@ MAX_TTL = 3600.0  # a record with a huge TTL still gets re-checked hourly
 NEGATIVE_TTL = 5.0
 MAX_ENTRIES = 1024
 
-# Dotted-quad IPv4 (or anything with a colon: IPv6). A host name's last label is never all digits
-# (RFC 1123 §2.1), so this cannot take a name for an address.
-_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
-
+# A host name's last label is never all digits (RFC 1123 §2.1) and never holds a colon: a host like
+# that was meant as an address, and when it is not a valid one ("999.1.1.1") DNS is not asked.
+_ADDRESS_LIKE = re.compile(r".*:.*|(?:.*\.)?[0-9]+\.?")
 
 # Every datagram asks, about a handful of hosts: remember the answers (bounded: hosts come from peers).
 _LITERAL_MEMO: dict[str, bool] = {}
@@ -54,12 +54,18 @@ _LITERAL_MEMO_SIZE = 4096
 
 
 def is_ip_literal(host: str) -> bool:
-    """Whether `host` is an IPv4 or IPv6 address (as a Target carries it: IPv6 without brackets)."""
+    """Whether `host` is a valid IPv4 or IPv6 address (as a Target carries it: IPv6 without brackets)."""
     known = _LITERAL_MEMO.get(host)
     if known is None:
         if len(_LITERAL_MEMO) >= _LITERAL_MEMO_SIZE:
             _LITERAL_MEMO.clear()
-        known = _LITERAL_MEMO[host] = ":" in host or _IPV4.fullmatch(host) is not None
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            known = False
+        else:
+            known = True
+        _LITERAL_MEMO[host] = known
     return known
 
 
@@ -159,6 +165,8 @@ class SipResolver:
         transport, name, port = target
         if not name:
             raise LookupFailed("a target without a host")
+        if _ADDRESS_LIKE.fullmatch(name):
+            raise LookupFailed(f"{name} is neither a valid IP address nor a host name")
         if port == PORT_NOT_GIVEN:
             found = await self._srv(transport, name)
             if found is not None:

@@ -1,11 +1,13 @@
 """asyncio TCP adapter (RFC 3261 §18.3): framing is the endpoint's; this moves bytes.
 
-Connections are keyed by the peer's (host, port): responses and in-dialog requests to a peer go
-back over the connection it opened, and so do requests to a phone that registered over it (the
-runtime knows which connections are open, see `SipRuntime.is_connected`); a target without a live
-connection gets a new one. When that
-connection cannot be made, the runtime hears of it (`transport_error`) so the transactions waiting
-on it end at once with a 503 (RFC 3261 §18.4, §8.1.3.1) instead of after Timer B/F.
+Connections are keyed by the peer's address ("tcp", ip, port): responses and in-dialog requests to
+a peer go back over the connection it opened, and so do requests to a phone that registered over it
+(the runtime knows which connections are open, see `SipRuntime.is_connected`). A connection we open
+to a host name is also found under that name, for sending only: what the peer sends over it comes
+from its address. A target without a live connection gets a new one; when that connection cannot
+be made (refused, or no answer within `connect_timeout` from any address), the runtime hears of it
+(`transport_error`) so the transactions waiting on it end at once with a 503 (RFC 3261 §18.4,
+§8.1.3.1) instead of after Timer B/F.
 """
 
 from __future__ import annotations
@@ -21,48 +23,65 @@ from gateway.transport.runtime import SipRuntime
 
 log = logging.getLogger(__name__)
 
+# A blackholed address would otherwise hold the connect for the kernel's SYN retries (~127 s), far
+# past Timer B (32 s): the next SRV target must get its turn while the transaction is still alive.
+CONNECT_TIMEOUT = 5.0
+
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, owner: TcpTransport, key: Target | None = None) -> None:
+    """One TCP connection, reachable under its peer's address and, when we opened it to a host
+    name, under that name too (so the next message to the name reuses it)."""
+
+    def __init__(self, owner: TcpTransport, name: Target | None = None) -> None:
         self.owner = owner
-        self.key = key
+        self.name = name
+        # What the peer's messages are attributed to: always its address, never a name, so Via
+        # `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4) and trunk trust see an IP and a real port.
+        self.source: Target | None = None
+        self.keys: tuple[Target, ...] = ()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        if self.key is None:
-            peer = transport.get_extra_info("peername")
-            self.key = ("tcp", peer[0], peer[1])
+        peer = transport.get_extra_info("peername")
+        self.source = ("tcp", peer[0], peer[1])
+        self.keys = (self.source,) if self.name is None or self.name == self.source else (self.source, self.name)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.owner.connections[self.key] = self
-        self.owner.runtime.stream_opened(self.key)
+        for key in self.keys:
+            self.owner.connections[key] = self
+            self.owner.runtime.stream_opened(key)
 
     def data_received(self, data: bytes) -> None:
-        assert self.key is not None
-        self.owner.runtime.stream_received(self.key, data)
+        assert self.source is not None
+        self.owner.runtime.stream_received(self.source, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.key is not None and self.owner.connections.get(self.key) is self:
-            del self.owner.connections[self.key]
-            self.owner.runtime.stream_closed(self.key)
+        for key in self.keys:
+            if self.owner.connections.get(key) is self:
+                del self.owner.connections[key]
+                self.owner.runtime.stream_closed(key)
 
 
 class TcpTransport:
     """A listening TCP socket plus the connections to and from peers."""
 
-    def __init__(self, runtime: SipRuntime) -> None:
+    def __init__(self, runtime: SipRuntime, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        """`connect_timeout` bounds each connect attempt in seconds (one per address of a name)."""
         self.runtime = runtime
+        self.connect_timeout = connect_timeout
         self.connections: dict[Target, _Connection] = {}
         self._pending: dict[Target, list[bytes]] = {}
         self._server: asyncio.Server | None = None
         self.address: tuple[str, int] = ("", 0)
 
     @classmethod
-    async def bind(cls, runtime: SipRuntime, host: str, port: int) -> TcpTransport:
+    async def bind(
+        cls, runtime: SipRuntime, host: str, port: int, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> TcpTransport:
         """Listen on `host:port` (0 picks a free port) and register as the runtime's "tcp" sender."""
-        self = cls(runtime)
+        self = cls(runtime, connect_timeout)
         self._server = await runtime.loop.create_server(lambda: _Connection(self), host, port, reuse_address=True)
         self.address = self._server.sockets[0].getsockname()[:2]
         runtime.senders["tcp"] = self
@@ -100,8 +119,8 @@ class TcpTransport:
             connection.transport.write(data)
 
     async def _open(self, target: Target) -> _Connection:
-        """A connection to `target`, keyed by it even when its host is a name (RFC 3263 §4.2: the
-        addresses are tried in SRV order, the next one when a connect fails)."""
+        """A connection to `target`, reachable under it even when its host is a name (RFC 3263 §4.2:
+        the addresses are tried in SRV order, the next one when a connect fails or times out)."""
         if is_ip_literal(target[1]):
             addresses: tuple[Target, ...] = (target,)
         else:
@@ -109,10 +128,13 @@ class TcpTransport:
         error: OSError | None = None
         for address in addresses:
             try:
-                _, connection = await self.runtime.loop.create_connection(
-                    lambda: _Connection(self, target), address[1], address[2]
-                )
+                async with asyncio.timeout(self.connect_timeout):
+                    _, connection = await self.runtime.loop.create_connection(
+                        lambda: _Connection(self, target), address[1], address[2]
+                    )
                 return connection
+            except TimeoutError:
+                error = TimeoutError(f"no answer from {address[1]}:{address[2]} within {self.connect_timeout} s")
             except OSError as exc:
                 error = exc
         assert error is not None

@@ -11,6 +11,7 @@ from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate, Verdict
 from gateway.sip.auth import build_authorization
 from gateway.sip.message import Request, Response
+from gateway.sip.parser import parse_message
 
 USERS = {"1001": "pw-1001", "1002": "pw-1002"}
 SOURCE = ("udp", "10.0.0.5", 5062)
@@ -296,3 +297,76 @@ def test_sha256_and_md5_offered_in_preference_order_and_both_answerable() -> Non
 def test_unknown_digest_algorithm_is_refused_at_start() -> None:
     with pytest.raises(ValueError):
         DigestGate(b"k" * 32, "example.test", 300.0, USERS, algorithms=("SHA-512",))
+
+
+def _over_the_wire(request: Request, placeholder: bytes, raw: bytes) -> Request:
+    """`request` as the transport would hand it over after `placeholder` was replaced by `raw` bytes
+    on the wire (the parser keeps undecodable bytes as surrogates)."""
+    parsed = parse_message(request.to_bytes().replace(placeholder, raw))
+    assert isinstance(parsed, Request)
+    return parsed
+
+
+def _authed_raw(registrar: Registrar, contacts: list[str], raw: bytes, **kwargs: object) -> Response:
+    first = registrar.handle(register("1001", contacts, **kwargs), SOURCE, 100.0)  # type: ignore[arg-type]
+    credentials = build_authorization(first.get("WWW-Authenticate") or "", method="REGISTER",
+                                      uri="sip:example.test", username="1001", password="pw-1001", cnonce="x")
+    request = register("1001", contacts, cseq=2, authorization=credentials, **kwargs)  # type: ignore[arg-type]
+    return registrar.handle(_over_the_wire(request, b"RAW", raw), SOURCE, 100.0)
+
+
+@pytest.mark.parametrize("raw", [b"\xff", "é".encode()])
+def test_a_contact_uri_that_is_not_ascii_is_400_and_binds_nothing(registrar: Registrar, raw: bytes) -> None:
+    """RFC 3261 §25.1: a URI escapes anything outside ASCII; stored raw it could never be written to the
+    database (one such binding used to stop every later registration from being saved)."""
+    response = _authed_raw(registrar, ["<sip:1001@10.0.0.5;x=RAW>", "<sip:1001@10.0.0.6>"], raw)
+    assert response.status == 400
+    assert "ASCII" in response.reason
+    assert registrar.store.contacts("1001", 100.0) == []
+
+
+def test_a_call_id_that_is_not_ascii_is_400_and_binds_nothing(registrar: Registrar) -> None:
+    """RFC 3261 §25.1: Call-ID is `word ["@" word]`, ASCII only."""
+    response = _authed_raw(registrar, ["<sip:1001@10.0.0.5>"], b"\xff", call_id="reg-RAW")
+    assert response.status == 400
+    assert "Call-ID" in response.reason
+    assert registrar.store.contacts("1001", 100.0) == []
+
+
+def test_an_aor_is_capped_at_max_contacts_and_the_next_new_contact_is_403() -> None:
+    """Refused, not replacing the oldest (as Kamailio's max_contacts and Oracle's default do): a phone
+    that re-registers with a new Contact on every reconnect must not evict a desk phone that refreshes
+    hourly. Refreshes and removals of bound Contacts still work at the cap."""
+    gate = DigestGate(b"k" * 32, "example.test", 300.0, USERS)
+    capped = Registrar(BindingStore(), gate, max_contacts_per_aor=3)
+    for n in range(3):
+        assert authed(capped, "1001", "pw-1001", [f"<sip:1001@10.0.0.{n}>"], call_id=f"c{n}").status == 200
+    refused = authed(capped, "1001", "pw-1001", ["<sip:1001@10.0.0.9>"], call_id="c9")
+    assert refused.status == 403
+    assert "at most 3" in refused.reason
+    assert sorted(capped.store.contacts("1001", 100.0)) == [f"sip:1001@10.0.0.{n}" for n in range(3)]
+    # At the cap: a refresh is fine, and so is a swap that removes one Contact while adding another.
+    assert authed(capped, "1001", "pw-1001", ["<sip:1001@10.0.0.0>"], call_id="c0", cseq=5).status == 200
+    swap = authed(capped, "1001", "pw-1001", ["<sip:1001@10.0.0.1>;expires=0", "<sip:1001@10.0.0.9>"],
+                  call_id="c1", cseq=5)
+    assert swap.status == 200
+    assert sorted(capped.store.contacts("1001", 100.0)) == [
+        "sip:1001@10.0.0.0", "sip:1001@10.0.0.2", "sip:1001@10.0.0.9"
+    ]
+    # Another AOR has its own allowance; one REGISTER carrying too many Contacts is refused whole.
+    too_many = authed(capped, "1002", "pw-1002", [f"<sip:1002@10.0.1.{n}>" for n in range(4)])
+    assert too_many.status == 403 and capped.store.contacts("1002", 100.0) == []
+
+
+def test_the_contact_cap_defaults_to_ten(registrar: Registrar) -> None:
+    contacts = [f"<sip:1001@10.0.0.{n}>" for n in range(10)]
+    assert authed(registrar, "1001", "pw-1001", contacts).status == 200
+    assert authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.99>"], call_id="x").status == 403
+
+
+def test_an_aor_above_a_lowered_cap_may_still_refresh_but_not_grow(registrar: Registrar) -> None:
+    authed(registrar, "1001", "pw-1001", [f"<sip:1001@10.0.0.{n}>" for n in range(4)], call_id="c")
+    registrar.max_contacts_per_aor = 2
+    assert authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.3>"], call_id="c", cseq=5).status == 200
+    assert authed(registrar, "1001", "pw-1001", ["<sip:1001@10.0.0.7>"], call_id="c", cseq=7).status == 403
+    assert len(registrar.store.contacts("1001", 100.0)) == 4

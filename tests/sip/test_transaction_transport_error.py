@@ -92,3 +92,53 @@ def test_transport_error_for_an_idle_target_changes_nothing() -> None:
     alice.endpoint.transport_error(GONE, net.now)
     net.run()
     assert alice.events == [] and alice.endpoint.stats["transport_errors"] == 0
+
+
+class _Unwalkable(dict):  # type: ignore[type-arg]
+    """The endpoint's table of client transactions, refusing to be walked whole."""
+
+    def _refuse(self) -> None:
+        raise AssertionError("a transport error walked every client transaction")
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self._refuse()
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._refuse()
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._refuse()
+
+
+def test_a_transport_error_looks_only_at_the_transactions_to_its_target() -> None:
+    """A peer can cause transport errors at will (closing its connection): one must cost the
+    transactions to that target, not a walk over every transaction of the gateway."""
+    net, alice, bob = _net()
+    doomed = alice.endpoint.send_request(alice.request("INVITE", bob, transport="tcp"), GONE, net.now)
+    others = [alice.endpoint.send_request(alice.request("OPTIONS", bob), ("udp", "127.0.0.9", 7000 + n), net.now)
+              for n in range(50)]
+    net.run()
+    alice.endpoint._client = _Unwalkable(alice.endpoint._client)
+    alice.endpoint.transport_error(GONE, net.now)
+    alice.endpoint.transport_error(("tcp", "127.0.0.9", 7001), net.now)  # nothing sends there
+    net.run()
+    assert [event.transaction for event in alice.take(TransportFailed)] == [doomed]
+    assert all(txn.state is State.TRYING for txn in others)
+
+
+def test_the_index_by_target_forgets_every_ended_transaction() -> None:
+    """Targets come from peers (Contact, Record-Route): an index that kept ended ones would grow forever."""
+    net, alice, bob = _net()
+    invite = alice.endpoint.send_request(alice.request("INVITE", bob, transport="tcp"), GONE, net.now)
+    alice.endpoint.cancel(invite, net.now)
+    for n in range(20):
+        alice.endpoint.send_request(alice.request("OPTIONS", bob), ("udp", "127.0.0.9", 7000 + n), net.now)
+    answered = alice.endpoint.send_request(alice.request("OPTIONS", bob), bob.target(), net.now)
+    net.run()
+    [received] = bob.take(RequestReceived)
+    bob.respond(received, 200, "b1", net.now)
+    net.run()
+    alice.endpoint.transport_error(GONE, net.now)
+    net.advance(40)  # Timer F for the rest, Timer K for the answered one
+    assert answered.state is State.TERMINATED
+    assert alice.endpoint._client == {} and alice.endpoint._client_by_target == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -92,3 +93,29 @@ async def test_a_failed_batch_changes_nothing(backend: SqlBindingBackend) -> Non
     with pytest.raises(sa.exc.IntegrityError):
         await backend.write(["1001"], [], [_binding(contact="sip:dup@h"), _binding(contact="sip:dup@h")])
     assert [b.contact for b in await backend.load(WALL)] == ["sip:keep@h"]
+
+
+def test_fits_refuses_text_that_is_not_utf8_and_measures_bytes() -> None:
+    """The parser keeps undecodable bytes as surrogates, which no database driver can encode; and a
+    column's size is checked in bytes, so a Contact of 2-byte characters cannot pass on its length
+    in characters (bytes also bound the (aor, contact) key for PostgreSQL's btree)."""
+    assert fits(_binding(contact="sip:1001@h;x=é"))
+    assert not fits(_binding(contact="sip:1001@h;x=\udcff"))
+    assert not fits(_binding(call_id="reg-\udcff"))
+    assert not fits(_binding(aor="10\udcff1"))
+    assert not fits(_binding(contact="sip:1001@h;x=" + "é" * 600))  # 600 characters, 1213 bytes
+    assert fits(_binding(contact="sip:1001@h;x=" + "a" * (MAX_CONTACT - 13)))
+
+
+async def test_bindings_the_database_cannot_encode_are_skipped_and_the_rest_written(
+    backend: SqlBindingBackend,
+) -> None:
+    """Undecodable bytes (surrogates) in an upsert, a deleted key or a cleared AOR used to fail the
+    whole batch with UnicodeEncodeError; on PostgreSQL a Contact of 1000 random 3-byte characters
+    fits VARCHAR(1024) but not the primary key's btree (2704 bytes at most)."""
+    rng = random.Random(7)
+    wide = "sip:1001@h;x=" + "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(1000))
+    await backend.write(["10\udcff"], [("1001", "sip:x@h;\udcff")],
+                        [_binding(contact="sip:1001@h;x=\udcff"), _binding(contact=wide),
+                         _binding(call_id="\udcff"), _binding(contact="sip:ok@h")])
+    assert [b.contact for b in await backend.load(WALL)] == ["sip:ok@h"]

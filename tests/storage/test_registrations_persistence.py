@@ -7,7 +7,8 @@ numbers a test sets, so a "restart" is a new store whose monotonic clock starts 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -16,8 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.registrar.bindings import Binding
-from gateway.registrar.persistence import BindingPersistence, Changes, JournaledBindingStore
-from gateway.storage.registrations import SqlBindingBackend
+from gateway.registrar.persistence import BindingPersistence, BindingRecord, Changes, JournaledBindingStore
+from gateway.storage.registrations import SqlBindingBackend, StoredBinding
 from gateway.storage.session import make_engine, make_sessionmaker
 from tests.integration.conftest import free_port
 
@@ -194,3 +195,100 @@ def test_changes_merged_back_keep_order_newer_wins() -> None:
     merged = failed.then(since)
     assert merged.cleared == {"1002"}
     assert merged.latest == {("1001", "sip:a@h"): newer, ("1003", "sip:x@h"): None}
+
+
+_REFUSE_SQLITE = """CREATE TRIGGER refuse BEFORE INSERT ON registrar_bindings
+WHEN NEW.contact LIKE 'sip:refused%' BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"""
+_REFUSE_PG = ["""CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+IF NEW.contact LIKE 'sip:refused%' THEN RAISE EXCEPTION 'refused by a test trigger'; END IF;
+RETURN NEW; END $$""", """CREATE TRIGGER refuse BEFORE INSERT ON registrar_bindings
+FOR EACH ROW EXECUTE FUNCTION refuse()"""]
+
+
+@pytest.mark.parametrize("bad_first", [True, False], ids=["bad-first", "bad-last"])
+async def test_a_row_the_database_refuses_is_dropped_and_never_blocks_the_others(
+    engine: AsyncEngine, backend: SqlBindingBackend, caplog: pytest.LogCaptureFixture, bad_first: bool
+) -> None:
+    """A real refusal by the database (a trigger that rejects one Contact), not a mock: the failed batch
+    is retried row by row, every other change is saved, the refused one is dropped with one warning
+    and not retried (it stays in memory, so the phone keeps working)."""
+    async with engine.begin() as connection:
+        for statement in [_REFUSE_SQLITE] if engine.dialect.name == "sqlite" else _REFUSE_PG:
+            await connection.execute(sa.text(statement))
+    clocks = Clocks()
+    store = JournaledBindingStore()
+    persistence = clocks.persistence(store, backend)
+    _register(store, clocks, "1002", "sip:old@h")
+    _register(store, clocks, "1004", "sip:gone@h")
+    assert await persistence.flush()
+
+    if bad_first:
+        _register(store, clocks, "1001", "sip:refused@h")
+    store.remove_all("1002")
+    _register(store, clocks, "1002", "sip:new@h", cseq=3)
+    _register(store, clocks, "1003", "sip:c@h")
+    store.remove("1004", "sip:gone@h")
+    if not bad_first:
+        _register(store, clocks, "1001", "sip:refused@h")
+    with caplog.at_level(logging.WARNING, logger="gateway.registrar.persistence"):
+        assert await persistence.flush()
+    assert not persistence.failing
+    assert [(aor, contact) for aor, contact, *_ in await _saved(backend)] == [
+        ("1002", "sip:new@h"), ("1003", "sip:c@h")
+    ]
+    [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert "1001" in warning.getMessage() and "dropped 1" in warning.getMessage()
+    assert not store.take_changes(), "the refused row is not handed back to be retried forever"
+    assert store.contacts("1001", clocks.mono) == ["sip:refused@h"]
+
+
+async def test_a_flush_cancelled_while_writing_hands_its_changes_back(backend: SqlBindingBackend) -> None:
+    """Shutdown can cancel the flush task mid-write: what it had taken goes back to the journal."""
+    clocks = Clocks()
+    store = JournaledBindingStore()
+    persistence = clocks.persistence(store, backend)
+    _register(store, clocks, "1001", "sip:a@h")
+    store.remove("1002", "sip:b@h")
+    task = asyncio.create_task(persistence.flush())
+    await asyncio.sleep(0)  # the task runs up to its first wait, inside the backend's write
+    assert not store.changes, "the flush has taken the changes and is writing them"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store.changes.latest.keys() == {("1001", "sip:a@h"), ("1002", "sip:b@h")}
+    assert await persistence.flush()
+    assert [contact for _, contact, *_ in await _saved(backend)] == ["sip:a@h"]
+
+
+class _PurgeSpy:
+    """The real backend, noting the `purge_before` of every write (a recorder, not a fake)."""
+
+    def __init__(self, backend: SqlBindingBackend) -> None:
+        self.backend = backend
+        self.purges: list[float | None] = []
+
+    async def load(self, now: float) -> list[StoredBinding]:
+        return await self.backend.load(now)
+
+    async def write(self, cleared: Sequence[str], deleted: Sequence[tuple[str, str]],
+                    upserts: Sequence[BindingRecord], purge_before: float | None = None) -> None:
+        self.purges.append(purge_before)
+        await self.backend.write(cleared, deleted, upserts, purge_before)
+
+
+async def test_the_purge_rides_only_on_flushes_where_it_is_due(backend: SqlBindingBackend) -> None:
+    clocks = Clocks()
+    store = JournaledBindingStore()
+    spy = _PurgeSpy(backend)
+    persistence = BindingPersistence(store, spy, mono=lambda: clocks.mono, wall=lambda: clocks.wall,
+                                     purge_every=60.0)
+    _register(store, clocks, "1001", "sip:a@h")
+    assert await persistence.flush()
+    clocks.mono += 30
+    clocks.wall += 30
+    _register(store, clocks, "1002", "sip:b@h")
+    assert await persistence.flush()
+    clocks.mono += 30
+    clocks.wall += 30
+    assert await persistence.flush()
+    assert spy.purges == [WALL, None, WALL + 60]

@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 
 from gateway.b2bua.leg import uri_target
 from gateway.sip.endpoint import SipEndpoint
-from gateway.sip.events import Event, Target, TransportFailed
-from gateway.sip.message import Request
+from gateway.sip.events import Event, RequestReceived, Target, TransportFailed
+from gateway.sip.headers import parse_via
+from gateway.sip.message import Request, make_response
 from gateway.transport.resolver import LookupFailed, SipResolver, is_ip_literal, srv_order
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
+from tests.transport.blackhole import blackhole
 from tests.transport.conftest import DnsWorld
 
 HOST = "127.0.0.1"
@@ -29,16 +31,19 @@ WAIT = 5.0  # a bound on a hang (Timer B/F would be 32 s), not a speed requireme
 
 
 class Events:
-    """A TU that keeps every event and wakes the test on `TransportFailed`."""
+    """A TU that keeps every event and wakes the test on `TransportFailed` and on a new request."""
 
     def __init__(self) -> None:
         self.seen: list[Event] = []
         self.failed: asyncio.Queue[TransportFailed] = asyncio.Queue()
+        self.requests: asyncio.Queue[RequestReceived] = asyncio.Queue()
 
     def __call__(self, event: Event, now: float) -> None:
         self.seen.append(event)
         if isinstance(event, TransportFailed):
             self.failed.put_nowait(event)
+        elif isinstance(event, RequestReceived):
+            self.requests.put_nowait(event)
 
 
 class Receiver(asyncio.DatagramProtocol):
@@ -97,6 +102,7 @@ def _send_request(runtime: SipRuntime, target: Target, call_id: str) -> object:
         ("sip:pbx.test:5062", ("udp", "pbx.test", 5062)),
         ("sip:10.0.0.2", ("udp", "10.0.0.2", 5060)),
         ("sip:[::1]", ("udp", "::1", 5060)),
+        ("sip:999.1.1.1", ("udp", "999.1.1.1", 0)),  # no address: the resolver refuses it, see below
     ],
 )
 def test_uri_target_marks_a_host_name_without_port_for_srv(uri: str, expected: Target) -> None:
@@ -106,7 +112,8 @@ def test_uri_target_marks_a_host_name_without_port_for_srv(uri: str, expected: T
 @pytest.mark.parametrize(
     ("host", "literal"),
     [("127.0.0.1", True), ("::1", True), ("2001:db8::5", True), ("pbx.test", False), ("1und1.de", False),
-     ("10.0.0.2.example", False), ("", False)],
+     ("10.0.0.2.example", False), ("", False), ("999.1.1.1", False), ("1.2.3.256", False),
+     ("2001:db8::5::1", False), ("fe80::1:", False)],
 )
 def test_ip_literals_are_told_from_names(host: str, literal: bool) -> None:
     assert is_ip_literal(host) is literal
@@ -299,6 +306,26 @@ async def test_the_cache_is_bounded_least_recently_used_first(dns_world: DnsWorl
     assert resolver.cached(first) is not None and resolver.cached(third) is not None
 
 
+@pytest.mark.parametrize("host", ["999.1.1.1", "10.0.0.300", "1.2.3", "2001:db8::5::1"])
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_an_invalid_ip_literal_fails_the_transaction_without_asking_dns(
+    dns_world: DnsWorld, host: str, transport: str
+) -> None:
+    """Neither an address nor a host name (RFC 1123 §2.1): 503 at once, not a 408 after Timer B."""
+    events = Events()
+    endpoint = SipEndpoint(sent_by={"udp": (HOST, 0), "tcp": (HOST, 0)})
+    runtime = SipRuntime(endpoint, events, asyncio.get_running_loop(), _resolver(dns_world))
+    adapter = await (UdpTransport if transport == "udp" else TcpTransport).bind(runtime, HOST, 0)
+    try:
+        txn = _send_request(runtime, (transport, host, 5060), f"bad-literal-{transport}-{host}")
+        failed = await asyncio.wait_for(events.failed.get(), WAIT)
+        assert failed.transaction is txn
+        assert dns_world.server.queries(host, "A") == 0
+    finally:
+        adapter.close()
+        runtime.close()
+
+
 async def test_ip_literals_never_reach_the_resolver(udp: tuple[SipRuntime, UdpTransport, Events]) -> None:
     runtime, transport, _ = udp
     sock, receiver, port = await _receiver()
@@ -311,11 +338,11 @@ async def test_ip_literals_never_reach_the_resolver(udp: tuple[SipRuntime, UdpTr
 
 
 # -- TCP ------------------------------------------------------------------------------------------
-async def _tcp(world: DnsWorld) -> tuple[SipRuntime, TcpTransport, Events]:
+async def _tcp(world: DnsWorld, **options: float) -> tuple[SipRuntime, TcpTransport, Events]:
     events = Events()
     endpoint = SipEndpoint(sent_by={"udp": (HOST, 0), "tcp": (HOST, 0)})
     runtime = SipRuntime(endpoint, events, asyncio.get_running_loop(), _resolver(world))
-    transport = await TcpTransport.bind(runtime, HOST, 0)
+    transport = await TcpTransport.bind(runtime, HOST, 0, **options)
     endpoint.sent_by["tcp"] = transport.address
     return runtime, transport, events
 
@@ -323,9 +350,10 @@ async def _tcp(world: DnsWorld) -> tuple[SipRuntime, TcpTransport, Events]:
 class TcpPeer:
     """A TCP server on 127.0.0.1 that queues every chunk it reads and counts the connections it accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, greeting: bytes = b"") -> None:
         self.received: asyncio.Queue[bytes] = asyncio.Queue()
         self.accepted = 0
+        self.greeting = greeting  # written as soon as a connection is accepted
         self.server: asyncio.Server | None = None
 
     async def start(self, port: int = 0) -> int:
@@ -334,6 +362,7 @@ class TcpPeer:
 
     async def _peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        writer.write(self.greeting)
         while chunk := await reader.read(65535):
             self.received.put_nowait(chunk)
         writer.close()
@@ -383,5 +412,53 @@ async def test_tcp_to_a_name_that_does_not_exist_fails_the_transaction(dns_world
         assert failed.transaction is txn
         assert transport._pending == {}
     finally:
+        transport.close()
+        runtime.close()
+
+
+async def test_tcp_tries_the_next_srv_target_when_a_connect_gets_no_answer(dns_world: DnsWorld) -> None:
+    """A blackholed SRV target (SYNs dropped) costs one connect timeout, then the next target is used:
+    the kernel alone would keep retrying the SYN for ~127 s, past Timer B (RFC 3263 §4.3)."""
+    runtime, transport, events = await _tcp(dns_world, connect_timeout=0.3)
+    peer = TcpPeer()
+    await peer.start(dns_world.tcp_up)  # priority 20; priority 10 swallows SYNs
+    try:
+        with blackhole(dns_world.tcp_hole):
+            transport.send(b"after the hole", ("tcp", "slow.test", 0))
+            assert await asyncio.wait_for(peer.received.get(), WAIT) == b"after the hole"
+        assert events.failed.empty()
+    finally:
+        peer.close()
+        transport.close()
+        runtime.close()
+
+
+async def test_requests_over_a_connection_to_a_name_come_from_the_peer_address(dns_world: DnsWorld) -> None:
+    """What a peer sends back over a connection we opened to `pbx.test` (SRV, no port) comes from its
+    address: Via gets received=<ip>;rport=<its port> (RFC 3261 §18.2.1, RFC 3581 §4), never the name
+    and port 0, and the answer goes back over the same connection."""
+    runtime, transport, events = await _tcp(dns_world)
+    peer = TcpPeer(
+        b"OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP pbx.test;branch=z9hG4bKback1;rport\r\n"
+        b"From: <sip:pbx@pbx.test>;tag=p1\r\nTo: <sip:gw@127.0.0.1>\r\nCall-ID: back-1\r\n"
+        b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    await peer.start(dns_world.tcp_up)
+    try:
+        _send_request(runtime, ("tcp", "pbx.test", 0), "out-1")
+        received = await asyncio.wait_for(events.requests.get(), WAIT)
+        assert received.source == ("tcp", HOST, dns_world.tcp_up)
+        via = parse_via(received.request.get_all("Via")[0])
+        assert (via.params["received"], via.params["rport"]) == (HOST, str(dns_world.tcp_up))
+        assert received.transaction is not None
+        now = runtime.loop.time()
+        runtime.endpoint.send_response(received.transaction, make_response(received.request, 200, to_tag="g1"), now)
+        runtime.pump(now)
+        answer = b""
+        while b"SIP/2.0 200" not in answer:
+            answer += await asyncio.wait_for(peer.received.get(), WAIT)
+        assert peer.accepted == 1
+    finally:
+        peer.close()
         transport.close()
         runtime.close()

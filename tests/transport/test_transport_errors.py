@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
+
+import pytest
 
 from gateway.sip.endpoint import SipEndpoint
 from gateway.sip.events import Event, TransportFailed
@@ -12,6 +15,7 @@ from gateway.sip.message import Request
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
+from tests.transport.blackhole import blackhole
 
 HOST = "127.0.0.1"
 WAIT = 5.0  # a bound on a hang, not a speed requirement
@@ -43,11 +47,20 @@ def _options(port: int, call_id: str) -> Request:
     ])
 
 
-async def _tcp_runtime() -> tuple[SipRuntime, TcpTransport, Collector]:
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (at most WAIT) for `condition`; fail the test, saying `what`, if it never holds."""
+    for _ in range(int(WAIT / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"{what} within {WAIT} s")
+
+
+async def _tcp_runtime(connect_timeout: float = 5.0) -> tuple[SipRuntime, TcpTransport, Collector]:
     collector = Collector()
     endpoint = SipEndpoint(sent_by={"udp": (HOST, 0), "tcp": (HOST, 0)})
     runtime = SipRuntime(endpoint, collector, asyncio.get_running_loop())
-    tcp = await TcpTransport.bind(runtime, HOST, 0)
+    tcp = await TcpTransport.bind(runtime, HOST, 0, connect_timeout=connect_timeout)
     endpoint.sent_by["tcp"] = tcp.address
     return runtime, tcp, collector
 
@@ -107,10 +120,7 @@ async def test_request_to_a_peer_gone_for_good_fails_instead_of_vanishing() -> N
     try:
         first = runtime.endpoint.send_request(_options(port, "first"), target, loop.time())
         runtime.pump(loop.time())
-        for _ in range(100):
-            if target in tcp.connections:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: target in tcp.connections, "the connection to the peer never opened")
         server.close()
         await server.wait_closed()
         tcp.close_connection(target)
@@ -122,6 +132,27 @@ async def test_request_to_a_peer_gone_for_good_fails_instead_of_vanishing() -> N
             first, second}
     finally:
         server.close()
+        tcp.close()
+        runtime.close()
+
+
+async def test_tcp_connect_that_gets_no_answer_fails_its_transactions_and_drops_the_queue() -> None:
+    """A blackholed peer (SYNs dropped) fails after the connect timeout, not after the kernel's ~127 s
+    of SYN retries: every transaction queued behind the connect gets `TransportFailed` (RFC 3261 §18.4)
+    and nothing stays queued to be written once they are dead."""
+    runtime, tcp, collector = await _tcp_runtime(connect_timeout=0.3)
+    loop = asyncio.get_running_loop()
+    try:
+        with blackhole() as port:
+            target = ("tcp", HOST, port)
+            first = runtime.endpoint.send_request(_options(port, "hole-1"), target, loop.time())
+            second = runtime.endpoint.send_request(_options(port, "hole-2"), target, loop.time())
+            runtime.pump(loop.time())
+            assert tcp._pending[target]  # both wait on the one connect
+            failed = {(await asyncio.wait_for(collector.failed.get(), WAIT)).transaction for _ in range(2)}
+            assert failed == {first, second}
+            assert tcp._pending == {} and target not in tcp.connections
+    finally:
         tcp.close()
         runtime.close()
 
