@@ -73,6 +73,7 @@ class Gateway:
             min_expires=sip.min_expires,
             max_expires=sip.max_expires,
             default_expires=sip.default_expires,
+            max_contacts_per_aor=sip.max_contacts_per_aor,
         )
         self.call_stats = metrics.CallStats()
         self.observers = ObserverSet([MetricsObserver(self.call_stats), *observers])

@@ -76,6 +76,7 @@ class SipConfig:
     min_expires: int = 60
     max_expires: int = 7200
     default_expires: int = 3600
+    max_contacts_per_aor: int = 10
     # How a UDP phone whose Contact names another host than its REGISTER came from (NAT) is
     # called: "source" sends to where the REGISTER came from, "contact" to the Contact as written.
     nat_contacts: str = "source"
@@ -146,7 +147,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
     _reject_unknown(
         table,
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
-         "digest_algorithms", "min_expires", "max_expires", "default_expires", "nat_contacts",
+         "digest_algorithms", "min_expires", "max_expires", "default_expires", "max_contacts_per_aor", "nat_contacts",
          "max_call_seconds",
          "dns_servers", "dns_timeout"},
         "sip.",
@@ -181,6 +182,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         digest_algorithms=_digest_algorithms(table),
         min_expires=min_expires,
         max_expires=max_expires,
+        max_contacts_per_aor=_int(table, "max_contacts_per_aor", "sip.", 10, minimum=1),
         default_expires=default_expires,
         nat_contacts=_nat_contacts(table),
         max_call_seconds=_int(table, "max_call_seconds", "sip.", 0, minimum=0),

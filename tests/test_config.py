@@ -51,6 +51,14 @@ def test_good_file_is_typed() -> None:
     assert len(sip.nonce_secret) == 32  # random when not configured
 
 
+def test_max_contacts_per_aor() -> None:
+    assert parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']").sip.max_contacts_per_aor == 10
+    config = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\nmax_contacts_per_aor = 3")
+    assert config.sip.max_contacts_per_aor == 3
+    with pytest.raises(ConfigError, match="max_contacts_per_aor"):
+        parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\nmax_contacts_per_aor = 0")
+
+
 def test_digest_algorithms_in_the_order_written() -> None:
     config = parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\ndigest_algorithms = ['SHA-256', 'MD5']")
     assert config.sip.digest_algorithms == ("SHA-256", "MD5")
