@@ -14,7 +14,7 @@ from gateway.b2bua.flows import same_side_of_nat
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request, Response
-from gateway.sip.uri import parse_uri
+from gateway.sip.uri import is_plain_sip_uri, parse_uri
 
 Target = tuple[str, str, int]
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -51,6 +51,8 @@ def contact_target(message: Request | Response) -> str | None:
         return None
     try:
         uri = parse_name_addr(value).uri
+        if is_plain_sip_uri(uri):  # the usual form: a sip URI with a host, checked by one regex
+            return uri
         return uri if parse_uri(uri).host else None
     except RemoteProtocolError:
         return None
