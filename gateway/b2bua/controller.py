@@ -16,7 +16,7 @@ from gateway.b2bua import propagation
 from gateway.b2bua.call import INITIAL_INVITE, Call, Relay
 from gateway.b2bua.call_context import Destination
 from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE, registration_flow
-from gateway.b2bua.leg import Leg, contact_target, uri_target
+from gateway.b2bua.leg import Leg, contact_target, request_user, uri_target
 from gateway.b2bua.observer import CallObserver
 from gateway.b2bua.session_timer import IntervalTooSmall, SessionTimerPolicy, interval_too_small, read_offer
 from gateway.config import StaticRoute
@@ -44,19 +44,6 @@ _PLAIN_USER = re.compile(r"[A-Za-z0-9.+_-]+")
 # Option tags (§19.2) the gateway implements; a request that requires any other gets 420 (§8.2.2.3).
 # "timer": RFC 4028 session timers, relayed end to end and watched (see `session_timer`).
 SUPPORTED: frozenset[str] = frozenset({"timer"})
-
-
-def request_user(uri: str) -> str | None:
-    """The user part of a Request-URI, unescaped; a fast path for the common plain "sip:user@host"."""
-    if uri.startswith("sip:"):
-        at = uri.find("@", 4)
-        if at > 4:
-            user = uri[4:at]
-            if not any(c in user for c in "%:;?"):
-                return user
-        elif at < 0 and "?" not in uri:
-            return None
-    return parse_uri(uri).user
 
 
 def unsupported_extensions(request: Request) -> list[str]:

@@ -34,9 +34,10 @@ from gateway.sip.events import (
     TransactionTerminated,
 )
 from gateway.sip.message import Request, Response, make_response
-from gateway.sip.parser import StreamParser, is_keepalive, parse_message
+from gateway.sip.parser import is_keepalive, parse_message
 from gateway.sip.response_path import response_target, stamp_via
 from gateway.sip.status import reason_phrase
+from gateway.sip.stream import StreamParser
 from gateway.sip.timers import DEFAULT_TIMERS, TimerQueue, TimerSettings
 from gateway.sip.transaction import ClientTransaction, ServerTransaction
 from gateway.sip.transaction_base import ACCEPTED, CALLING, PROCEEDING, client_key, server_key

@@ -1,4 +1,5 @@
-"""Bytes to `Request`/`Response`: one datagram (`parse_message`) or a byte stream (`StreamParser`).
+"""Bytes to `Request`/`Response`: one datagram (`parse_message`) or one message a stream framed
+(`parse_framed`, used by `gateway.sip.stream.StreamParser`).
 
 Every message gets its start line and header list parsed, plus what transactions read anyway (top
 Via, CSeq, Call-ID, From/To tags), and is checked as far as needed so that a message this module
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import re
 from itertools import islice
-from typing import NoReturn
 
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.headers import (
@@ -35,8 +35,6 @@ except ImportError:  # built by `pip install` when a C compiler is there; the Py
     _speedups = None
 
 MAX_DATAGRAM = 65535  # RFC 3261 §18.1.1: larger than any UDP payload → 513.
-MAX_HEADER_BLOCK = 65535  # stream: start line + headers; past this the peer is not speaking SIP.
-MAX_STREAM_BODY = 1 << 20
 MAX_REQUEST_URI = 2048  # longer Request-URIs → 414 (RFC 3261 §21.4.12).
 
 REQUIRED_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
@@ -48,7 +46,6 @@ _SINGLE_HEADERS = ("Call-ID", "CSeq", "From", "To", "Content-Length", "Max-Forwa
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _TOKEN_RE = re.compile(rf"{_TOKEN}\Z")
 _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
-_STREAM_LENGTH_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _DIGITS = frozenset("0123456789")
 
 _NAME_CACHE: dict[str, str] = {}  # raw name -> canonical name; append-only (the C fast path relies on it)
@@ -75,6 +72,11 @@ _PLAIN_REQUEST_LINE_RE = re.compile(rf"({_TOKEN}) ({PLAIN_SIP_URI_PATTERN}) SIP/
 def parse_message(data: bytes) -> Request | Response:
     """Parse one datagram; a missing Content-Length means the body is the rest of the datagram."""
     return _parse(data, stream=False)
+
+
+def parse_framed(data: bytes) -> Request | Response:
+    """Parse one message a stream framed by Content-Length (`gateway.sip.stream.StreamParser`)."""
+    return _parse(data, stream=True)
 
 
 def use_speedups(enabled: bool = True) -> bool:
@@ -334,92 +336,6 @@ def _answerable(message: Message) -> Request | None:
         return None
     return message
 
-
-class StreamParser:
-    """Frames SIP messages out of a TCP/TLS byte stream by Content-Length (RFC 3261 §18.3).
-
-    After an error that loses the framing (no or bad Content-Length, oversized header block) the
-    parser is `broken`: every later `next_message` raises the same error and the transport must
-    close the connection. Other errors (a bad header in a well-framed message) consume that message
-    and parsing goes on.
-    """
-
-    __slots__ = ("_buffer", "_pongs", "_error", "max_header_bytes", "max_body_bytes")
-
-    def __init__(self, max_header_bytes: int = MAX_HEADER_BLOCK, max_body_bytes: int = MAX_STREAM_BODY) -> None:
-        self._buffer = bytearray()
-        self._pongs = 0
-        self._error: RemoteProtocolError | None = None
-        self.max_header_bytes = max_header_bytes
-        self.max_body_bytes = max_body_bytes
-
-    def feed(self, data: bytes) -> None:
-        """Append received bytes."""
-        self._buffer += data
-
-    @property
-    def broken(self) -> bool:
-        """True once the framing is lost; the connection should be closed."""
-        return self._error is not None
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received but not yet returned as a message."""
-        return len(self._buffer)
-
-    def pop_keepalive_pongs(self) -> int:
-        """How many CRLFCRLF pings arrived since the last call; answer each with one CRLF (RFC 5626 §3.5.1)."""
-        pongs, self._pongs = self._pongs, 0
-        return pongs
-
-    def next_message(self) -> Request | Response | None:
-        """The next complete message, or None until more bytes arrive."""
-        if self._error is not None:
-            raise self._error
-        if not self._skip_keepalives():
-            return None
-        buffer = self._buffer
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buffer) > self.max_header_bytes:
-                self._fail("header block too large", 513)
-            return None
-        if end > self.max_header_bytes:
-            self._fail("header block too large", 513)
-        match = _STREAM_LENGTH_RE.search(buffer, 0, end + 2)
-        if match is None:
-            self._fail("missing Content-Length on a stream (RFC 3261 §18.3)", 400)
-        text = match.group(1).strip()
-        if not (0 < len(text) <= 10 and text.isdigit()):
-            self._fail("malformed Content-Length", 400)
-        length = int(text)
-        if length > self.max_body_bytes:
-            self._fail(f"body of {length} bytes is too large", 513)
-        total = end + 4 + length
-        if len(buffer) < total:
-            return None
-        data = bytes(buffer[:total])
-        del buffer[:total]
-        return _parse(data, stream=True)
-
-    def _skip_keepalives(self) -> bool:
-        """Drop CRLFs before a message, counting CRLFCRLF pings; False while only those are buffered."""
-        buffer = self._buffer
-        while buffer[:1] == b"\r":
-            if buffer[:4] == b"\r\n\r\n":
-                self._pongs += 1
-                del buffer[:4]
-            elif len(buffer) < 4 and b"\r\n\r\n".startswith(buffer):
-                return False  # maybe the first half of a ping
-            elif buffer[:2] == b"\r\n":
-                del buffer[:2]
-            else:
-                break
-        return bool(buffer)
-
-    def _fail(self, text: str, status: int) -> NoReturn:
-        self._error = RemoteProtocolError(text, status)
-        raise self._error
 
 
 _scan = None

@@ -7,7 +7,8 @@ import pytest
 
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.message import Message, Request, Response
-from gateway.sip.parser import MAX_DATAGRAM, StreamParser, is_keepalive, parse_message
+from gateway.sip.parser import MAX_DATAGRAM, is_keepalive, parse_message
+from gateway.sip.stream import StreamParser
 from tests.sip.data import CorpusCase, load_corpus
 
 CORPUS = load_corpus()

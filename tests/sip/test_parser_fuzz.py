@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.message import Message, Request
-from gateway.sip.parser import StreamParser, parse_message
+from gateway.sip.parser import parse_message
+from gateway.sip.stream import StreamParser
 from tests.sip.data import load_corpus
 
 SEEDS = [case.data for case in load_corpus()]

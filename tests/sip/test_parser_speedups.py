@@ -21,7 +21,8 @@ from bench.parse_bench import INVITE
 from gateway.sip import parser
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.message import Message, Request
-from gateway.sip.parser import StreamParser, parse_message, scan_plain, use_speedups
+from gateway.sip.parser import parse_message, scan_plain, use_speedups
+from gateway.sip.stream import StreamParser
 from tests.sip.data import load_corpus
 from tests.sip.test_parser_fuzz import mutated
 
