@@ -64,12 +64,16 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def _write_config(path: Path, sip_port: int, admin_port: int, trunk_port: int, tcp_trunk_port: int) -> None:
+def write_config(
+    path: Path, sip_port: int, admin_port: int, trunk_port: int, tcp_trunk_port: int, *, extra_sip: str = ""
+) -> None:
+    """The integration gateway's config; `extra_sip` adds lines to its [sip] table."""
     path.write_text(f"""
 log_level = "INFO"
 [sip]
 listen = ["udp:{HOST}:{sip_port}", "tcp:{HOST}:{sip_port}"]
 realm = "it.test"
+{extra_sip}
 [[sip.static_routes]]
 id = "extensions"
 match = "^1\\\\d{{3}}$"
@@ -95,7 +99,7 @@ seed_demo = true
 """)
 
 
-def _wait_healthy(gateway: GatewayProcess, deadline: float) -> None:
+def wait_healthy(gateway: GatewayProcess, deadline: float) -> None:
     url = f"http://{HOST}:{gateway.admin_port}/healthz"
     while time.monotonic() < deadline:
         if gateway.process.poll() is not None:
@@ -110,30 +114,47 @@ def _wait_healthy(gateway: GatewayProcess, deadline: float) -> None:
     raise RuntimeError(f"gateway not healthy in time:\n{gateway.log()}")
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """One gateway for the whole session."""
-    directory = tmp_path_factory.mktemp("gateway")
-    sip_port, admin_port, trunk_port, tcp_trunk_port = free_port(), free_port(), free_port(), free_port()
+def start_gateway(directory: Path, *, extra_sip: str = "", log_name: str = "gateway.log",
+                  healthy_within: float = 30.0) -> GatewayProcess:
+    """A gateway process on fresh ports with its config (and SQLite file) in `directory`, once healthy."""
+    ports = free_port(), free_port(), free_port(), free_port()
     config = directory / "gateway.toml"
-    _write_config(config, sip_port, admin_port, trunk_port, tcp_trunk_port)
-    log_path = directory / "gateway.log"
+    write_config(config, *ports, extra_sip=extra_sip)
+    log_path = directory / log_name
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, cwd=directory, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    running = GatewayProcess(process, sip_port, admin_port, trunk_port, tcp_trunk_port, log_path)
+    running = GatewayProcess(process, *ports, log_path)
     try:
-        _wait_healthy(running, time.monotonic() + 20)
+        wait_healthy(running, time.monotonic() + healthy_within)
+    except BaseException:
+        stop_gateway(running)
+        raise
+    return running
+
+
+def stop_gateway(gateway: GatewayProcess, timeout: float = 15.0) -> int:
+    """SIGTERM (a clean stop: registrations are flushed), then the exit code; killed if it hangs."""
+    if gateway.process.poll() is None:
+        gateway.process.send_signal(signal.SIGTERM)
+        try:
+            gateway.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            gateway.process.kill()
+            gateway.process.wait()
+    return gateway.process.returncode
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway for the whole session."""
+    running = start_gateway(tmp_path_factory.mktemp("gateway"))
+    try:
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_gateway(running)
 
 
 class Sipp:

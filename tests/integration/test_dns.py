@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.realservers import Dnsmasq, start_dnsmasq, stop_dnsmasq
-from tests.integration.conftest import HOST, GatewayProcess, Sipp, _wait_healthy, free_port, wait_exit
+from tests.integration.conftest import HOST, GatewayProcess, Sipp, free_port, wait_exit, wait_healthy
 
 OK = 0
 
@@ -82,7 +82,7 @@ def dns_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsGateway
         )
     gateway = GatewayProcess(process, sip_port, admin_port, udp_callee_port, tcp_callee_port, log_path)
     try:
-        _wait_healthy(gateway, time.monotonic() + 20)
+        wait_healthy(gateway, time.monotonic() + 20)
         yield DnsGateway(gateway, dns, udp_callee_port, tcp_callee_port)
     finally:
         process.send_signal(signal.SIGTERM)

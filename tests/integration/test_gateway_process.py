@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import HOST, GatewayProcess, _wait_healthy, free_port
+from tests.integration.conftest import HOST, GatewayProcess, free_port, wait_healthy
 
 
 def test_sigterm_stops_the_gateway_cleanly(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_sigterm_stops_the_gateway_cleanly(tmp_path: Path) -> None:
                                    stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     running = GatewayProcess(process, sip_port, admin_port, 0, 0, log_path)
     try:
-        _wait_healthy(running, time.monotonic() + 20)
+        wait_healthy(running, time.monotonic() + 20)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0, running.log()
         assert "gateway stopped" in running.log()
@@ -48,7 +48,7 @@ def _start(command: list[str], config: Path, directory: Path, admin_port: int) -
                                    stderr=subprocess.STDOUT, cwd=directory, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     running = GatewayProcess(process, 0, admin_port, 0, 0, log_path)
     try:
-        _wait_healthy(running, time.monotonic() + 20)
+        wait_healthy(running, time.monotonic() + 20)
     except BaseException:
         _stop(process)
         raise

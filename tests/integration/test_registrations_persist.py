@@ -7,11 +7,6 @@ shared session gateway, and stops them by PID.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +17,9 @@ from tests.integration.conftest import (
     USER_1001_PASSWORD,
     GatewayProcess,
     Sipp,
-    _wait_healthy,
-    _write_config,
     free_port,
+    start_gateway,
+    stop_gateway,
     wait_exit,
 )
 
@@ -77,32 +72,14 @@ class Gateways:
         self.running: list[GatewayProcess] = []
 
     def start(self) -> GatewayProcess:
-        ports = free_port(), free_port(), free_port(), free_port()
-        config = self.directory / "gateway.toml"
-        _write_config(config, *ports)
-        log_path = self.directory / f"gateway-{len(self.running) + 1}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        gateway = GatewayProcess(process, *ports, log_path)
+        gateway = start_gateway(self.directory, log_name=f"gateway-{len(self.running) + 1}.log")
         self.running.append(gateway)
-        _wait_healthy(gateway, time.monotonic() + 30)
         return gateway
 
     @staticmethod
     def stop(gateway: GatewayProcess) -> int:
         """SIGTERM (a clean stop: the last registrations are flushed), then wait for the exit code."""
-        if gateway.process.poll() is None:
-            gateway.process.send_signal(signal.SIGTERM)
-            try:
-                gateway.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                gateway.process.kill()
-                gateway.process.wait()
-        return gateway.process.returncode
+        return stop_gateway(gateway)
 
     def stop_all(self) -> None:
         for gateway in self.running:

@@ -9,11 +9,8 @@ prove it with a hand-moved clock. `max_call_seconds` ends the call instead, thro
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,9 +21,9 @@ import pytest
 from tests.integration.conftest import (
     HOST,
     GatewayProcess,
-    _wait_healthy,
-    _write_config,
     free_port,
+    start_gateway,
+    stop_gateway,
     wait_exit,
 )
 
@@ -37,29 +34,11 @@ MAX_CALL_SECONDS = 2
 @pytest.fixture(scope="module")
 def short_calls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """A gateway of its own whose calls last at most MAX_CALL_SECONDS."""
-    directory = tmp_path_factory.mktemp("short-calls")
-    sip_port, admin_port, trunk_port, tcp_trunk_port = free_port(), free_port(), free_port(), free_port()
-    config = directory / "gateway.toml"
-    _write_config(config, sip_port, admin_port, trunk_port, tcp_trunk_port)
-    text = config.read_text()
-    config.write_text(text.replace('realm = "it.test"', f'realm = "it.test"\nmax_call_seconds = {MAX_CALL_SECONDS}', 1))
-    log_path = directory / "gateway.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=directory, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    running = GatewayProcess(process, sip_port, admin_port, trunk_port, tcp_trunk_port, log_path)
+    running = start_gateway(tmp_path_factory.mktemp("short-calls"), extra_sip=f"max_call_seconds = {MAX_CALL_SECONDS}")
     try:
-        _wait_healthy(running, time.monotonic() + 20)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_gateway(running)
 
 
 def _sipp(directory: Path, scenario: str, port: int, *args: str) -> list[str]:

@@ -13,14 +13,14 @@ import pytest
 from gateway.config import GatewayConfig, load_config
 from gateway.routing import decide
 from gateway.routing.static import RULE_NO_MATCH
-from tests.integration.conftest import _write_config
+from tests.integration.conftest import write_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _integration_config(tmp_path: Path) -> GatewayConfig:
     path = tmp_path / "gateway.toml"
-    _write_config(path, 15060, 18080, 15090, 15091)
+    write_config(path, 15060, 18080, 15090, 15091)
     return load_config(path)
 
 
