@@ -253,7 +253,8 @@ class B2bua:
             self._answer(txn, request, decision.status or 404, now)
             return
         call = Call(
-            self, request, txn, source, decision.targets, user or "", decision.rule_ids, now, offer  # type: ignore[arg-type]
+            self, request, txn, source, tuple(target.uri for target in decision.targets), user or "",  # type: ignore[arg-type]
+            decision.rule_ids, now, offer,
         )
         self.calls.add(call)
         self._invites[txn] = call

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.routing.decision import RouteDecision
+from gateway.routing.request import RouteRequest
+from gateway.routing.targets import Target
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """An inbound INVITE passed the screen and waits for its routing decision (state ROUTING)."""
+
+    call_id: str
+    request: RouteRequest
+    at: float
+
 
 @dataclass(frozen=True, slots=True)
 class CallOffered:
@@ -15,6 +28,16 @@ class CallOffered:
     target: str
     rule_ids: tuple[str, ...]
     at: float
+    decision: RouteDecision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LegOffered:
+    """Leg B's INVITE went out to `target` (who was offered the call; R2's *evenly* counts these)."""
+
+    call_id: str
+    target: Target
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +47,7 @@ class CallAnswered:
     call_id: str
     at: float
     setup_seconds: float
+    target: Target | None = None  # who answered (an employee target names the employee)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,4 +79,4 @@ class CallEnded:
     reason: str = ENDED_BYE
 
 
-CallEvent = CallOffered | CallAnswered | CallFailed | CallEnded
+CallEvent = CallStarted | CallOffered | LegOffered | CallAnswered | CallFailed | CallEnded

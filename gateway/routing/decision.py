@@ -1,28 +1,50 @@
-"""What routing decided and why: the targets (or the status to answer) plus the rule ids."""
+"""What routing decided and why: the ring steps (or the status to answer) plus the rule ids."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.routing.targets import RingStep, Target
+
 
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
-    """Forward to `targets` in order (hunting), or reject with `status` when there is none.
+    """Ring `steps` in order (hunting), or reject with `status` when there is none.
 
     `rule_ids` names every rule that produced the decision, first to last, so an operator can ask
-    afterwards why a call went where it went (SPEC C1).
+    afterwards why a call went where it went (SPEC C1, R7); `notes` say why something was skipped.
+    `number` is the gateway number the call was identified as (E.164), when it was one.
     """
 
-    targets: tuple[str, ...]
+    steps: tuple[RingStep, ...]
     status: int | None
     rule_ids: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    number: str | None = None
 
     @property
     def forwards(self) -> bool:
-        return bool(self.targets)
+        return bool(self.steps)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every target of every step, in ringing order."""
+        return tuple(target for step in self.steps for target in step.targets)
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        """The URI of every target that has one, in ringing order (static routes' view)."""
+        return tuple(target.uri for target in self.targets if target.uri)
 
 
 def explain(decision: RouteDecision) -> str:
     """One human line: the outcome and the rules that led to it."""
-    outcome = f"forward to {', '.join(decision.targets)}" if decision.targets else f"reject {decision.status}"
+    if decision.steps:
+        parts = []
+        for step in decision.steps:
+            who = " + ".join(target.describe() for target in step.targets)
+            parts.append(f"{who} for {step.ring_time:g} s" if step.ring_time is not None else who)
+        outcome = "ring " + ", then ".join(parts)
+    else:
+        outcome = f"reject {decision.status}"
     return f"{outcome} (rules: {' → '.join(decision.rule_ids) or 'none'})"

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway.config import StaticRoute
 from gateway.routing.decision import RouteDecision
+from gateway.routing.targets import RingStep, Target
 
 REGISTERED = "registered"
 RULE_NO_MATCH = "static.no_match"
@@ -33,10 +34,12 @@ def decide(
         if route.pattern.search(user) is None:
             continue
         if route.target != REGISTERED:
-            return RouteDecision((route.target,), None, (route.rule_id,))
+            step = RingStep((Target.sip_uri(route.target),), None, (route.rule_id,))
+            return RouteDecision((step,), None, (route.rule_id,))
         contacts = tuple(bindings.get(user, ()))
         if contacts:
-            return RouteDecision(contacts, None, (route.rule_id,))
+            steps = tuple(RingStep((Target.phone(contact, extension=user),), None, (route.rule_id,)) for contact in contacts)
+            return RouteDecision(steps, None, (route.rule_id,))
         # RFC 3261 §21.4.18: the user exists but has no phone online right now.
         return RouteDecision((), 480, (route.rule_id, RULE_NOT_REGISTERED))
     return RouteDecision((), 404, (RULE_NO_MATCH,))
