@@ -8,11 +8,19 @@ the sender gets a fresh challenge, which only the holder of the password can ans
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from gateway.sip.auth import DigestChallenger
+from gateway.sip.auth import DigestChallenger, parse_auth_params
+from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.message import Request
+
+#: ``lookup(username, algorithm)``: the stored digest HA1 of a user for this realm, None if unknown.
+Ha1Lookup = Callable[[str, str], "str | None"]
+
+
+def _no_ha1(username: str, algorithm: str) -> str | None:
+    return None
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +37,7 @@ class Verdict:
 class DigestGate:
     """Challenges and verifies one header (Authorization for REGISTER, Proxy-Authorization for INVITE)."""
 
-    __slots__ = ("_challenger", "_passwords", "algorithms")
+    __slots__ = ("_challenger", "_passwords", "_ha1", "algorithms")
 
     def __init__(
         self,
@@ -40,11 +48,15 @@ class DigestGate:
         *,
         max_nonces: int = 100_000,
         algorithms: tuple[str, ...] = ("MD5",),
+        ha1: Ha1Lookup = _no_ha1,
     ) -> None:
+        """`passwords`: the configuration's users; `ha1`: users whose only the digest HA1 is stored
+        (employees' phones, set through the admin API); a configured password wins over an HA1."""
         if not algorithms or len(set(algorithms)) != len(algorithms):
             raise ValueError("digest algorithms: name each one once, at least one")
         self._challenger = DigestChallenger(secret, realm, max_age, max_nonces=max_nonces)
         self._passwords = dict(passwords)
+        self._ha1 = ha1
         self.algorithms = algorithms
         for algorithm in algorithms:
             self._challenger.challenge(0.0, algorithm=algorithm)  # an unknown name fails here, not per call
@@ -59,9 +71,24 @@ class DigestGate:
         value = request.get(header)
         if value is None:
             return Verdict(False)
-        result = self._challenger.verify(
-            value, request.method, now, self._passwords.get, request_uri=request.uri
-        )
+        stored = self._stored_ha1(value)
+        if stored is None:
+            result = self._challenger.verify(value, request.method, now, self._passwords.get, request_uri=request.uri)
+        else:
+            result = self._challenger.verify(
+                value, request.method, now, lambda _user: stored, lookup_gives_ha1=True, request_uri=request.uri
+            )
         if result.replay:
             log.info("digest: replayed %s credentials of %s refused (stale)", request.method, result.username)
         return Verdict(bool(result.ok), bool(result.stale), result.username if result.ok else None)
+
+    def _stored_ha1(self, value: str) -> str | None:
+        """The stored HA1 for the credentials' user and algorithm, when that user has no password here."""
+        try:
+            _scheme, params = parse_auth_params(value)
+        except RemoteProtocolError:
+            return None
+        username = params.get("username")
+        if username is None or username in self._passwords:
+            return None
+        return self._ha1(username, params.get("algorithm", "MD5").upper())
