@@ -198,27 +198,33 @@ async def plan_call(
     agent_id: int | None = None,
     backend: CrmBackend | None = None,
     now: datetime | None = None,
+    decided: CallDecision | None = None,
 ) -> LinkPlan:
     """Decide a call, store the Decision and enqueue the writes, in the caller's transaction.
 
-    A second call for the same Call-ID (a retransmitted INVITE, a restart) returns the stored plan and
-    enqueues nothing (SPEC C2). The caller commits.
+    `decided`: the decision the router already made for this call (inside its routing budget), stored
+    as it is so the call rings and is recorded by one decision; None decides here. A second call for the
+    same Call-ID (a retransmitted INVITE, a restart) returns the stored plan and enqueues nothing
+    (SPEC C2). The caller commits.
     """
     key = call_key(call_id)
     stored = await stored_plan(session, key)
     if stored is not None:
         return stored
     now = now or datetime.now(UTC)
-    decided = await decide_call(
-        session,
-        key=key,
-        number=number,
-        party_raw=party_raw,
-        direction=direction,
-        agent_id=agent_id,
-        backend=backend,
-        occurred_at=now,
-    )
+    if decided is None or decided.plan.interaction_key != key:
+        decided = await decide_call(
+            session,
+            key=key,
+            number=number,
+            party_raw=party_raw,
+            direction=direction,
+            agent_id=agent_id,
+            backend=backend,
+            occurred_at=now,
+        )
+    elif decided.context.occurred_at is None:
+        decided = replace(decided, context=replace(decided.context, occurred_at=now))
     if not await _insert_decision(session, key, decided.plan, now):
         # Another task or node decided this Call-ID meanwhile (a retransmission raced us): theirs stands.
         winner = await stored_plan(session, key)
@@ -355,7 +361,9 @@ async def create_from_card(
             f"call {call_id!r} was decided as {plan.action.value} ({', '.join(plan.rule_ids)}): "
             "the call card offers creation only to numbers set to offer_in_card (T4b)"
         )
-    require_right(actor, item_type, Access.EDIT, plan.responsible_id)
+    # The employee acting creates the item: their own right to create one decides, whoever the
+    # queue made responsible (T10); an employee with "own" rights may create from their own card.
+    require_right(actor, item_type, Access.EDIT, actor.employee_id)
     # T4b: the card makes ONE item for the caller; the other button after the first would be a duplicate.
     made = await _card_item_types(session, key)
     other = sorted(made - {item_type})

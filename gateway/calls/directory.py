@@ -1,0 +1,146 @@
+"""What routing needs at every call, held in memory: numbers, queue groups, employees, SIP secrets.
+
+The B2BUA may not wait on the database, and a call must still ring the number's queue group when
+the database is down (issue 10), so the routing tables are a snapshot: loaded at start, reloaded
+when the admin API changes them (`request_reload`) and every `refresh_interval` seconds. Only the
+caller's CRM knowledge is read per call (see `gateway.calls.router`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.routing.model import EmployeeSpec, MemberSpec, NoAnswer, NumberSpec, QueueGroupSpec, Strategy
+from gateway.routing.numbers import dialled_candidates
+from gateway.routing.request import RouteRequest
+from gateway.storage.models import Employee, Number, QueueGroup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DirectorySnapshot:
+    """The routing tables at one moment."""
+
+    numbers: dict[str, NumberSpec] = field(default_factory=dict)  # by E.164
+    regions: tuple[str, ...] = ()
+    groups: dict[int, QueueGroupSpec] = field(default_factory=dict)
+    employees: dict[int, EmployeeSpec] = field(default_factory=dict)
+    extensions: dict[str, int] = field(default_factory=dict)  # extension → employee id
+    credentials: dict[tuple[str, str], str] = field(default_factory=dict)  # (extension, algorithm) → HA1
+
+
+def _number_spec(row: Number) -> NumberSpec:
+    return NumberSpec(
+        id=row.id,
+        e164=row.e164,
+        default_region=row.default_region,
+        queue_group_id=row.queue_group_id,
+        responsible_ring_time=float(row.responsible_ring_time_s),
+        route_known_to_responsible=row.route_known_to_responsible,
+    )
+
+
+def _group_spec(row: QueueGroup) -> QueueGroupSpec:
+    members = tuple(
+        MemberSpec(employee_id=m.employee_id, position=m.position,
+                   ring_time=float(m.ring_time_s) if m.ring_time_s is not None else None)
+        for m in sorted(row.members, key=lambda m: (m.position, m.employee_id))
+    )
+    no_answer = NoAnswer(
+        kind=row.no_answer_action, group_id=row.no_answer_group_id,
+        employee_id=row.no_answer_employee_id, number=row.no_answer_number,
+    )
+    return QueueGroupSpec(
+        id=row.id, name=row.name, strategy=Strategy(row.strategy), ring_time=float(row.ring_time_s),
+        members=members, no_answer=no_answer,
+    )
+
+
+async def load_snapshot(session: AsyncSession, realm: str) -> DirectorySnapshot:
+    """Read the routing tables; HA1s computed for another realm are left out (they cannot match)."""
+    numbers = {row.e164: _number_spec(row) for row in await session.scalars(sa.select(Number))}
+    groups = {row.id: _group_spec(row) for row in await session.scalars(sa.select(QueueGroup))}
+    employees: dict[int, EmployeeSpec] = {}
+    extensions: dict[str, int] = {}
+    credentials: dict[tuple[str, str], str] = {}
+    stale_realm = 0
+    for row in await session.scalars(sa.select(Employee)):
+        employees[row.id] = EmployeeSpec(id=row.id, extension=row.extension, active=row.active)
+        if row.extension is None:
+            continue
+        extensions[row.extension] = row.id
+        if not row.active or row.sip_ha1_md5 is None:
+            continue
+        if row.sip_realm != realm:
+            stale_realm += 1
+            continue
+        credentials[(row.extension, "MD5")] = row.sip_ha1_md5
+        if row.sip_ha1_sha256 is not None:
+            credentials[(row.extension, "SHA-256")] = row.sip_ha1_sha256
+    if stale_realm:
+        log.warning("%d employees' SIP secrets were set for another realm than %r: set them again", stale_realm, realm)
+    regions = tuple(sorted({spec.default_region for spec in numbers.values()}))
+    return DirectorySnapshot(numbers, regions, groups, employees, extensions, credentials)
+
+
+class RoutingDirectory:
+    """The current snapshot, and the reloading of it."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], realm: str, *, refresh_interval: float = 30.0
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.realm = realm
+        self.refresh_interval = refresh_interval
+        self.snapshot = DirectorySnapshot()
+        self._wake = asyncio.Event()
+        self.loaded = False
+
+    async def reload(self) -> None:
+        """Read the tables again; on a database error the previous snapshot stays."""
+        async with self.sessionmaker() as session:
+            self.snapshot = await load_snapshot(session, self.realm)
+        self.loaded = True
+
+    def request_reload(self, topic: str = "") -> None:
+        """The admin API changed something routing reads."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reload on request and every `refresh_interval` seconds until `stop`."""
+        while not stop.is_set():
+            waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+            await asyncio.wait(waiters, timeout=self.refresh_interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                await self.reload()
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("routing directory not reloaded (%s); keeping the last one", type(error).__name__)
+
+    # -- what the SIP side asks, synchronously ----------------------------------------------
+    def ha1(self, username: str, algorithm: str) -> str | None:
+        """The stored HA1 of an employee's phone (the digest gate's lookup)."""
+        return self.snapshot.credentials.get((username, algorithm))
+
+    def number_for(self, request: RouteRequest) -> NumberSpec | None:
+        """The gateway number the call dialled (Request-URI user, else To user; any written form)."""
+        snapshot = self.snapshot
+        for candidate in dialled_candidates(request.request_user, request.to_user, snapshot.regions):
+            found = snapshot.numbers.get(candidate)
+            if found is not None:
+                return found
+        return None
+
+    def employee_for_extension(self, extension: str | None) -> int | None:
+        return self.snapshot.extensions.get(extension) if extension else None

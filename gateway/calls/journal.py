@@ -1,0 +1,235 @@
+"""The call journal: every call into the call log (SPEC R7) and into the CRM (section 1), never blocking SIP.
+
+A `CallObserver` of the B2BUA plus `routed()` from the router. Each event becomes a job of the call's
+Call-ID on a `KeyedWork`, so one call's writes run in order (its end never before its start) and a
+database that is down only delays them (C4). The CRM decision is stored once per Call-ID by
+`call_hooks.plan_call` (C2); the router's decision, made inside the routing budget, is reused when it
+was made, otherwise the CRM outcome is decided here, later.
+
+Two calls from one new caller racing (the first lead still in the outbox when the second is decided)
+would both create a lead. Decisions for one caller's number are therefore taken one at a time, and a
+decision waits (bounded) until the creation queued by the previous one for that number is applied,
+so it sees the new lead and attaches to it (T7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered, CallStarted, LegOffered
+from gateway.calls.keyed_work import KeyedWork
+from gateway.crm_bridge import call_hooks
+from gateway.crm_bridge.backend import CrmBackend
+from gateway.crm_bridge.service import LINK_PLAN
+from gateway.routing.decision import RouteDecision
+from gateway.routing.explain import explain_lines
+from gateway.routing.targets import Target
+from gateway.storage import call_log
+from gateway.storage.models import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+#: How long a new caller's second call waits for the first call's lead to be written (then decides anyway).
+CREATION_WAIT = 15.0
+
+# Call log outcomes.
+ANSWERED, MISSED, REJECTED, FAILED = "answered", "missed", "rejected", "failed"
+# What the caller was answered when nobody took the call: it rang, or the caller gave up.
+_MISSED_STATUSES = frozenset({408, 480, 486, 487, 600, 603})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RoutedCall:
+    """What the router knew when it decided: the journal's start of a call."""
+
+    call_id: str
+    direction: str
+    number_id: int | None
+    number: str  # the gateway number (E.164), or what was dialled when none matched
+    party_raw: str
+    party_e164: str | None
+    decision: RouteDecision
+    crm: call_hooks.CallDecision | None = None  # None: decided later (budget passed, database down)
+    started_at: datetime = field(default_factory=utcnow)
+    identity_notes: tuple[str, ...] = ()
+
+
+class CallJournal:
+    """Writes calls to the call log and the CRM behind the call, in order per call."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        backend: CrmBackend,
+        *,
+        wake_outbox: Callable[[], None] = lambda: None,
+        employee_for_extension: Callable[[str | None], int | None] = lambda _ext: None,
+        work: KeyedWork | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.backend = backend
+        self.wake_outbox = wake_outbox
+        self.employee_for_extension = employee_for_extension
+        self.work = work or KeyedWork()
+        self._calls: dict[str, RoutedCall] = {}
+        self._answered_by: dict[str, int | None] = {}
+        self._party_locks: dict[str, asyncio.Lock] = {}
+        self._creating: dict[str, str] = {}  # caller E.164 → interaction key whose creation is queued
+        # Calls still being routed → the status they failed with before routing answered (None: not yet).
+        self._routing: dict[str, int | None] = {}
+
+    # -- from the router -------------------------------------------------------------------
+    def routed(self, call: RoutedCall) -> None:
+        """The router decided (or refused) a call: log its start and decide its CRM outcome."""
+        failed_early = self._routing.pop(call.call_id, None)
+        self._calls[call.call_id] = call
+        self.work.submit(call.call_id, lambda: self._start(call))
+        if call.number_id is not None:
+            self.work.submit(call.call_id, lambda: self._plan(call))
+        if failed_early is not None:
+            # The caller gave up during the lookup (CANCEL): the call is over before it rang.
+            self.call_failed(CallFailed(call.call_id, failed_early, 0.0))
+
+    # -- CallObserver ------------------------------------------------------------------------
+    def call_started(self, event: CallStarted) -> None:
+        self._routing[event.call_id] = None
+
+    def call_offered(self, event: CallOffered) -> None:
+        return None
+
+    def leg_offered(self, event: LegOffered) -> None:
+        employee_id = self._employee(event.target)
+        if employee_id is not None and event.call_id in self._calls:
+            self.work.submit(event.call_id, lambda: self._write(call_log.record_offer, event.call_id, employee_id))
+
+    def call_answered(self, event: CallAnswered) -> None:
+        if event.call_id not in self._calls:
+            return
+        employee_id = self._employee(event.target)
+        self._answered_by[event.call_id] = employee_id
+        at = utcnow()
+        self.work.submit(event.call_id, lambda: self._write(
+            call_log.record_answer, event.call_id, answered_at=at, employee_id=employee_id))
+
+    def call_failed(self, event: CallFailed) -> None:
+        call = self._calls.pop(event.call_id, None)
+        if call is None:
+            if event.call_id in self._routing:
+                self._routing[event.call_id] = event.status
+            return
+        outcome = REJECTED if not call.decision.forwards else MISSED if event.status in _MISSED_STATUSES else FAILED
+        self.work.submit(event.call_id, lambda: self._end(call, outcome, event.status, None, 0.0))
+
+    def call_ended(self, event: CallEnded) -> None:
+        call = self._calls.pop(event.call_id, None)
+        if call is None:
+            return
+        answered_by = self._answered_by.pop(event.call_id, None)
+        self.work.submit(event.call_id, lambda: self._end(call, ANSWERED, 200, answered_by, event.duration))
+
+    def _employee(self, target: Target | None) -> int | None:
+        if target is None:
+            return None
+        if target.employee_id is not None:
+            return target.employee_id
+        return self.employee_for_extension(target.extension)
+
+    # -- the jobs ------------------------------------------------------------------------------
+    async def _write(self, write: Any, call_id: str, *args: Any, **kwargs: Any) -> None:
+        async with self.sessionmaker() as session:
+            await write(session, call_hooks.call_key(call_id), *args, **kwargs)
+            await session.commit()
+
+    async def _start(self, call: RoutedCall) -> None:
+        decision = call.decision
+        routing = {
+            "rule_ids": list(decision.rule_ids),
+            "notes": [*call.identity_notes, *decision.notes],
+            "explanation": explain_lines(decision),
+        }
+        async with self.sessionmaker() as session:
+            await call_log.record_start(
+                session, key=call_hooks.call_key(call.call_id), call_id=call.call_id, direction=call.direction,
+                number_id=call.number_id, number=call.number, party_raw=call.party_raw,
+                party_e164=call.party_e164, started_at=call.started_at, routing=routing,
+            )
+            await session.commit()
+
+    async def _plan(self, call: RoutedCall) -> None:
+        phone = call.party_e164
+        if phone is None:
+            await self._plan_now(call, call.crm)
+            return
+        lock = self._party_locks.setdefault(phone, asyncio.Lock())
+        async with lock:
+            pending = self._creating.get(phone)
+            if pending is not None and pending != call_hooks.call_key(call.call_id):
+                await self._wait_applied(pending)
+                self._creating.pop(phone, None)
+                decided = None  # the caller may be known now: decide again
+            else:
+                decided = call.crm
+            plan = await self._plan_now(call, decided)
+            if plan.create:
+                self._creating[phone] = plan.interaction_key
+        if not lock.locked() and self._creating.get(phone) is None:
+            self._party_locks.pop(phone, None)
+
+    async def _plan_now(self, call: RoutedCall, decided: call_hooks.CallDecision | None) -> Any:
+        async with self.sessionmaker() as session:
+            plan = await call_hooks.plan_call(
+                session, call_id=call.call_id, number=call.number, party_raw=call.party_raw,
+                direction=call.direction, backend=self.backend, now=call.started_at, decided=decided,
+            )
+            await call_log.record_crm(session, call_hooks.call_key(call.call_id), {
+                "action": str(plan.action), "rule_ids": list(plan.rule_ids), "notes": list(plan.notes),
+                "responsible_id": plan.responsible_id,
+            })
+            await session.commit()
+        self.wake_outbox()
+        return plan
+
+    async def _wait_applied(self, key: str) -> None:
+        """Until the item creations queued for `key` are applied, at most CREATION_WAIT seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CREATION_WAIT
+        while loop.time() < deadline:
+            async with self.sessionmaker() as session:
+                waiting = await session.scalar(
+                    sa.select(sa.func.count()).select_from(OutboxEntry).where(
+                        OutboxEntry.interaction_key == key, OutboxEntry.kind == LINK_PLAN,
+                        OutboxEntry.status == "pending",
+                    )
+                )
+            if not waiting:
+                return
+            self.wake_outbox()
+            await asyncio.sleep(0.05)
+        log.warning("call %s: its new item is still not written; deciding the next call without it", key)
+
+    async def _end(
+        self, call: RoutedCall, outcome: str, status: int, answered_by: int | None, duration: float
+    ) -> None:
+        ended_at = utcnow()
+        key = call_hooks.call_key(call.call_id)
+        async with self.sessionmaker() as session:
+            await call_log.record_end(session, key, ended_at=ended_at, outcome=outcome, status=status)
+            if call.number_id is not None:
+                await call_hooks.finish_call(
+                    session, call_id=call.call_id, answered_by=answered_by, duration_s=max(duration, 0.0),
+                    ended_at=ended_at,
+                )
+            await session.commit()
+        self.wake_outbox()

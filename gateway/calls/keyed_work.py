@@ -1,0 +1,92 @@
+"""Async jobs run one after another per key (a Call-ID), each retried until it can be done.
+
+SPEC C4: a CRM or call-log write that cannot happen now (database down, locked) is retried with
+back-off, in order, never dropped; a call's end is never written before its start because both are
+jobs of one key. A job that fails for any other reason is a bug: logged loudly, then skipped so the
+key's later jobs still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+#: Errors that mean "the database cannot take this now", not "this write is wrong".
+RETRYABLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, ConnectionError, TimeoutError)
+
+
+class KeyedWork:
+    """One queue of jobs per key, drained by one task per busy key."""
+
+    def __init__(self, *, first_delay: float = 0.2, max_delay: float = 10.0) -> None:
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self._queues: dict[str, deque[Job]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.retries = 0
+        self.failures = 0
+
+    def __len__(self) -> int:
+        """How many jobs wait or run now."""
+        return sum(len(queue) for queue in self._queues.values())
+
+    def submit(self, key: str, job: Job) -> None:
+        """Run `job` after every job already submitted for `key`."""
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.append(job)
+            return
+        self._queues[key] = deque((job,))
+        task = asyncio.get_running_loop().create_task(self._drain(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                await self._run(key, queue[0])
+                queue.popleft()
+        finally:
+            if self._queues.get(key) is queue:
+                del self._queues[key]
+
+    async def _run(self, key: str, job: Job) -> None:
+        delay = self.first_delay
+        while True:
+            try:
+                await job()
+                return
+            except RETRYABLE as error:
+                self.retries += 1
+                log.warning("call %s: write postponed (%s); retrying in %.1f s", key, type(error).__name__, delay)
+            except Exception:
+                self.failures += 1
+                log.exception("call %s: a journal job failed; skipped", key)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_delay)
+
+    async def idle(self, within: float) -> bool:
+        """Wait until every queue is empty (tests, shutdown); False if `within` seconds passed first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        return True
+
+    def cancel(self) -> None:
+        """Give up every job (the gateway is stopping)."""
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,195 @@
+"""The live router: dialled number → the caller's CRM knowledge → the linking engine's plans → ring steps.
+
+`route()` is called by the B2BUA inside a SIP handler and returns at once. What needs no database
+(an extension dialled, an unknown number, the static routes) is delivered at once; a number's call
+reads the caller's CRM knowledge in a task, bounded by the routing budget, and the decision re-enters
+the SIP side through `post` (`SipRuntime.run_in_sip`). Past the budget, or with the database down,
+the call rings the number's queue group without CRM knowledge; the journal decides its CRM outcome
+later (issue 10). Routing itself is `gateway.routing.steps.route`, a pure function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.b2bua.events import LegOffered
+from gateway.calls.directory import RoutingDirectory
+from gateway.calls.journal import CallJournal, RoutedCall
+from gateway.config import StaticRoute
+from gateway.crm_bridge import call_hooks
+from gateway.crm_bridge.backend import CrmBackend
+from gateway.crm_bridge.linking import Direction, RingPlan, ring_responsible
+from gateway.routing.decision import RouteDecision
+from gateway.routing.model import NumberSpec, Presence, RoutingInputs
+from gateway.routing.numbers import CallerIdentity, caller_identity
+from gateway.routing.request import Deliver, RouteRequest
+from gateway.routing.steps import route as decide_route
+from gateway.routing.targets import RingStep, Target
+
+log = logging.getLogger(__name__)
+
+#: Runs a callback with the SIP clock's `now` inside the SIP loop (`SipRuntime.run_in_sip`).
+Post = Callable[[Callable[[float], None]], None]
+
+RULE_EXTENSION = "R1.extension"
+NO_CRM_BUDGET = "the CRM lookup took longer than the routing budget"
+NO_CRM_DATABASE = "the database could not be read"
+
+
+class LiveRouter:
+    """Implements `gateway.routing.request.Router` over the routing directory and the CRM."""
+
+    def __init__(
+        self,
+        directory: RoutingDirectory,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        backend: CrmBackend,
+        journal: CallJournal,
+        *,
+        post: Post,
+        registered: Callable[[str], bool],
+        busy: Callable[[], frozenset[int]],
+        static_routes: Sequence[StaticRoute] = (),
+        static_contacts: Callable[[str], Sequence[str]] = lambda _user: (),
+        budget: float = 0.3,
+    ) -> None:
+        self.directory = directory
+        self.sessionmaker = sessionmaker
+        self.backend = backend
+        self.journal = journal
+        self.post = post
+        self.registered = registered
+        self.busy = busy
+        self.static_routes = tuple(static_routes)
+        self.static_contacts = static_contacts
+        self.budget = budget
+        self.last_offer: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.over_budget = 0
+
+    # -- Router ------------------------------------------------------------------------------
+    def route(self, request: RouteRequest, deliver: Deliver) -> None:
+        internal = self._internal_call(request)
+        if internal is not None:
+            self._finish(request, None, internal, None, None, deliver, sync=True)
+            return
+        number = self.directory.number_for(request)
+        if number is None:
+            self._finish(request, None, self._decide(request, None, None, None), None, None, deliver, sync=True)
+            return
+        task = asyncio.get_running_loop().create_task(self._route_number(request, number, deliver))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- an observer of leg offers, for R2's *evenly* ---------------------------------------------
+    def leg_offered(self, event: LegOffered) -> None:
+        if event.target.employee_id is not None:
+            self.last_offer[event.target.employee_id] = event.at
+
+    def call_started(self, event: object) -> None:
+        return None
+
+    call_offered = call_answered = call_failed = call_ended = call_started
+
+    # -- internals -------------------------------------------------------------------------------
+    def _internal_call(self, request: RouteRequest) -> RouteDecision | None:
+        """An employee's phone (or a trusted trunk) dialling an extension rings that employee."""
+        if not (request.authenticated_user or request.trusted):
+            return None
+        employee_id = self.directory.employee_for_extension(request.request_user)
+        if employee_id is None or request.request_user is None:
+            return None
+        step = RingStep((Target.employee(employee_id, request.request_user),), None, (RULE_EXTENSION,))
+        return RouteDecision((step,), None, (RULE_EXTENSION,))
+
+    async def _route_number(self, request: RouteRequest, number: NumberSpec, deliver: Deliver) -> None:
+        identity = caller_identity(request, trusted=request.trusted, region=number.default_region)
+        crm: call_hooks.CallDecision | None = None
+        ring_plan: RingPlan | None = None
+        unavailable: str | None = None
+        try:
+            crm = await asyncio.wait_for(self._lookup(request, number, identity), self.budget)
+            ring_plan = ring_responsible(crm.interaction, crm.plan, ring_timeout=number.responsible_ring_time)
+        except TimeoutError:
+            self.over_budget += 1
+            unavailable = NO_CRM_BUDGET
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("call %s: routing without CRM knowledge (%s)", request.call_id, type(error).__name__)
+            unavailable = NO_CRM_DATABASE
+        except Exception:
+            log.exception("call %s: CRM lookup failed; routing to the queue group", request.call_id)
+            unavailable = NO_CRM_DATABASE
+        decision = self._decide(request, number, ring_plan, unavailable)
+        self._finish(request, number, decision, identity, crm, deliver, sync=False)
+
+    async def _lookup(
+        self, request: RouteRequest, number: NumberSpec, identity: CallerIdentity
+    ) -> call_hooks.CallDecision:
+        async with self.sessionmaker() as session:
+            return await call_hooks.decide_call(
+                session, key=call_hooks.call_key(request.call_id), number=number.e164,
+                party_raw=_party_raw(identity), direction=Direction.INBOUND, backend=self.backend,
+            )
+
+    def _decide(
+        self, request: RouteRequest, number: NumberSpec | None, ring_plan: RingPlan | None, unavailable: str | None
+    ) -> RouteDecision:
+        snapshot = self.directory.snapshot
+        registered = frozenset(ext for ext in snapshot.extensions if self.registered(ext))
+        inputs = RoutingInputs(
+            request=request,
+            number=number,
+            ring_plan=ring_plan,
+            employees=snapshot.employees,
+            groups=snapshot.groups,
+            presence=Presence(registered=registered, busy=self.busy()),
+            last_offer=self.last_offer,
+            static=self._static_table(request),
+            crm_unavailable_reason=unavailable,
+        )
+        return decide_route(inputs)
+
+    def _static_table(self, request: RouteRequest) -> object:
+        user = request.request_user
+        contacts: Mapping[str, Sequence[str]] = {user: tuple(self.static_contacts(user))} if user else {}
+        return (self.static_routes, contacts)
+
+    def _finish(
+        self,
+        request: RouteRequest,
+        number: NumberSpec | None,
+        decision: RouteDecision,
+        identity: CallerIdentity | None,
+        crm: call_hooks.CallDecision | None,
+        deliver: Deliver,
+        *,
+        sync: bool,
+    ) -> None:
+        try:
+            self.journal.routed(RoutedCall(
+                call_id=request.call_id,
+                direction=Direction.INBOUND.value,
+                number_id=number.id if number is not None else None,
+                number=number.e164 if number is not None else (request.request_user or request.to_user or ""),
+                party_raw=identity.raw if identity is not None else (request.caller_user or request.caller_uri),
+                party_e164=identity.e164 if identity is not None else None,
+                decision=decision,
+                crm=crm,
+                identity_notes=identity.notes if identity is not None else (),
+            ))
+        except Exception:
+            log.exception("call %s: not journaled", request.call_id)
+        if sync:
+            deliver(decision, request.at)
+        else:
+            self.post(lambda now: deliver(decision, now))
+
+
+def _party_raw(identity: CallerIdentity) -> str:
+    """What the CRM normalises as the caller: the usable E.164, else the text as received (R6)."""
+    return identity.e164 or identity.raw
