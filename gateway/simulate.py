@@ -25,6 +25,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     call.add_argument("--number", required=True, help="one of the gateway's numbers (any written form)")
     call.add_argument("--from", dest="party", required=True, help="the other party's phone number")
     call.add_argument("--direction", choices=("inbound", "outbound"), default="inbound")
+    call.add_argument("--employee", type=int, help="for an outbound call: the id of the employee placing it")
     source = call.add_mutually_exclusive_group()
     source.add_argument("--config", help="gateway TOML configuration file (its [database] url is used)")
     source.add_argument("--database", help=f"database URL (default: ${DATABASE_ENV} or the default config's)")
@@ -42,7 +43,9 @@ def database_url(args: argparse.Namespace) -> str:
     return os.environ.get(DATABASE_ENV) or DatabaseConfig().url
 
 
-async def simulate(url: str, number: str, party: str, direction: str) -> dict[str, Any]:
+async def simulate(
+    url: str, number: str, party: str, direction: str, employee_id: int | None = None
+) -> dict[str, Any]:
     """The plan for one call, as the JSON-ready dict the CLI prints."""
     from gateway.crm_bridge.call_hooks import simulate_call
     from gateway.crm_bridge.linking import explain_lines
@@ -51,7 +54,7 @@ async def simulate(url: str, number: str, party: str, direction: str) -> dict[st
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session:
-            plan = await simulate_call(session, number, party, direction)
+            plan = await simulate_call(session, number, party, direction, agent_id=employee_id)
             await session.rollback()
     finally:
         await engine.dispose()
@@ -88,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: the database {_shown(url)} has no gateway schema yet: start the gateway once "
                   "(`make run`) or point --database/--config at its database", file=sys.stderr)
             return 2
-        result = asyncio.run(simulate(url, args.number, args.party, args.direction))
+        if args.direction == "outbound" and args.employee is None:
+            print("error: --employee: an outbound call is placed by an employee; give their id", file=sys.stderr)
+            return 2
+        result = asyncio.run(simulate(url, args.number, args.party, args.direction, args.employee))
     except OperationalError as exc:
         # The driver's own message names host and port only; the URL is shown without its password.
         print(f"error: cannot reach the database {_shown(url)}: {exc.orig}", file=sys.stderr)

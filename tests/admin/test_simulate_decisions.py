@@ -47,7 +47,8 @@ async def test_simulate_writes_nothing(client, admin, demo_number, sessionmaker)
     before = await row_counts(sessionmaker)
     for direction in ("inbound", "outbound"):
         response = await client.post("/simulate/call", headers=admin.headers,
-                                     json={"number": demo_number["number"], "from": CALLER, "direction": direction})
+                                     json={"number": demo_number["number"], "from": CALLER, "direction": direction,
+                                           "employee_id": admin.employee_id})
         assert response.status_code == 200
     assert await row_counts(sessionmaker) == before
     assert before["decisions"] == before["outbox_entries"] == before["leads"] == 0
@@ -62,6 +63,22 @@ async def test_simulate_answers_what_the_real_call_gets(client, admin, demo_numb
         await session.commit()
     assert (simulated["action"], simulated["rule_ids"], simulated["responsible_id"]) == (
         real.action, list(real.rule_ids), real.responsible_id)
+
+
+async def test_t10_simulated_outbound_call_makes_the_placing_employee_responsible(
+    client, admin, plain, demo_number
+):
+    response = await client.post("/simulate/call", headers=admin.headers, json={
+        "number": demo_number["number"], "from": CALLER, "direction": "outbound", "employee_id": plain.employee_id})
+    assert response.status_code == 200, response.text
+    assert response.json()["responsible_id"] == plain.employee_id
+
+
+async def test_simulated_outbound_call_without_its_employee_is_422(client, admin, demo_number):
+    response = await client.post("/simulate/call", headers=admin.headers, json={
+        "number": demo_number["number"], "from": CALLER, "direction": "outbound"})
+    assert response.status_code == 422
+    assert "employee_id" in response.json()["detail"]
 
 
 async def test_simulate_unknown_number_is_422(client, admin, demo_number):

@@ -17,8 +17,10 @@ router = APIRouter(tags=["decisions"])
 @router.post("/simulate/call", response_model=SimulatedPlanOut, summary="Dry-run the linking of a call")
 async def simulate(body: SimulateCall, session: SessionDep, operator: NumberManager) -> SimulatedPlanOut:
     """Admins and number managers. Reads the number, CRM settings and CRM items; writes nothing."""
+    if body.direction == "outbound" and body.employee_id is None:
+        raise invalid("employee_id: an outbound call is placed by an employee; give their id (T10)")
     try:
-        plan = await simulate_call(session, body.number, body.from_, body.direction)
+        plan = await simulate_call(session, body.number, body.from_, body.direction, agent_id=body.employee_id)
     except UnknownNumber as exc:
         raise invalid(f"number: {exc}") from exc
     finally:

@@ -119,6 +119,8 @@ class SimulateCall(Strict):
                      Field(alias="from", description="the other party's phone number",
                            examples=["+33612345678"])]
     direction: Literal["inbound", "outbound"] = "inbound"
+    employee_id: int | None = Field(
+        default=None, description="for an outbound call: the employee placing it (T10: made responsible)")
 
 
 class SimulatedPlanOut(LinkPlanOut):
