@@ -115,8 +115,10 @@ def _is_anonymous(request: RouteRequest) -> bool:
     user = (request.caller_user or "").strip().lower()
     if user in ANONYMOUS_USERS:
         return True
-    host = request.caller_uri.split("@", 1)[-1] if "@" in request.caller_uri else ""
-    return host.split(";", 1)[0].split(">", 1)[0].strip().lower() == ANONYMOUS_HOST
+    address = request.caller_uri.strip().lstrip("<")
+    address = address.split(":", 1)[1] if ":" in address else address
+    host = address.split("@", 1)[-1]
+    return re.split(r"[;>:?]", host, maxsplit=1)[0].strip().lower() == ANONYMOUS_HOST
 
 
 def _asserted_e164(asserted: str | None, region: str) -> str | None:
