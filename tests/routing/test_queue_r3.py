@@ -108,6 +108,7 @@ def test_r3_runtime_loop_guard() -> None:
     assert rung(decision.steps) == [(7,), (8,), (9,)]
     assert decision.rule_ids[-1] == "R3.chain_loop"
     assert any("20 → 30 → 20" in note for note in decision.notes)
+    assert not any("rung already" in note for note in decision.notes), "the chain entered group 20 twice"
 
 
 def test_r3_runtime_loop_guard_on_a_group_chained_to_itself() -> None:
