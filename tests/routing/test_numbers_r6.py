@@ -135,3 +135,14 @@ def test_r6_unparseable_from_has_no_usable_number_and_says_why(user: str) -> Non
     caller = identity(caller_user=user, caller_uri=f"sip:{user}@pbx.example")
     assert (caller.e164, caller.withheld, caller.rule_ids) == (None, False, (RULE_UNPARSEABLE,))
     assert caller.reason is not None and "not a phone number" in caller.reason
+
+
+def test_r6_privacy_id_from_an_anonymous_caller_without_asserted_identity_is_withheld_for_privacy() -> None:
+    caller = identity(caller_user="anonymous", caller_uri="sip:anonymous@anonymous.invalid", privacy="id")
+    assert (caller.e164, caller.asserted_e164, caller.rule_ids) == (None, None, (RULE_PRIVACY_ID,))
+
+
+def test_r6_untrusted_asserted_identity_under_privacy_is_not_kept_for_the_log() -> None:
+    caller = identity(trusted=False, asserted="<sip:+33612345678@evil.example>", privacy="id")
+    assert caller.asserted_e164 is None
+    assert caller.rule_ids == (RULE_PRIVACY_ID, RULE_UNTRUSTED_ASSERTED)

@@ -3,7 +3,10 @@ queue group. Routing consumes the linking engine's ring plan; the plans here com
 
 from __future__ import annotations
 
-from gateway.routing import RingStep, Strategy, Target, explain_lines, route
+import re
+
+from gateway.config import StaticRoute
+from gateway.routing import NoAnswer, RingStep, StaticTable, Strategy, Target, explain_lines, route
 from tests.crm_bridge.test_linking import known
 from tests.routing.builders import (
     CLIENT,
@@ -12,6 +15,7 @@ from tests.routing.builders import (
     extension,
     group,
     inputs,
+    request,
     ring_for,
     rung,
     without_phone,
@@ -69,3 +73,23 @@ def test_t7_the_ring_time_is_the_one_the_plan_was_made_with() -> None:
 def test_t7_responsible_rung_first_even_when_the_queue_rings_everybody() -> None:
     decision = route(inputs(group(strategy=Strategy.EVERYBODY), ring_plan=ring_for(CLIENT)))
     assert rung(decision.steps) == [(11,), (7, 8, 9)]
+
+
+def test_t7_responsible_rings_first_whatever_the_queues_last_offers() -> None:
+    evenly = group(strategy=Strategy.EVENLY)
+    decision = route(inputs(evenly, ring_plan=ring_for(CLIENT), last_offer={11: 999.0, 7: 5.0}))
+    assert rung(decision.steps) == [(11,), (8,), (9,), (7,)]
+
+
+def test_t7_responsible_named_again_by_the_no_answer_chain_is_not_rung_twice() -> None:
+    decision = route(inputs(group(no_answer=NoAnswer.to_employee(11)), ring_plan=ring_for(CLIENT)))
+    assert rung(decision.steps) == [(11,), (7,), (8,), (9,)]
+    assert decision.rule_ids[-2:] == ("R3.no_answer.employee", "R2.already_rung")
+
+
+
+def test_t7_a_ring_plan_means_nothing_for_a_call_to_no_number() -> None:
+    table = StaticTable((StaticRoute("pbx", re.compile(r"^\+33199"), "sip:pbx.example"),), {})
+    decision = route(inputs(number=None, request=request("+33199000000"), static=table, ring_plan=ring_for(CLIENT)))
+    assert decision.uris == ("sip:pbx.example",)
+    assert "T7" not in decision.rule_ids
