@@ -8,6 +8,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests drive for real: SIPp, PostgreSQL, Kamailio (the bench's config is checked).
 TEST_DEBS := sip-tester postgresql kamailio iproute2 dnsmasq-base
 BENCH_DEBS := sip-tester kamailio iproute2
+# Packages that must pass `mypy --strict` (make lint).
+TYPED_PACKAGES := gateway/sip gateway/routing gateway/crm_bridge/linking
 
 .PHONY: install run test bench lint debs clean
 
@@ -52,6 +54,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check . || true
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy --strict $(TYPED_PACKAGES)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache gateway.db
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache gateway.db
