@@ -30,7 +30,7 @@ from gateway.crm_bridge import call_hooks
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.service import LINK_PLAN
 from gateway.routing.decision import RouteDecision
-from gateway.routing.explain import explain_lines
+from gateway.routing.explanation import explain_lines
 from gateway.routing.targets import Target
 from gateway.storage import call_log
 from gateway.storage.models import OutboxEntry
@@ -63,6 +63,7 @@ class RoutedCall:
     decision: RouteDecision
     crm: call_hooks.CallDecision | None = None  # None: decided later (budget passed, database down)
     started_at: datetime = field(default_factory=utcnow)
+    identity_rule_ids: tuple[str, ...] = ()  # how the caller was identified (R6)
     identity_notes: tuple[str, ...] = ()
 
 
@@ -155,7 +156,7 @@ class CallJournal:
     async def _start(self, call: RoutedCall) -> None:
         decision = call.decision
         routing = {
-            "rule_ids": list(decision.rule_ids),
+            "rule_ids": [*call.identity_rule_ids, *decision.rule_ids],
             "notes": [*call.identity_notes, *decision.notes],
             "explanation": explain_lines(decision),
         }

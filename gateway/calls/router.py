@@ -25,7 +25,7 @@ from gateway.crm_bridge import call_hooks
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.linking import Direction, RingPlan, ring_responsible
 from gateway.routing.decision import RouteDecision
-from gateway.routing.model import NumberSpec, Presence, RoutingInputs
+from gateway.routing.model import NumberSpec, Presence, RoutingInputs, StaticTable
 from gateway.routing.numbers import CallerIdentity, caller_identity
 from gateway.routing.request import Deliver, RouteRequest
 from gateway.routing.steps import route as decide_route
@@ -154,10 +154,12 @@ class LiveRouter:
         )
         return decide_route(inputs)
 
-    def _static_table(self, request: RouteRequest) -> object:
+    def _static_table(self, request: RouteRequest) -> StaticTable:
+        if not self.static_routes:
+            return StaticTable()
         user = request.request_user
         contacts: Mapping[str, Sequence[str]] = {user: tuple(self.static_contacts(user))} if user else {}
-        return (self.static_routes, contacts)
+        return StaticTable(self.static_routes, contacts)
 
     def _finish(
         self,
@@ -180,7 +182,8 @@ class LiveRouter:
                 party_e164=identity.e164 if identity is not None else None,
                 decision=decision,
                 crm=crm,
-                identity_notes=identity.notes if identity is not None else (),
+                identity_rule_ids=identity.rule_ids if identity is not None else (),
+                identity_notes=(identity.reason,) if identity is not None and identity.reason else (),
             ))
         except Exception:
             log.exception("call %s: not journaled", request.call_id)

@@ -62,16 +62,31 @@ def test_t7_an_inactive_responsible_is_not_rung_the_queue_takes_the_call() -> No
         call(items=CLIENT, route_known_to_responsible=False),
         call(route_known_to_responsible=True),
         call(items=(known("contact", 3, None),), route_known_to_responsible=True),
-        call(items=CLIENT, route_known_to_responsible=True, is_employee=True),
-        call(items=CLIENT, route_known_to_responsible=True, is_exception=True),
+        call(is_employee=True, route_known_to_responsible=True),
+        call(is_exception=True, route_known_to_responsible=True),
     ],
-    ids=["option-off", "new-caller", "no-responsible", "employee", "exception"],
+    ids=["option-off", "new-caller", "no-responsible", "employee-without-items", "exception-unknown"],
 )
 def test_t7_without_a_responsible_to_ring_the_call_goes_to_the_queue(interaction: Interaction) -> None:
     plan = ring(interaction)
     assert (plan.responsible_id, plan.ring_timeout) == (None, None)
     assert plan.queue == QUEUE and plan.order == QUEUE
     assert plan.rule_ids == (RULE_QUEUE_GROUP,)
+
+
+@pytest.mark.parametrize("screen", ["is_employee", "is_exception"])
+def test_r1_t8_t9_change_what_the_crm_records_never_where_the_call_rings(screen: str) -> None:
+    interaction = call(items=CLIENT, route_known_to_responsible=True, **{screen: True})
+    assert not decide(interaction).create
+    plan = ring(interaction)
+    assert (plan.responsible_id, plan.queue) == (11, QUEUE)
+    assert plan.rule_ids == ("T7", RULE_QUEUE_GROUP)
+
+
+def test_r1_t8_client_whose_responsible_left_goes_to_the_queue_with_a_note() -> None:
+    plan = ring(call(items=CLIENT, route_known_to_responsible=True, is_exception=True, inactive=frozenset({11})))
+    assert plan.responsible_id is None and plan.queue == QUEUE
+    assert any("employee 11" in note for note in plan.notes)
 
 
 def test_t7_repeat_lead_of_a_known_client_still_rings_the_clients_responsible() -> None:

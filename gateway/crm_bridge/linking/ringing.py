@@ -76,6 +76,15 @@ def _responsible_to_ring(interaction: Interaction, plan: LinkPlan) -> tuple[int 
     """The responsible T7 rings first, or None with the notes saying why a known client's was skipped."""
     if not interaction.settings.route_known_to_responsible or not party.is_known(interaction.knowledge):
         return None, ()
+    if plan.action in (Action.NOTHING, Action.RECORD_ONLY) and {"T8", "T9"} & set(plan.rule_ids):
+        # R1: T8/T9 change what the CRM records, never where a call rings: the client's owner still
+        # rings first, though the plan records nothing for them.
+        owner = party.owner(party.attachment(interaction.knowledge))
+        if owner is None:
+            return None, ()
+        if not interaction.is_active(owner):
+            return None, (f"the client's responsible, employee {owner}{INACTIVE_NOTE}",)
+        return owner, ()
     if plan.action in (Action.NOTHING, Action.RECORD_ONLY) or plan.responsible_id is None:
         return None, ()
     if "T10" in plan.rule_ids:
