@@ -171,6 +171,7 @@ def _inactive_note(employee_id: int, role: str) -> str:
 
 def _new_request_for_queue(interaction: Interaction) -> LinkPlan:
     responsible, rule, notes = _new_item_responsible(interaction)
+    create: tuple[str, ...]
     if interaction.crm.mode == CrmMode.SIMPLE:
         action, create = Action.CREATE_DEAL, (ItemType.DEAL.value, interaction.crm.deal_creation_mode)
         rules: tuple[str, ...] = ("M8", "T12", "T6", rule)
