@@ -104,6 +104,22 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MailConfig:
+    """The [mail] table: the mail bridge's timers and the default SMTP relay (a mailbox may name its own)."""
+
+    enabled: bool = True  # `gateway run` starts the mail bridge
+    smtp_host: str = ""  # empty: no default relay, mailboxes must name one to send
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"  # tls | starttls | none
+    smtp_login: str = ""
+    smtp_password: str = field(default="", repr=False)
+    poll_seconds: int = 60  # the periodic poll behind IDLE (and of folders IDLE does not watch)
+    idle_seconds: int = 600  # IDLE is renewed before servers drop it (RFC 2177: at most 29 minutes)
+    retry_max_seconds: int = 300  # back-off cap for a mailbox whose server refuses us
+    timeout_seconds: int = 30  # one IMAP/SMTP command
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole configuration file."""
 
@@ -111,6 +127,7 @@ class GatewayConfig:
     admin: AdminConfig = AdminConfig()
     database: DatabaseConfig = DatabaseConfig()
     log_level: str = "INFO"
+    mail: MailConfig = MailConfig()
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -128,7 +145,7 @@ def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    _reject_unknown(data, {"sip", "admin", "database", "log_level"}, "")
+    _reject_unknown(data, {"sip", "admin", "database", "log_level", "mail"}, "")
     sip = data.get("sip")
     if not isinstance(sip, dict):
         raise ConfigError(f"{source}: missing [sip] table (add [sip] with listen = [\"udp:127.0.0.1:5060\"])")
@@ -140,6 +157,7 @@ def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
         admin=_admin(_table(data, "admin")),
         database=_database(_table(data, "database")),
         log_level=log_level,
+        mail=_mail(_table(data, "mail")),
     )
 
 
@@ -349,6 +367,28 @@ def _database(table: dict[str, Any]) -> DatabaseConfig:
     if not isinstance(seed, bool):
         raise ConfigError(f"database.seed_demo = {seed!r}: write true or false")
     return DatabaseConfig(url, seed)
+
+
+def _mail(table: dict[str, Any]) -> MailConfig:
+    _reject_unknown(table, set(MailConfig.__dataclass_fields__), "mail.")
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"mail.enabled = {enabled!r}: write true or false")
+    tls = _string(table, "smtp_tls", "mail.", "starttls")
+    if tls not in ("tls", "starttls", "none"):
+        raise ConfigError(f'mail.smtp_tls = {tls!r}: write "tls", "starttls" or "none"')
+    return MailConfig(
+        enabled=enabled,
+        smtp_host=_string(table, "smtp_host", "mail.", ""),
+        smtp_port=_int(table, "smtp_port", "mail.", 587, minimum=1),
+        smtp_tls=tls,
+        smtp_login=_string(table, "smtp_login", "mail.", ""),
+        smtp_password=_string(table, "smtp_password", "mail.", ""),
+        poll_seconds=_int(table, "poll_seconds", "mail.", 60, minimum=1),
+        idle_seconds=_int(table, "idle_seconds", "mail.", 600, minimum=1),
+        retry_max_seconds=_int(table, "retry_max_seconds", "mail.", 300, minimum=1),
+        timeout_seconds=_int(table, "timeout_seconds", "mail.", 30, minimum=1),
+    )
 
 
 # -- small typed getters ----------------------------------------------------------------------

@@ -211,8 +211,10 @@ async def carry_out_plan(
                 details={**ctx.details, "rule_ids": list(plan.rule_ids)},
             )
             kind = "call" if ctx.channel == Channel.CALL else "new_email"
+            # M5: a mail's timeline entry shows the employee who connected the mailbox.
+            shown = ctx.details.get("timeline_employee_id")
             for ref in bound:
-                await backend.add_timeline(session, ref, kind=kind, text=ctx.subject)
+                await backend.add_timeline(session, ref, kind=kind, text=ctx.subject, employee_id=shown)
             return {"activity_id": new_id}
 
         activity_id = (await once(session, f"{key}:activity", record)).get("activity_id")

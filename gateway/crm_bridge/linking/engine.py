@@ -3,10 +3,16 @@
 Step order (SPEC rule ids in brackets):
 
 1. screen_employee   [T9 calls, M4 mail] the party is one of our employees → NOTHING: not recorded in
-                     the CRM at all.
+                     the CRM at all; an employee's manual save of such a mail [M3] is REFUSED (M4's
+                     "error saving the email to the CRM").
 2. screen_exception  [T8] the party is on the exception list → RECORD_ONLY: the gateway keeps its call
-                     log / mailbox copy, the CRM gets no item and no activity.
-3. known_party       the CRM holds items for the party:
+                     log / mailbox copy, the CRM gets no item and no activity; a manual save is REFUSED.
+3. integration_gate  [M1] the mailbox's CRM integration is off, or [M2] its spam folder is the inbox
+                     → RECORD_ONLY: nothing is saved automatically, known clients included, until an
+                     employee saves a mail by hand (a manual save passes this gate).
+4. reply_to_thread   [M12] a reply is bound to the items of the mail it answers; responsible = their
+                     owner (an inactive one hands over to T10 as below).
+5. known_party       the CRM holds items for the party:
                      [M11] repeat sales on, and no request (active lead/deal) in progress → a repeat
                      lead (simple mode: a repeat deal) for the client, created even when the number or
                      mailbox creates nothing for new parties; responsible = the client's owner;
@@ -18,11 +24,11 @@ Step order (SPEC rule ids in brackets):
                      An owner who was deactivated is never made responsible: the SPEC is silent on
                      that case, so the number's queue group rule [T10] picks the responsible instead
                      (for mail with M8 on, an inactive owner counts as outside the queue).
-4. creation_gate     the party is unknown and this channel creates nothing for it → RECORD_ONLY:
-                     [M1] the mailbox's CRM integration is off; [T5] the number does not create items
-                     for this direction. There is no item to hold an activity, so none is recorded;
-                     the call stays in the gateway's call log.
-5. create_for_new    [T3] classic: [T4a] auto_lead → CREATE_LEAD, [T4b] offer_in_card → OFFER_IN_CARD
+6. creation_gate     the party is unknown and this channel creates nothing for it → RECORD_ONLY:
+                     [M1] the mailbox creates no items for new senders (a manual save passes); [T5]
+                     the number does not create items for this direction. There is no item to hold an
+                     activity, so none is recorded; the call stays in the gateway's call log.
+7. create_for_new    [T3] classic: [T4a] auto_lead → CREATE_LEAD, [T4b] offer_in_card → OFFER_IN_CARD
                      (nothing created until the employee acts in the call card); simple: [T12]
                      CREATE_DEAL in the configured pipeline (None → the default pipeline, resolved by
                      the CRM service) with a contact or a company. Created items carry the number's
@@ -30,14 +36,14 @@ Step order (SPEC rule ids in brackets):
                      an outbound call the employee who placed it. [T11] the number moves the new lead
                      to the transferee on a manual transfer (armed in the plan's rule ids).
 
-Mail rules plug in as more steps or inputs, not a second engine: M2/M12 become steps before
-`known_party` (spam-to-inbox screens like T8; a reply binds to its thread's items), M8 already reuses
-`route_known_to_responsible` inside `known_party`, M3 is the same `decide` called on a manual save.
+A manual save's plan (anything but REFUSED) carries M3 last: the binding followed the same rules as an
+automatic save, only the automatic-save switches were passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from gateway.crm_bridge.linking import party
 from gateway.crm_bridge.linking.model import (
@@ -57,20 +63,57 @@ Step = Callable[[Interaction], LinkPlan | None]
 #: How a plan's note about a deactivated employee ends (T10: they are never made responsible).
 INACTIVE_NOTE = ", is inactive: never made responsible"
 
+#: M4's error, the note of every REFUSED plan.
+REFUSED_NOTE = "error saving the email to the CRM: only clients' mail can be saved"
+
 
 def screen_employee(interaction: Interaction) -> LinkPlan | None:
-    """T9 / M4: our own employees are never recorded in the CRM."""
+    """T9 / M4: our own employees are never recorded in the CRM; saving their mail by hand is refused."""
     if not interaction.knowledge.is_employee:
         return None
     rule = "T9" if interaction.channel == Channel.CALL else "M4"
+    if interaction.manual_save:
+        return LinkPlan(interaction.key, Action.REFUSED, rule_ids=(rule, "M3"), notes=(REFUSED_NOTE,))
     return LinkPlan(interaction.key, Action.NOTHING, rule_ids=(rule,))
 
 
 def screen_exception(interaction: Interaction) -> LinkPlan | None:
-    """T8: exception-list parties are logged by the gateway only."""
+    """T8: exception-list parties are logged by the gateway only; a manual save of their mail is refused."""
     if not interaction.knowledge.is_exception:
         return None
+    if interaction.manual_save:
+        return LinkPlan(interaction.key, Action.REFUSED, rule_ids=("T8", "M3"), notes=(REFUSED_NOTE,))
     return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("T8",))
+
+
+def integration_gate(interaction: Interaction) -> LinkPlan | None:
+    """M1 / M2: a mailbox that saves nothing automatically; a manual save passes the gate."""
+    settings = interaction.settings
+    if interaction.manual_save:
+        return None
+    if not settings.integration:
+        note = "the mailbox's CRM integration is off: an employee with access may save the mail by hand"
+        return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("M1",), notes=(note,))
+    if settings.spam_goes_to_inbox:
+        return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("M2",))
+    return None
+
+
+def reply_to_thread(interaction: Interaction) -> LinkPlan | None:
+    """M12: a reply is bound to the items of the mail it answers."""
+    thread = interaction.thread_items
+    if not thread:
+        return None
+    responsible, rules, notes = _active_or_queue(interaction, party.owner(thread), ("M12",))
+    return LinkPlan(
+        interaction.key,
+        Action.ATTACH,
+        attach_to=party.refs(thread),
+        responsible_id=responsible,
+        record_activity=True,
+        rule_ids=rules,
+        notes=notes,
+    )
 
 
 def known_party(interaction: Interaction) -> LinkPlan | None:
@@ -128,6 +171,7 @@ def _inactive_note(employee_id: int, role: str) -> str:
 
 def _new_request_for_queue(interaction: Interaction) -> LinkPlan:
     responsible, rule, notes = _new_item_responsible(interaction)
+    create: tuple[str, ...]
     if interaction.crm.mode == CrmMode.SIMPLE:
         action, create = Action.CREATE_DEAL, (ItemType.DEAL.value, interaction.crm.deal_creation_mode)
         rules: tuple[str, ...] = ("M8", "T12", "T6", rule)
@@ -203,8 +247,9 @@ def _legacy_attachment(interaction: Interaction) -> LinkPlan | None:
 
 def creation_gate(interaction: Interaction) -> LinkPlan | None:
     """M1 / T5: an unknown party on a channel or direction that creates nothing."""
-    if not interaction.settings.create_items:
-        return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("M1",))
+    if not interaction.settings.create_items and not interaction.manual_save:
+        note = "the mailbox creates no items for new senders: the mail may be saved by hand"
+        return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("M1",), notes=(note,))
     if not _creates_for(interaction.settings.create_for, interaction.direction):
         return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("T5",))
     return None
@@ -279,13 +324,27 @@ def _new_item_responsible(interaction: Interaction) -> tuple[int | None, str, tu
     return None, "T10", tuple(skipped)
 
 
-STEPS: tuple[Step, ...] = (screen_employee, screen_exception, known_party, creation_gate)
+STEPS: tuple[Step, ...] = (
+    screen_employee,
+    screen_exception,
+    integration_gate,
+    reply_to_thread,
+    known_party,
+    creation_gate,
+)
 
 
-def decide(interaction: Interaction) -> LinkPlan:
-    """The CRM outcome of one call or email, with the SPEC rule ids that produced it (SPEC C1)."""
+def _first_answer(interaction: Interaction) -> LinkPlan | None:
     for step in STEPS:
         plan = step(interaction)
         if plan is not None:
             return plan
-    return create_for_new(interaction)
+    return None
+
+
+def decide(interaction: Interaction) -> LinkPlan:
+    """The CRM outcome of one call or email, with the SPEC rule ids that produced it (SPEC C1)."""
+    plan = _first_answer(interaction) or create_for_new(interaction)
+    if interaction.manual_save and plan.action != Action.REFUSED:
+        plan = replace(plan, rule_ids=(*plan.rule_ids, "M3"))
+    return plan

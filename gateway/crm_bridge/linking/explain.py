@@ -63,8 +63,13 @@ _RULES: dict[str, Callable[[LinkPlan], str]] = {
     "T10": _t10,
     "T11": lambda p: "a manual transfer moves the new lead to the transferee",
     "T12": _t12,
-    "M1": lambda p: "the mailbox's CRM integration is off → nothing created automatically",
+    "M1": lambda p: "the mailbox saves nothing automatically here (integration off, or no items for new "
+    "senders) → kept in the mailbox, savable by hand",
+    "M2": lambda p: "the mailbox's spam folder is the inbox → no mail of it is saved automatically",
+    "M3": lambda p: "saved by hand: refused, see below" if p.action == Action.REFUSED
+    else "saved by hand: bound by the same rules as an automatic save",
     "M4": lambda p: "mail of our own employees is never saved to the CRM",
+    "M12": lambda p: f"a reply → bound to the items of the mail it answers: {_items(p)}",
     "M8": lambda p: "the client's responsible is not in the mailbox's queue → new item for a queue member",
     "M11": _m11,
 }

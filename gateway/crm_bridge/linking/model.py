@@ -39,6 +39,8 @@ class Action(StrEnum):
     OFFER_IN_CARD = "offer_in_card"
     RECORD_ONLY = "record_only"
     NOTHING = "nothing"
+    # A manual save (M3) the rules forbid (M4, T8): the caller answers with the plan's explanation.
+    REFUSED = "refused"
 
 
 def _check_choice(name: str, value: str, allowed: type[StrEnum]) -> None:
@@ -100,7 +102,13 @@ class PartyKnowledge:
 
 @dataclass(frozen=True)
 class ChannelSettings:
-    """A number's (later a mailbox's) CRM-integration settings."""
+    """A number's or a mailbox's CRM-integration settings.
+
+    `integration` is a mailbox's CRM-integration switch (M1): off, nothing is saved automatically, known
+    clients included; numbers leave it on. `create_items` creates items for new parties (M1's second
+    switch for a mailbox). `spam_folder` is a mailbox's *move spam to folder* (M2); naming the inbox
+    stops every automatic save of that mailbox.
+    """
 
     create_items: bool = True
     unknown_caller_action: str = UnknownCallerAction.AUTO_LEAD
@@ -109,6 +117,13 @@ class ChannelSettings:
     queue_member_ids: tuple[int, ...] = ()
     route_known_to_responsible: bool = False
     change_responsible_on_transfer: bool = False
+    integration: bool = True
+    spam_folder: str | None = None
+
+    @property
+    def spam_goes_to_inbox(self) -> bool:
+        """M2: the spam folder is the inbox itself (IMAP's INBOX name is case-insensitive, RFC 3501 5.1)."""
+        return self.spam_folder is not None and self.spam_folder.strip().upper() == "INBOX"
 
     def __post_init__(self) -> None:
         _check_choice("unknown_caller_action", self.unknown_caller_action, UnknownCallerAction)
@@ -138,6 +153,10 @@ class Interaction:
     created by an outbound call goes to them rather than to the queue's first member.
     `inactive_employee_ids` names the deactivated employees among those the decision may name (queue
     members, the responsibles of the party's items, the agent): none of them is ever made responsible.
+    `manual_save` is an employee saving one email by hand (M3): the same rules decide the binding, the
+    automatic-save switches (M1, M2) do not apply, and what may never be saved (M4, T8) is REFUSED.
+    `thread_items` are the items the message this one answers is bound to (M12, from In-Reply-To /
+    References); a reply is bound to them.
     """
 
     key: str
@@ -150,6 +169,8 @@ class Interaction:
     knowledge: PartyKnowledge
     agent_id: int | None = None
     inactive_employee_ids: frozenset[int] = frozenset()
+    manual_save: bool = False
+    thread_items: tuple[KnownItem, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.key:
