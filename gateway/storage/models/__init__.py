@@ -5,6 +5,7 @@ Importing this package registers every model on `gateway.storage.base.metadata`.
 
 from gateway.storage.base import Base, metadata, utcnow
 from gateway.storage.models.activity import Activity, ActivityBinding, TimelineEntry
+from gateway.storage.models.calls import Call
 from gateway.storage.models.crm import (
     Company,
     CompanyContact,
@@ -19,6 +20,7 @@ from gateway.storage.models.enums import (
     ActivityDirection,
     ActivityKind,
     AnyAddressCreates,
+    CallOutcome,
     CreateFor,
     CrmMode,
     DealCreationMode,
@@ -26,19 +28,22 @@ from gateway.storage.models.enums import (
     ExceptionKind,
     ItemType,
     LeadStatus,
+    NoAnswerAction,
     NumberKind,
     OutboxStatus,
     PartyItemType,
+    QueueStrategy,
     RightLevel,
     UnknownCallerAction,
 )
 from gateway.storage.models.registrations import RegistrarBinding
 from gateway.storage.models.reliability import Decision, IdempotencyKey, OutboxEntry
 from gateway.storage.models.settings import CRM_SETTINGS_ID, CrmSettings, ExceptionEntry, Pipeline, Source
-from gateway.storage.models.telephony import Number, QueueGroup, QueueMember
+from gateway.storage.models.telephony import DEFAULT_RING_TIME_S, Number, QueueGroup, QueueMember
 
 __all__ = [
     "CRM_SETTINGS_ID",
+    "DEFAULT_RING_TIME_S",
     "Activity",
     "ActivityBinding",
     "ActivityDirection",
@@ -46,6 +51,8 @@ __all__ = [
     "AnyAddressCreates",
     "ApiToken",
     "Base",
+    "Call",
+    "CallOutcome",
     "Company",
     "CompanyContact",
     "Contact",
@@ -68,6 +75,7 @@ __all__ = [
     "ItemType",
     "Lead",
     "LeadStatus",
+    "NoAnswerAction",
     "Number",
     "NumberKind",
     "OutboxEntry",
@@ -76,6 +84,7 @@ __all__ = [
     "Pipeline",
     "QueueGroup",
     "QueueMember",
+    "QueueStrategy",
     "RegistrarBinding",
     "RightLevel",
     "Source",
