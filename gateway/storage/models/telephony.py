@@ -10,7 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from gateway.storage.base import Base, UtcDateTime, check_choice, enum_check, utcnow
 from gateway.storage.e164 import number_e164
-from gateway.storage.models.enums import CreateFor, NoAnswerAction, NumberKind, QueueStrategy, UnknownCallerAction
+from gateway.storage.models.enums import (
+    CreateFor,
+    NoAnswerAction,
+    NumberKind,
+    QueueStrategy,
+    UnknownCallerAction,
+)
 
 if TYPE_CHECKING:
     from gateway.storage.models.employees import Employee
