@@ -24,10 +24,21 @@ _AUTH_RESPONSES: dict[int | str, dict] = {
 
 def crm_routers() -> list[APIRouter]:
     """Every router of the admin API's configuration and CRM resources (all need a bearer token)."""
-    from gateway.admin.routes import crm, decisions, employees, items, numbers, queues, simulate, tokens
+    from gateway.admin.routes import (
+        calls,
+        catalog,
+        crm,
+        decisions,
+        employees,
+        items,
+        numbers,
+        queues,
+        simulate,
+        tokens,
+    )
 
-    routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, items.router,
-               decisions.router, simulate.router]
+    routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, catalog.router,
+               items.router, decisions.router, simulate.router, calls.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers

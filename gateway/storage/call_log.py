@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage.base import check_choice
 from gateway.storage.models.calls import Call
-from gateway.storage.models.enums import ActivityDirection, CallOutcome
+from gateway.storage.models.enums import CallOutcome
+from gateway.vocabulary import Direction
 
 FINAL_OUTCOMES = frozenset(CallOutcome) - {CallOutcome.RINGING}
 
@@ -30,7 +31,7 @@ async def record_start(
     """Log a call's start (outcome 'ringing'); a second start for the same key changes nothing."""
     values = {
         "interaction_key": key, "call_id": call_id,
-        "direction": check_choice(ActivityDirection, "direction", direction),
+        "direction": check_choice(Direction, "direction", direction),
         "number_id": number_id, "number": number, "party_raw": party_raw, "party_e164": party_e164,
         "started_at": started_at, "offered_ids": [], "outcome": CallOutcome.RINGING.value, "routing": routing,
     }
