@@ -37,8 +37,8 @@ DEMO_NUMBER = "+33 1 84 88 00 00"
 DEMO_REGION = "FR"
 DEMO_TOKEN_NAME = "demo admin token"
 DEMO_RING_TIME_S = 20
-# Demo only, documented in the module docstring: the extensions' SIP passwords.
-DEMO_SIP_SECRETS = {"1001": "demo-1001-secret", "1002": "demo-1002-secret"}
+# Demo only (the same passwords as config/demo.toml's [[sip.users]]), so either source of credentials works.
+DEMO_SIP_SECRETS = {"1001": "demo-1001", "1002": "demo-1002"}
 _ALL_RIGHTS = ("lead", "contact", "company", "deal")
 
 

@@ -15,7 +15,7 @@ from gateway.config import SipConfig
 from gateway.sip.auth import compute_ha1
 from gateway.storage.models import Employee
 
-DEFAULT_REALM: str = next(f.default for f in fields(SipConfig) if f.name == "realm")  # type: ignore[misc]
+DEFAULT_REALM: str = str(next(f.default for f in fields(SipConfig) if f.name == "realm"))
 
 
 def sip_realm(request: Request) -> str:

@@ -4,10 +4,10 @@ regardless of item rights). Newest first; filters by number, party, time range a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin.auth import NumberManager
@@ -71,7 +71,7 @@ def _utc(value: datetime | None, name: str) -> datetime | None:
 
 
 async def _filtered(session: AsyncSession, number: str | None, party: str | None, since: datetime | None,
-                    until: datetime | None, call_id: str | None) -> Select[tuple[Call]]:
+                    until: datetime | None, call_id: str | None) -> Select[Any]:
     query = select(Call)
     since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and since > until:
@@ -80,7 +80,7 @@ async def _filtered(session: AsyncSession, number: str | None, party: str | None
         query = query.where(Call.number.in_(await _number_forms(session, number)))
     if party:
         pattern = "%" + party.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        matches = [Call.party_raw.like(pattern, escape="\\")]
+        matches: list[ColumnElement[bool]] = [Call.party_raw.like(pattern, escape="\\")]
         if (e164 := _as_e164(party)) is not None:
             matches.append(Call.party_e164 == e164)
         query = query.where(or_(*matches))
