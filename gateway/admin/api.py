@@ -25,6 +25,8 @@ _AUTH_RESPONSES: dict[int | str, dict] = {
 def crm_routers() -> list[APIRouter]:
     """Every router of the admin API's configuration and CRM resources (all need a bearer token)."""
     from gateway.admin.routes import (
+        calls,
+        catalog,
         crm,
         decisions,
         employees,
@@ -36,8 +38,8 @@ def crm_routers() -> list[APIRouter]:
         tokens,
     )
 
-    routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, items.router,
-               decisions.router, simulate.router, mailboxes.router]
+    routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, catalog.router,
+               items.router, decisions.router, simulate.router, calls.router, mailboxes.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers

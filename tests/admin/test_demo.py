@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 from sqlalchemy import func, select
 
 from gateway.admin.api import build_app
-from gateway.demo import DEMO_NUMBER, seed_demo, seed_demo_if_new
+from gateway.demo import DEMO_NUMBER, DEMO_SIP_SECRETS, seed_demo, seed_demo_if_new
 from gateway.storage.models import ApiToken, Employee, Number, QueueGroup
 from gateway.storage.session import make_engine, make_sessionmaker
 
@@ -76,3 +78,27 @@ async def test_demo_restart_names_the_command_for_a_new_admin_token(sessionmaker
 async def test_demo_announcement_names_the_cli_as_started(sessionmaker):
     text = (await seed_demo(sessionmaker)).announcement(".venv/bin/gateway", "config/demo.toml")
     assert "try: .venv/bin/gateway simulate call --config config/demo.toml --number '+33 1 84 88 00 00'" in text
+
+
+async def test_demo_is_a_working_telephony_setup(sessionmaker):
+    """The demo number has its E.164; Sales rings Alice then Bruno (in order, 20 s); both extensions
+    can register with the documented demo secrets (digest HA1s for the default realm)."""
+    await seed_demo(sessionmaker)
+    async with sessionmaker() as session:
+        number = await session.scalar(select(Number))
+        group = await session.scalar(select(QueueGroup))
+        employees = {e.extension: e for e in await session.scalars(select(Employee))}
+    assert number.e164 == "+33184880000" and number.queue_group_id == group.id
+    assert (group.strategy, group.ring_time_s) == ("in_order", 20)
+    assert [m.employee_id for m in sorted(group.members, key=lambda m: m.position)] == [
+        employees["1001"].id, employees["1002"].id]
+    for extension, secret in DEMO_SIP_SECRETS.items():
+        employee = employees[extension]
+        assert employee.sip_realm == "gateway"
+        assert employee.sip_ha1_md5 == hashlib.md5(f"{extension}:gateway:{secret}".encode()).hexdigest()
+        assert employee.sip_ha1_sha256 == hashlib.sha256(f"{extension}:gateway:{secret}".encode()).hexdigest()
+
+
+async def test_demo_announcement_prints_no_secret(sessionmaker):
+    text = (await seed_demo(sessionmaker)).announcement()
+    assert not any(secret in text for secret in DEMO_SIP_SECRETS.values())

@@ -154,7 +154,7 @@ async def test_number_same_did_in_another_form_is_409(client, admin, number_id):
 async def test_number_that_is_not_a_phone_number_is_422(client, admin):
     response = await client.post("/numbers", headers=admin.headers, json={**NEW_NUMBER, "number": "+33 12"})
     assert response.status_code == 422
-    assert "not a phone number" in response.json()["detail"]
+    assert "is not a valid phone number in region FR" in response.json()["detail"]
 
 
 TRUNK_FIELDS = ("trunk_host", "trunk_port", "trunk_username", "has_trunk_password")

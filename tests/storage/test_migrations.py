@@ -30,14 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 GATEWAY_TABLES = set(metadata.tables)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(request: pytest.FixtureRequest) -> str:
-    """A new, empty (never migrated) database, on each backend in turn."""
-    if request.param == "sqlite":
-        return request.getfixturevalue("fresh_sqlite_url")()
-    return request.getfixturevalue("fresh_pg_url")()
-
-
 def _tables(url: str) -> set[str]:
     engine = sa.create_engine(sync_url(url))
     try:
@@ -160,7 +152,7 @@ def test_database_is_new_until_something_is_configured(empty_db_url: str) -> Non
     assert database_is_new(empty_db_url), "the seed rows alone do not make a database 'used'"
     engine = sa.create_engine(sync_url(empty_db_url))
     with engine.begin() as connection:
-        connection.execute(sa.text("INSERT INTO queue_groups (name, strategy) VALUES ('Sales', 'sequential')"))
+        connection.execute(sa.text("INSERT INTO queue_groups (name, strategy) VALUES ('Sales', 'in_order')"))
     engine.dispose()
     assert not database_is_new(empty_db_url)
 
@@ -189,4 +181,5 @@ def test_0002_adds_and_removes_only_the_registrar_bindings_table(empty_db_url: s
         assert connection.execute(sa.text("SELECT name FROM queue_groups")).scalars().all() == ["Sales"]
         assert connection.execute(sa.text("SELECT count(*) FROM registrar_bindings")).scalar() == 0
     engine.dispose()
+    upgrade_database(empty_db_url)
     assert _drift(empty_db_url) == []

@@ -1,16 +1,13 @@
-"""/crm-settings, /exceptions, /sources, /pipelines: the CRM-wide configuration.
-
-CRM settings and the exception list are admin-only to change; sources and pipelines are read-only
-here (the migration seeds them) and readable by every employee.
-"""
+"""/crm-settings, /exceptions: the CRM-wide configuration, admin-only (sources and pipelines: catalog.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.admin.auth import AdminPrincipal, CurrentPrincipal
+from gateway.admin.auth import AdminPrincipal
+from gateway.admin.config_change import config_changed
 from gateway.admin.deps import IdPath, PageDep, SessionDep
 from gateway.admin.errors import conflict
 from gateway.admin.lookup import email_or_422, get_or_404, phone_or_422, referenced
@@ -20,10 +17,8 @@ from gateway.admin.schemas.crm import (
     CrmSettingsOut,
     ExceptionCreate,
     ExceptionOut,
-    PipelineOut,
-    SourceOut,
 )
-from gateway.storage.models import CrmSettings, ExceptionEntry, Pipeline, Source
+from gateway.storage.models import CrmSettings, ExceptionEntry, Pipeline
 from gateway.storage.models.settings import CRM_SETTINGS_ID
 
 router = APIRouter(tags=["crm settings"])
@@ -45,7 +40,9 @@ async def read_settings(session: SessionDep, admin: AdminPrincipal) -> CrmSettin
 
 
 @router.put("/crm-settings", response_model=CrmSettingsOut, summary="Replace the CRM settings")
-async def write_settings(body: CrmSettingsBody, session: SessionDep, admin: AdminPrincipal) -> CrmSettingsOut:
+async def write_settings(
+    body: CrmSettingsBody, session: SessionDep, admin: AdminPrincipal, request: Request
+) -> CrmSettingsOut:
     """Admins only. Every field is required: this replaces the whole settings row."""
     if body.deal_pipeline_id is not None:
         await referenced(session, Pipeline, body.deal_pipeline_id, "pipeline", "deal_pipeline_id")
@@ -53,6 +50,7 @@ async def write_settings(body: CrmSettingsBody, session: SessionDep, admin: Admi
     for name, value in body.model_dump().items():
         setattr(row, name, value)
     await session.commit()
+    await config_changed(request, "crm")
     return CrmSettingsOut.model_validate(row)
 
 
@@ -69,7 +67,9 @@ async def list_exceptions(session: SessionDep, page: PageDep, admin: AdminPrinci
 
 @router.post("/exceptions", response_model=ExceptionOut, status_code=status.HTTP_201_CREATED,
              tags=["exception list"], summary="Add a phone or email to the exception list")
-async def create_exception(body: ExceptionCreate, session: SessionDep, admin: AdminPrincipal) -> ExceptionOut:
+async def create_exception(
+    body: ExceptionCreate, session: SessionDep, admin: AdminPrincipal, request: Request
+) -> ExceptionOut:
     """Admins only. The value is stored normalised (E.164 / O5) so every spelling of it matches."""
     if body.kind == "phone":
         normalized = phone_or_422(body.value, body.default_region, "value")
@@ -82,6 +82,7 @@ async def create_exception(body: ExceptionCreate, session: SessionDep, admin: Ad
     row = ExceptionEntry(kind=body.kind, value=body.value, normalized=normalized)
     session.add(row)
     await session.commit()
+    await config_changed(request, "crm")
     return ExceptionOut.model_validate(row)
 
 
@@ -94,40 +95,12 @@ async def read_exception(entry_id: IdPath, session: SessionDep, admin: AdminPrin
 
 @router.delete("/exceptions/{entry_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["exception list"],
                summary="Remove an exception list entry")
-async def delete_exception(entry_id: IdPath, session: SessionDep, admin: AdminPrincipal) -> Response:
+async def delete_exception(
+    entry_id: IdPath, session: SessionDep, admin: AdminPrincipal, request: Request
+) -> Response:
     """Admins only."""
     row = await get_or_404(session, ExceptionEntry, entry_id, "exception entry")
     await session.delete(row)
     await session.commit()
+    await config_changed(request, "crm")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/sources", response_model=Page[SourceOut], tags=["catalog"], summary="List lead sources")
-async def list_sources(session: SessionDep, page: PageDep, principal: CurrentPrincipal) -> Page[SourceOut]:
-    """Every employee (T6)."""
-    total = await session.scalar(select(func.count()).select_from(Source)) or 0
-    rows = await session.scalars(select(Source).order_by(Source.id).limit(page.limit).offset(page.offset))
-    return Page(items=[SourceOut.model_validate(r) for r in rows], total=total, limit=page.limit,
-                offset=page.offset)
-
-
-@router.get("/sources/{source_id}", response_model=SourceOut, tags=["catalog"], summary="Read a lead source")
-async def read_source(source_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> SourceOut:
-    """Every employee."""
-    return SourceOut.model_validate(await get_or_404(session, Source, source_id, "source"))
-
-
-@router.get("/pipelines", response_model=Page[PipelineOut], tags=["catalog"], summary="List deal pipelines")
-async def list_pipelines(session: SessionDep, page: PageDep, principal: CurrentPrincipal) -> Page[PipelineOut]:
-    """Every employee (T12)."""
-    total = await session.scalar(select(func.count()).select_from(Pipeline)) or 0
-    rows = await session.scalars(select(Pipeline).order_by(Pipeline.id).limit(page.limit).offset(page.offset))
-    return Page(items=[PipelineOut.model_validate(r) for r in rows], total=total, limit=page.limit,
-                offset=page.offset)
-
-
-@router.get("/pipelines/{pipeline_id}", response_model=PipelineOut, tags=["catalog"],
-            summary="Read a deal pipeline")
-async def read_pipeline(pipeline_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> PipelineOut:
-    """Every employee."""
-    return PipelineOut.model_validate(await get_or_404(session, Pipeline, pipeline_id, "pipeline"))

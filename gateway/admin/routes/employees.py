@@ -1,17 +1,26 @@
-"""/employees: admins create and change employees; every employee may read the directory."""
+"""/employees: admins create and change employees; every employee may read the directory.
+
+`sip_secret` is write-only: it becomes digest HA1s (see gateway.admin.sip_credentials) and is never
+returned or logged; the API shows `has_sip_secret`. The SIP user is the extension, so changing the
+extension without sending a new `sip_secret` removes the stored one (its HA1s name the old user).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Any
+
+from fastapi import APIRouter, Request, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin.auth import AdminPrincipal, CurrentPrincipal
+from gateway.admin.config_change import config_changed
 from gateway.admin.deps import IdPath, PageDep, SessionDep
-from gateway.admin.errors import conflict
+from gateway.admin.errors import conflict, invalid
 from gateway.admin.lookup import changes, email_or_422, get_or_404, phone_or_422
 from gateway.admin.schemas.common import Page
 from gateway.admin.schemas.employees import EmployeeCreate, EmployeeOut, EmployeeUpdate, ItemRight
+from gateway.admin.sip_credentials import clear_sip_secret, has_sip_secret, set_sip_secret, sip_realm
 from gateway.storage.models import Employee, EmployeeEmail, EmployeePhone, EmployeeRight
 
 router = APIRouter(prefix="/employees", tags=["employees"])
@@ -24,6 +33,7 @@ def employee_out(employee: Employee) -> EmployeeOut:
         can_manage_numbers=employee.can_manage_numbers, active=employee.active,
         phones=[p.value for p in employee.phones], emails=[e.value for e in employee.emails],
         rights=[ItemRight(item_type=r.item_type, view=r.view, edit=r.edit) for r in employee.rights],
+        has_sip_secret=has_sip_secret(employee), sip_realm=employee.sip_realm if has_sip_secret(employee) else None,
         created_at=employee.created_at,
     )
 
@@ -65,6 +75,21 @@ def _emails(raw: list[str]) -> list[EmployeeEmail]:
     return list(rows.values())
 
 
+def _sip_credentials(request: Request, employee: Employee, patch: dict[str, Any]) -> None:
+    """Apply `sip_secret` (and an extension change) from a create or patch body to `employee`."""
+    extension = patch["extension"] if "extension" in patch else employee.extension
+    if "sip_secret" in patch:
+        if patch["sip_secret"] is None:
+            clear_sip_secret(employee)
+        elif extension is None:
+            raise invalid("sip_secret: the employee has no extension, which is their SIP user; give an "
+                          "extension together with the sip_secret")
+        else:
+            set_sip_secret(employee, extension, sip_realm(request), patch["sip_secret"])
+    elif extension != employee.extension:
+        clear_sip_secret(employee)
+
+
 def _rights(raw: list[ItemRight]) -> list[EmployeeRight]:
     # The last entry for an item type wins, so a list with a repeated type is not a 500.
     by_type = {r.item_type: r for r in raw}
@@ -80,18 +105,23 @@ async def list_employees(session: SessionDep, page: PageDep, principal: CurrentP
 
 
 @router.post("", response_model=EmployeeOut, status_code=status.HTTP_201_CREATED, summary="Create an employee")
-async def create_employee(body: EmployeeCreate, session: SessionDep, admin: AdminPrincipal) -> EmployeeOut:
-    """Admins only."""
+async def create_employee(
+    body: EmployeeCreate, session: SessionDep, admin: AdminPrincipal, request: Request
+) -> EmployeeOut:
+    """Admins only. A `sip_secret` needs an `extension` (422 otherwise)."""
     await _check_extension_free(session, body.extension, None)
     employee = Employee(
-        name=body.name, extension=body.extension, is_admin=body.is_admin,
+        name=body.name, is_admin=body.is_admin,
         can_manage_numbers=body.can_manage_numbers, active=body.active,
         phones=_phones(body.phones, body.default_region), emails=_emails(body.emails),
         rights=_rights(body.rights),
     )
+    _sip_credentials(request, employee, {"extension": body.extension, "sip_secret": body.sip_secret})
+    employee.extension = body.extension
     session.add(employee)
     await session.commit()
     await session.refresh(employee)
+    await config_changed(request, "employees")
     return employee_out(employee)
 
 
@@ -103,9 +133,10 @@ async def read_employee(employee_id: IdPath, session: SessionDep, principal: Cur
 
 @router.patch("/{employee_id}", response_model=EmployeeOut, summary="Change an employee")
 async def update_employee(
-    employee_id: IdPath, body: EmployeeUpdate, session: SessionDep, admin: AdminPrincipal
+    employee_id: IdPath, body: EmployeeUpdate, session: SessionDep, admin: AdminPrincipal, request: Request
 ) -> EmployeeOut:
-    """Admins only. `phones`, `emails` and `rights` replace the whole list when given."""
+    """Admins only. `phones`, `emails` and `rights` replace the whole list when given. A new extension
+    without a new `sip_secret` removes the stored SIP secret (the phones must be given a new one)."""
     employee = await get_or_404(session, Employee, employee_id, "employee")
     patch = changes(body)
     region = patch.pop("default_region", None)
@@ -119,10 +150,12 @@ async def update_employee(
         employee.rights = _rights(body.rights or [])
     if patch.get("is_admin") is False or patch.get("active") is False:
         await _keep_an_admin(session, employee)
+    _sip_credentials(request, employee, patch)
     for name in ("name", "extension", "is_admin", "can_manage_numbers", "active"):
         # null means "unchanged" for the fields that cannot be empty; extension: null removes it.
         if name in patch and (patch[name] is not None or name == "extension"):
             setattr(employee, name, patch[name])
     await session.commit()
     await session.refresh(employee)
+    await config_changed(request, "employees")
     return employee_out(employee)

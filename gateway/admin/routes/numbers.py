@@ -7,24 +7,26 @@ nobody ever reads a trunk password back.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin.auth import CurrentPrincipal, NumberManager, Principal
+from gateway.admin.config_change import config_changed
 from gateway.admin.deps import IdPath, PageDep, SessionDep
-from gateway.admin.errors import conflict
-from gateway.admin.lookup import changes, get_or_404, phone_or_422, referenced
+from gateway.admin.errors import conflict, invalid
+from gateway.admin.lookup import changes, get_or_404, referenced
 from gateway.admin.schemas.common import Page
 from gateway.admin.schemas.numbers import NumberCreate, NumberOut, NumberUpdate
-from gateway.crm_bridge import identity
+from gateway.storage.e164 import number_e164
 from gateway.storage.models import Number, QueueGroup, Source
 
 router = APIRouter(prefix="/numbers", tags=["numbers"])
 
 DEFAULT_SOURCE_CODE = "CALL"
 _PLAIN_FIELDS = ("kind", "number", "default_region", "name", "trunk_port", "unknown_caller_action",
-                 "create_for", "route_known_to_responsible", "change_responsible_on_transfer")
+                 "create_for", "route_known_to_responsible", "responsible_ring_time_s",
+                 "change_responsible_on_transfer")
 _NULLABLE_FIELDS = ("queue_group_id", "source_id", "trunk_host", "trunk_username", "trunk_password")
 
 
@@ -33,25 +35,35 @@ def number_out(row: Number, principal: Principal) -> NumberOut:
     settings (host, port, username, that flag) only for admins and number managers (T2)."""
     trunk = principal.may_manage_numbers
     return NumberOut(
-        id=row.id, kind=row.kind, number=row.number, name=row.name, default_region=row.default_region,
+        id=row.id, kind=row.kind, number=row.number, e164=row.e164, name=row.name, default_region=row.default_region,
         queue_group_id=row.queue_group_id,
         trunk_host=row.trunk_host if trunk else None, trunk_port=row.trunk_port if trunk else None,
         trunk_username=row.trunk_username if trunk else None,
         has_trunk_password=bool(row.trunk_password) if trunk else None,
         unknown_caller_action=row.unknown_caller_action, create_for=row.create_for,
         source_id=row.source_id, route_known_to_responsible=row.route_known_to_responsible,
+        responsible_ring_time_s=row.responsible_ring_time_s,
         change_responsible_on_transfer=row.change_responsible_on_transfer,
         created_at=row.created_at, updated_at=row.updated_at,
     )
 
 
-async def _check_unique(session: AsyncSession, did: str, region: str, number_id: int | None) -> None:
+def e164_or_422(did: str, region: str) -> str:
+    """The DID in E.164, or 422 saying it is not a valid phone number in `region`."""
+    e164 = number_e164(did, region)
+    if e164 is None:
+        raise invalid(f"number: {did!r} is not a valid phone number in region {region}; write it in "
+                      "international form (+country code) or in that region's national form")
+    return e164
+
+
+async def _unique_e164(session: AsyncSession, did: str, region: str, number_id: int | None) -> str:
     """One DID, one number: compared in E.164 so '+33 1 84 88 00 00' and '01 84 88 00 00' clash (C3)."""
-    wanted = phone_or_422(did, region, "number")
-    rows = await session.execute(select(Number.id, Number.number, Number.default_region))
-    for other_id, other, other_region in rows:
-        if other_id != number_id and identity.normalize_phone(other, other_region) == wanted:
-            raise conflict(f"number {did!r} is already configured as number {other_id} ({other!r})")
+    e164 = e164_or_422(did, region)
+    other = (await session.execute(select(Number.id, Number.number).where(Number.e164 == e164))).first()
+    if other is not None and other.id != number_id:
+        raise conflict(f"number {did!r} is already configured as number {other.id} ({other.number!r})")
+    return e164
 
 
 async def _default_source_id(session: AsyncSession) -> int | None:
@@ -74,10 +86,13 @@ async def list_numbers(session: SessionDep, page: PageDep, principal: CurrentPri
 
 
 @router.post("", response_model=NumberOut, status_code=status.HTTP_201_CREATED, summary="Create a number")
-async def create_number(body: NumberCreate, session: SessionDep, manager: NumberManager) -> NumberOut:
-    """Admins and holders of the manage-numbers right (T2)."""
+async def create_number(
+    body: NumberCreate, session: SessionDep, manager: NumberManager, request: Request
+) -> NumberOut:
+    """Admins and holders of the manage-numbers right (T2). 422 when `number` is not a valid phone
+    number read in `default_region`; 409 when it is already configured (in any spelling)."""
     data = body.model_dump()
-    await _check_unique(session, body.number, body.default_region, None)
+    data["e164"] = await _unique_e164(session, body.number, body.default_region, None)
     await _check_references(session, data)
     if data["source_id"] is None:
         data["source_id"] = await _default_source_id(session)
@@ -85,6 +100,7 @@ async def create_number(body: NumberCreate, session: SessionDep, manager: Number
     session.add(row)
     await session.commit()
     await session.refresh(row)
+    await config_changed(request, "numbers")
     return number_out(row, manager)
 
 
@@ -97,16 +113,17 @@ async def read_number(number_id: IdPath, session: SessionDep, principal: Current
 
 @router.patch("/{number_id}", response_model=NumberOut, summary="Change a number's settings")
 async def update_number(
-    number_id: IdPath, body: NumberUpdate, session: SessionDep, manager: NumberManager
+    number_id: IdPath, body: NumberUpdate, session: SessionDep, manager: NumberManager, request: Request
 ) -> NumberOut:
-    """Admins and holders of the manage-numbers right (T2). Omitted fields keep their value."""
+    """Admins and holders of the manage-numbers right (T2). Omitted fields keep their value; a new
+    `number` or `default_region` gives the number a new `e164`."""
     row = await get_or_404(session, Number, number_id, "number")
     patch = changes(body)
     await _check_references(session, patch)
     did = patch.get("number") or row.number
     region = patch.get("default_region") or row.default_region
     if "number" in patch or "default_region" in patch:
-        await _check_unique(session, did, region, row.id)
+        row.e164 = await _unique_e164(session, did, region, row.id)
     for name in _NULLABLE_FIELDS:
         if name in patch:  # null removes the value
             setattr(row, name, patch[name])
@@ -115,14 +132,18 @@ async def update_number(
             setattr(row, name, patch[name])
     await session.commit()
     await session.refresh(row)
+    await config_changed(request, "numbers")
     return number_out(row, manager)
 
 
 @router.delete("/{number_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a number")
-async def delete_number(number_id: IdPath, session: SessionDep, manager: NumberManager) -> Response:
-    """Admins and holders of the manage-numbers right (T2)."""
+async def delete_number(
+    number_id: IdPath, session: SessionDep, manager: NumberManager, request: Request
+) -> Response:
+    """Admins and holders of the manage-numbers right (T2). The number's calls stay in the call log."""
     row = await get_or_404(session, Number, number_id, "number")
     await session.delete(row)
     await session.commit()
+    await config_changed(request, "numbers")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

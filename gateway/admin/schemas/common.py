@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from gateway.admin.deps import MAX_ID
 
 
-def _printable(value: str) -> str:
+def printable(value: str) -> str:
     # PostgreSQL text cannot hold NUL, and control characters in names only ever come from mistakes.
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValueError("must not contain control characters (tabs, newlines, NUL, ...)")
@@ -27,14 +27,15 @@ def _region(value: str) -> str:
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                 AfterValidator(_printable)]
+                 AfterValidator(printable)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
-                      AfterValidator(_printable)]
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_printable)]
+                      AfterValidator(printable)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(printable)]
 Region = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_region),
                    Field(description="ISO 3166 alpha-2 country code used to read national phone numbers",
                          examples=["FR"])]
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+RingTime = Annotated[int, Field(ge=5, le=600, description="seconds one offer rings (5 to 600)", examples=[20])]
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from gateway.admin.schemas.common import Out, Region, RowId, ShortText, Strict
+from gateway.admin.schemas.common import Name, Out, Region, RowId, ShortText, Strict
 
 CrmMode = Literal["classic", "simple"]
 DealCreationMode = Literal["contact", "company"]
@@ -64,6 +64,41 @@ class SourceOut(Out):
     code: str
     name: str
     standard: bool
+
+
+SourceCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=32,
+                                              pattern=r"^[A-Za-z0-9_]+$"),
+                       Field(description="short unique code: letters, digits and _ (stored upper-case)",
+                             examples=["FAIR"])]
+
+
+class SourceCreate(Strict):
+    """A custom lead source (T6)."""
+
+    code: SourceCode
+    name: Name
+
+
+class SourceUpdate(Strict):
+    """A partial change; a standard source keeps its code (the gateway refers to it), its name may change."""
+
+    code: SourceCode | None = None
+    name: Name | None = None
+
+
+class PipelineCreate(Strict):
+    """A deal pipeline (T12); `is_default: true` makes it the one default (the previous one stops being it)."""
+
+    name: Name
+    is_default: bool = False
+
+
+class PipelineUpdate(Strict):
+    """A partial change; `is_default: true` moves the default here. To stop being the default, make
+    another pipeline the default."""
+
+    name: Name | None = None
+    is_default: bool | None = None
 
 
 class PipelineOut(Out):

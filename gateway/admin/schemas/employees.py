@@ -5,14 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from gateway.admin.schemas.common import Name, Out, Region, ShortText, Strict
+from gateway.admin.schemas.common import Name, Out, Region, ShortText, Strict, printable
 
 ItemType = Literal["lead", "contact", "company", "deal"]
 Scope = Literal["none", "own", "all"]
 Extension = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,8}$"),
                       Field(description="internal extension: 2 to 8 digits", examples=["101"])]
+SipSecret = Annotated[
+    str, StringConstraints(min_length=8, max_length=128), AfterValidator(printable),
+    Field(description="write-only: the password the employee's phones register with (user: the extension); "
+                      "stored only as digest HA1s, never returned. null removes it. Changing the extension "
+                      "without a new sip_secret removes it too (the HA1s include the user)"),
+]
 PhoneList = Annotated[list[ShortText], Field(max_length=20)]
 EmailList = Annotated[list[ShortText], Field(max_length=20)]
 
@@ -41,6 +47,7 @@ class EmployeeCreate(Strict):
     rights: RightList = []
     default_region: Region | None = Field(
         default=None, description="region for phones written without +country code; omit for E.164 only")
+    sip_secret: SipSecret | None = None
 
 
 class EmployeeUpdate(Strict):
@@ -55,6 +62,7 @@ class EmployeeUpdate(Strict):
     emails: EmailList | None = None
     rights: RightList | None = None
     default_region: Region | None = None
+    sip_secret: SipSecret | None = None
 
 
 class EmployeeOut(Out):
@@ -69,4 +77,6 @@ class EmployeeOut(Out):
     phones: list[str]
     emails: list[str]
     rights: list[ItemRight]
+    has_sip_secret: bool = Field(description="whether the employee's phones can register (a SIP secret is set)")
+    sip_realm: str | None = Field(description="the digest realm the stored SIP secret was set for")
     created_at: datetime

@@ -11,14 +11,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from gateway.admin.schemas.common import Name, Out, Region, RowId, Secret, Strict
+from gateway.admin.schemas.common import Name, Out, Region, RingTime, RowId, Secret, Strict
 
 NumberKind = Literal["rented", "sip_pbx"]
 UnknownCallerAction = Literal["auto_lead", "offer_in_card"]
 CreateFor = Literal["incoming", "outgoing", "all"]
 Did = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32,
                                        pattern=r"^\+?[0-9 ().\-]+$"),
-                Field(description="the DID as written by the admin; must be a valid number in default_region",
+                Field(description="the DID as written by the admin; must be a valid phone number read in "
+                                  "default_region (its E.164 form is what calls are matched by)",
                       examples=["+33 1 84 88 00 00"])]
 Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255,
                                         pattern=r"^[A-Za-z0-9.\-:\[\]]+$"),
@@ -43,6 +44,8 @@ class NumberCreate(Strict):
     create_for: CreateFor = "incoming"
     source_id: RowId | None = Field(default=None, description="lead source (T6); default: CALL")
     route_known_to_responsible: bool = False
+    responsible_ring_time_s: RingTime = Field(
+        default=20, description="R1/T7: how long a known caller's responsible rings alone before the queue group")
     change_responsible_on_transfer: bool = False
 
 
@@ -62,6 +65,7 @@ class NumberUpdate(Strict):
     create_for: CreateFor | None = None
     source_id: RowId | None = None
     route_known_to_responsible: bool | None = None
+    responsible_ring_time_s: RingTime | None = None
     change_responsible_on_transfer: bool | None = None
 
 
@@ -72,6 +76,7 @@ class NumberOut(Out):
     id: int
     kind: str
     number: str
+    e164: str = Field(description="the number in E.164, computed from number and default_region")
     name: str
     default_region: str
     queue_group_id: int | None
@@ -83,6 +88,7 @@ class NumberOut(Out):
     create_for: str
     source_id: int | None
     route_known_to_responsible: bool
+    responsible_ring_time_s: int
     change_responsible_on_transfer: bool
     created_at: datetime
     updated_at: datetime | None

@@ -5,6 +5,7 @@ Importing this package registers every model on `gateway.storage.base.metadata`.
 
 from gateway.storage.base import Base, metadata, utcnow
 from gateway.storage.models.activity import Activity, ActivityBinding, TimelineEntry
+from gateway.storage.models.calls import Call
 from gateway.storage.models.crm import (
     Company,
     CompanyContact,
@@ -19,6 +20,7 @@ from gateway.storage.models.enums import (
     ActivityDirection,
     ActivityKind,
     AnyAddressCreates,
+    CallOutcome,
     CreateFor,
     CrmMode,
     DealCreationMode,
@@ -26,9 +28,11 @@ from gateway.storage.models.enums import (
     ExceptionKind,
     ItemType,
     LeadStatus,
+    NoAnswerAction,
     NumberKind,
     OutboxStatus,
     PartyItemType,
+    QueueStrategy,
     RightLevel,
     UnknownCallerAction,
 )
@@ -47,10 +51,11 @@ from gateway.storage.models.mail import (
 from gateway.storage.models.registrations import RegistrarBinding
 from gateway.storage.models.reliability import Decision, IdempotencyKey, OutboxEntry
 from gateway.storage.models.settings import CRM_SETTINGS_ID, CrmSettings, ExceptionEntry, Pipeline, Source
-from gateway.storage.models.telephony import Number, QueueGroup, QueueMember
+from gateway.storage.models.telephony import DEFAULT_RING_TIME_S, Number, QueueGroup, QueueMember
 
 __all__ = [
     "CRM_SETTINGS_ID",
+    "DEFAULT_RING_TIME_S",
     "Activity",
     "ActivityBinding",
     "ActivityDirection",
@@ -58,6 +63,8 @@ __all__ = [
     "AnyAddressCreates",
     "ApiToken",
     "Base",
+    "Call",
+    "CallOutcome",
     "Company",
     "CompanyContact",
     "Contact",
@@ -87,6 +94,7 @@ __all__ = [
     "Mailbox",
     "MailboxAccess",
     "MailboxState",
+    "NoAnswerAction",
     "Number",
     "NumberKind",
     "OutboxEntry",
@@ -96,6 +104,7 @@ __all__ = [
     "Pipeline",
     "QueueGroup",
     "QueueMember",
+    "QueueStrategy",
     "RegistrarBinding",
     "RightLevel",
     "SmtpStatus",

@@ -12,7 +12,12 @@ from gateway.storage.models.enums import ItemType, RightLevel
 
 
 class Employee(Base):
-    """A person who takes calls and owns CRM items; `extension` is their internal SIP number."""
+    """A person who takes calls and owns CRM items; `extension` is their internal SIP number and the
+    user name their phones register with.
+
+    The SIP secret itself is never stored: only its digest HA1s, H(extension:realm:secret) in MD5 and
+    SHA-256 (hex), with the realm they were computed for. They are secrets too: never log or return them.
+    """
 
     __tablename__ = "employees"
 
@@ -22,6 +27,9 @@ class Employee(Base):
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     can_manage_numbers: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    sip_realm: Mapped[str | None] = mapped_column(sa.String(255))
+    sip_ha1_md5: Mapped[str | None] = mapped_column(sa.String(32))
+    sip_ha1_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     # Small collections needed whenever an employee is shown or checked: loaded eagerly so async

@@ -72,3 +72,30 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+
+
+class QueueStrategy(StrEnum):
+    """SPEC R2: how a queue group rings its members."""
+
+    IN_ORDER = "in_order"
+    EVENLY = "evenly"
+    EVERYBODY = "everybody"
+
+
+class NoAnswerAction(StrEnum):
+    """SPEC R3: what a queue group's no-answer chain does when no member answered."""
+
+    HANGUP = "hangup"
+    QUEUE_GROUP = "queue_group"
+    EMPLOYEE = "employee"
+    OUTSIDE_NUMBER = "outside_number"
+
+
+class CallOutcome(StrEnum):
+    """SPEC R7: how a call in the call log ended (`ringing` while it has not)."""
+
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    MISSED = "missed"
+    REJECTED = "rejected"
+    FAILED = "failed"

@@ -1,0 +1,88 @@
+"""Writing the call log (SPEC R7): one row per call, keyed by its CRM interaction key "call:<Call-ID>".
+
+Every function may be called twice with the same arguments (a retransmitted INVITE, a duplicated BYE, a
+retried observer task) and changes the row once: the start is an INSERT ... ON CONFLICT DO NOTHING; an
+answer, an end or a CRM outcome is written only while the row has none yet (the first one stands); an
+offer to an employee already offered adds nothing. A call that was never started (no row for the key)
+is left alone: those functions create nothing and return False. The caller commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.storage.base import check_choice
+from gateway.storage.models.calls import Call
+from gateway.storage.models.enums import CallOutcome
+from gateway.vocabulary import Direction
+
+FINAL_OUTCOMES = frozenset(CallOutcome) - {CallOutcome.RINGING}
+
+
+async def record_start(
+    session: AsyncSession, *, key: str, call_id: str, direction: str, number_id: int | None, number: str,
+    party_raw: str, party_e164: str | None, started_at: datetime, routing: dict[str, Any],
+) -> None:
+    """Log a call's start (outcome 'ringing'); a second start for the same key changes nothing."""
+    values = {
+        "interaction_key": key, "call_id": call_id,
+        "direction": check_choice(Direction, "direction", direction),
+        "number_id": number_id, "number": number, "party_raw": party_raw, "party_e164": party_e164,
+        "started_at": started_at, "offered_ids": [], "outcome": CallOutcome.RINGING.value, "routing": routing,
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    await session.execute(insert(Call).values(**values).on_conflict_do_nothing(index_elements=["interaction_key"]))
+
+
+async def record_offer(session: AsyncSession, key: str, employee_id: int) -> bool:
+    """Add `employee_id` to the employees the call was offered to (once). False: no such call."""
+    # FOR UPDATE: two offers of one call at once (R2 'everybody') must not overwrite each other's list.
+    row = (await session.execute(
+        sa.select(Call.id, Call.offered_ids).where(Call.interaction_key == key).with_for_update()
+    )).first()
+    if row is None:
+        return False
+    offered = list(row.offered_ids or [])
+    if employee_id not in offered:
+        await session.execute(sa.update(Call).where(Call.id == row.id).values(offered_ids=[*offered, employee_id]))
+    return True
+
+
+async def record_answer(session: AsyncSession, key: str, *, answered_at: datetime, employee_id: int | None) -> bool:
+    """Log who answered and when (the first answer stands; an answer after the end is ignored).
+    False: no such call."""
+    return await _set_once(session, key, (Call.answered_at, Call.ended_at), {
+        "answered_at": answered_at, "answered_by_id": employee_id, "outcome": CallOutcome.ANSWERED.value,
+    })
+
+
+async def record_end(session: AsyncSession, key: str, *, ended_at: datetime, outcome: str, status: int | None) -> bool:
+    """Log the call's end: `outcome` ('answered', 'missed', 'rejected' or 'failed') and the final SIP
+    `status` the caller got (the first end stands). False: no such call."""
+    if outcome not in FINAL_OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(sorted(FINAL_OUTCOMES))}; got {outcome!r}")
+    return await _set_once(session, key, (Call.ended_at,), {"ended_at": ended_at, "outcome": outcome, "status": status})
+
+
+async def record_crm(session: AsyncSession, key: str, crm: dict[str, Any]) -> bool:
+    """Log the call's CRM outcome ({action, rule_ids, notes, responsible_id}; the first stands).
+    False: no such call."""
+    return await _set_once(session, key, (Call.crm,), {"crm": crm})
+
+
+async def _set_once(
+    session: AsyncSession, key: str, unset: tuple[Any, ...], values: dict[str, Any]
+) -> bool:
+    """Write `values` on the call `key` while its `unset` columns are NULL; True when the call exists."""
+    result = await session.execute(
+        sa.update(Call).where(Call.interaction_key == key, *(column.is_(None) for column in unset)).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        return True
+    return await session.scalar(sa.select(Call.id).where(Call.interaction_key == key)) is not None
