@@ -9,24 +9,27 @@ enqueues; the :class:`~gateway.crm_bridge.outbox.OutboxWorker` writes later (C4)
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.crm_bridge import outbox
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.identity import normalize_phone
+from gateway.crm_bridge.interactions import (
+    crm_mode_settings,
+    inactive_employees,
+    interaction_key,
+    store_decision,
+    stored_plan,
+)
 from gateway.crm_bridge.linking import (
     Action,
     Channel,
     ChannelSettings,
-    CrmModeSettings,
     Direction,
     Interaction,
     LinkPlan,
@@ -38,17 +41,10 @@ from gateway.crm_bridge.rights import Access, Actor, require_right
 from gateway.crm_bridge.service import CALL_ENDED, LINK_PLAN, TRANSFER, PlanContext, created_by
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.storage.models import (
-    CRM_SETTINGS_ID,
-    CrmSettings,
-    Decision,
-    Employee,
     Number,
     OutboxEntry,
     QueueMember,
 )
-
-#: The longest interaction key the decisions and outbox_entries columns hold.
-MAX_KEY_LENGTH = 255
 
 #: The interaction key a simulation uses: never stored, so it cannot collide with a real call.
 SIMULATION_KEY = "call:simulation"
@@ -72,28 +68,30 @@ class CallDecision:
 
 
 def call_key(call_id: str) -> str:
-    """The interaction key of a call (SPEC C2: idempotency is per SIP Call-ID).
-
-    A Call-ID too long for the key columns is keyed by its SHA-256 instead (still one key per Call-ID).
-    """
-    if not call_id or not call_id.strip():
-        raise ValueError("a call needs its SIP Call-ID to be linked to the CRM")
-    key = f"call:{call_id.strip()}"
-    if len(key) <= MAX_KEY_LENGTH:
-        return key
-    # RFC 3261 §25.1 bounds no Call-ID's length; the interaction_key columns hold 255 characters.
-    return "call:sha256:" + hashlib.sha256(call_id.strip().encode("utf-8", "surrogatepass")).hexdigest()
+    """The interaction key of a call (SPEC C2: idempotency is per SIP Call-ID; RFC 3261 §25.1 bounds no
+    Call-ID's length, so a long one is keyed by its SHA-256)."""
+    return interaction_key(Channel.CALL, call_id)
 
 
 async def find_number(session: AsyncSession, number: str) -> Number:
-    """The gateway number written ``number`` (as the admin wrote it, or any form with the same E.164)."""
-    found = await session.scalar(sa.select(Number).where(Number.number == number.strip()))
+    """The gateway number written ``number`` (as the admin wrote it, or any form with the same E.164).
+
+    One indexed query on ``numbers.e164`` for an international form; a national form is read in each
+    region the numbers are in (a handful), still one query for all the candidate forms.
+    """
+    text = number.strip()
+    candidates = {text}
+    international = normalize_phone(text, "")
+    if international is not None:
+        candidates.add(international)
+    else:
+        regions = (await session.scalars(sa.select(Number.default_region).distinct())).all()
+        candidates.update(form for region in regions if (form := normalize_phone(text, region)) is not None)
+    found = await session.scalar(
+        sa.select(Number).where(sa.or_(Number.e164.in_(candidates), Number.number == text)).order_by(Number.id)
+    )
     if found is not None:
         return found
-    for candidate in (await session.scalars(sa.select(Number).order_by(Number.id))).all():
-        wanted = normalize_phone(number, candidate.default_region)
-        if wanted is not None and wanted == normalize_phone(candidate.number, candidate.default_region):
-            return candidate
     raise UnknownNumber(f"{number!r} is not one of the gateway's numbers: add it under /numbers first")
 
 
@@ -115,34 +113,6 @@ async def channel_settings(session: AsyncSession, number: Number) -> ChannelSett
         queue_member_ids=members,
         route_known_to_responsible=number.route_known_to_responsible,
         change_responsible_on_transfer=number.change_responsible_on_transfer,
-    )
-
-
-async def inactive_employees(session: AsyncSession, employee_ids: Iterable[int | None]) -> frozenset[int]:
-    """Which of `employee_ids` are deactivated (T10: never made responsible); one query, none when empty.
-
-    An id with no employee row counts as inactive too: nobody can take a call or own an item for it.
-    """
-    wanted = {employee_id for employee_id in employee_ids if employee_id is not None}
-    if not wanted:
-        return frozenset()
-    active = await session.scalars(
-        sa.select(Employee.id).where(Employee.id.in_(wanted), Employee.active.is_(True))
-    )
-    return frozenset(wanted - set(active.all()))
-
-
-async def crm_mode_settings(session: AsyncSession) -> CrmModeSettings:
-    """The CRM-wide settings (T3, T12, M11); defaults when the seeded row is missing."""
-    row = await session.get(CrmSettings, CRM_SETTINGS_ID)
-    if row is None:
-        return CrmModeSettings()
-    return CrmModeSettings(
-        mode=row.mode,
-        deal_pipeline_id=row.deal_pipeline_id,
-        deal_creation_mode=row.deal_creation_mode,
-        repeat_sales=row.repeat_sales,
-        legacy_lead_mode=row.legacy_lead_mode,
     )
 
 
@@ -225,7 +195,7 @@ async def plan_call(
         )
     elif decided.context.occurred_at is None:
         decided = replace(decided, context=replace(decided.context, occurred_at=now))
-    if not await _insert_decision(session, key, decided.plan, now):
+    if not await store_decision(session, key, Channel.CALL, decided.plan, now):
         # Another task or node decided this Call-ID meanwhile (a retransmission raced us): theirs stands.
         winner = await stored_plan(session, key)
         assert winner is not None
@@ -233,25 +203,6 @@ async def plan_call(
     if decided.plan.create or decided.plan.record_activity:
         await outbox.apply_plan(session, decided.plan, decided.context, now=now)
     return decided.plan
-
-
-async def _insert_decision(session: AsyncSession, key: str, plan: LinkPlan, now: datetime) -> bool:
-    """Store the Decision unless one exists for ``key``; True when this call stored it.
-
-    ON CONFLICT DO NOTHING rather than a failing INSERT: on PostgreSQL a concurrent insert of the same key
-    waits for the other transaction and then does nothing, so both callers end with the same plan.
-    """
-    values = {
-        "interaction_key": key,
-        "channel": Channel.CALL.value,
-        "plan": plan.to_dict(),
-        "created_at": now,
-    }
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = await session.execute(
-        insert(Decision).values(**values).on_conflict_do_nothing(index_elements=["interaction_key"])
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def _card_item_types(session: AsyncSession, key: str) -> set[str]:
@@ -280,12 +231,6 @@ async def _call_end_queued(session: AsyncSession, key: str) -> dict[str, Any] | 
         .order_by(OutboxEntry.seq.desc())
         .limit(1)
     )
-
-
-async def stored_plan(session: AsyncSession, interaction_key: str) -> LinkPlan | None:
-    """The plan stored for an interaction (``GET /decisions/{interaction}``), or None."""
-    stored = await session.get(Decision, interaction_key)
-    return LinkPlan.from_dict(stored.plan) if stored is not None else None
 
 
 async def simulate_call(

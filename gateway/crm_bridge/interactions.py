@@ -5,15 +5,10 @@ the CRM-wide settings and the deactivated employees every Interaction needs, the
 :func:`decide_and_record`, which runs the linking engine once per key, stores the Decision and queues
 the writes in the caller's transaction.
 
-Replaces, in :mod:`gateway.crm_bridge.call_hooks` (the lead switches calls over):
-
-- ``call_hooks.MAX_KEY_LENGTH``            → :data:`MAX_KEY_LENGTH`
-- ``call_hooks.call_key`` (its body)        → :func:`interaction_key` (``interaction_key("call", call_id)``)
-- ``call_hooks.inactive_employees``         → :func:`inactive_employees`
-- ``call_hooks.crm_mode_settings``          → :func:`crm_mode_settings`
-- ``call_hooks.stored_plan``                → :func:`stored_plan`
-- ``call_hooks._insert_decision`` (channel hard-coded to ``call``) → :func:`store_decision`
-- the tail of ``call_hooks.plan_call`` (stored? decide, store, enqueue) → :func:`decide_and_record`
+`gateway.crm_bridge.call_hooks` (calls) and `mail_bridge.linking` (mail) both build on it. A call's
+plan may have been decided already by the router inside its routing budget, so `call_hooks.plan_call`
+stores that decision with :func:`store_decision` rather than deciding again through
+:func:`decide_and_record`.
 """
 
 from __future__ import annotations
