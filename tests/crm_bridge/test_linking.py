@@ -345,3 +345,17 @@ def test_m8_mail_from_a_client_whose_manager_is_not_in_the_queue_makes_a_new_lea
     assert option_off.action == Action.ATTACH
     a_call = decide(call(channel=Channel.CALL, items=client, route_known_to_responsible=True))
     assert a_call.action == Action.ATTACH
+
+
+@pytest.mark.parametrize("action", ["auto_lead", "offer_in_card"])
+def test_r6_caller_without_a_usable_number_never_creates_a_lead(action: str) -> None:
+    interaction = replace(call(unknown_caller_action=action), party_phone=None)
+    plan = decide(interaction)
+    assert (plan.action, plan.create, plan.record_activity) == (Action.RECORD_ONLY, (), False)
+    assert plan.rule_ids == ("R6",)
+    assert "never a new item" in plan.notes[0]
+
+
+def test_r6_in_simple_mode_no_deal_either() -> None:
+    plan = decide(replace(call(mode="simple"), party_phone=None))
+    assert plan.action == Action.RECORD_ONLY and plan.rule_ids == ("R6",)

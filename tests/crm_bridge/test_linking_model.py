@@ -41,7 +41,8 @@ def rules_named(lines: list[str]) -> set[str]:
 def test_c1_steps_run_in_the_order_the_module_documents() -> None:
     names = [step.__name__ for step in STEPS]
     assert names == [
-        "screen_employee", "screen_exception", "integration_gate", "reply_to_thread", "known_party", "creation_gate"
+        "screen_employee", "screen_exception", "integration_gate", "reply_to_thread", "known_party", "creation_gate",
+        "unusable_party",
     ]
     doc = engine.__doc__ or ""
     positions = [doc.index(name) for name in [*names, "create_for_new"]]

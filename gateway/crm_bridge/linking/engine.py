@@ -28,7 +28,10 @@ Step order (SPEC rule ids in brackets):
                      [M1] the mailbox creates no items for new senders (a manual save passes); [T5]
                      the number does not create items for this direction. There is no item to hold an
                      activity, so none is recorded; the call stays in the gateway's call log.
-7. create_for_new    [T3] classic: [T4a] auto_lead → CREATE_LEAD, [T4b] offer_in_card → OFFER_IN_CARD
+7. unusable_party    [R6] the party has no usable number or address (anonymous, withheld,
+                     unparseable) → RECORD_ONLY: an item made for it could never be matched again, so
+                     none is created, whatever T4/T12 say; the call log and the call card still show it.
+8. create_for_new    [T3] classic: [T4a] auto_lead → CREATE_LEAD, [T4b] offer_in_card → OFFER_IN_CARD
                      (nothing created until the employee acts in the call card); simple: [T12]
                      CREATE_DEAL in the configured pipeline (None → the default pipeline, resolved by
                      the CRM service) with a contact or a company. Created items carry the number's
@@ -255,6 +258,14 @@ def creation_gate(interaction: Interaction) -> LinkPlan | None:
     return None
 
 
+def unusable_party(interaction: Interaction) -> LinkPlan | None:
+    """R6: nothing is created for a party nobody could ever match again."""
+    if interaction.party_phone is not None or interaction.party_email is not None:
+        return None
+    note = "the party has no usable number or address (anonymous, withheld or unparseable): never a new item"
+    return LinkPlan(interaction.key, Action.RECORD_ONLY, rule_ids=("R6",), notes=(note,))
+
+
 def _creates_for(create_for: str, direction: Direction) -> bool:
     if create_for == CreateFor.ALL:
         return True
@@ -331,6 +342,7 @@ STEPS: tuple[Step, ...] = (
     reply_to_thread,
     known_party,
     creation_gate,
+    unusable_party,
 )
 
 

@@ -72,6 +72,8 @@ _RULES: dict[str, Callable[[LinkPlan], str]] = {
     "M12": lambda p: f"a reply → bound to the items of the mail it answers: {_items(p)}",
     "M8": lambda p: "the client's responsible is not in the mailbox's queue → new item for a queue member",
     "M11": _m11,
+    "R6": lambda p: "the party has no usable number or address → nothing created (it could never be matched "
+    "again); the call stays in the call log",
 }
 
 
