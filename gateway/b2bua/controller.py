@@ -7,16 +7,15 @@ does); it finds the call an event belongs to, or answers requests addressed to t
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from gateway.b2bua import propagation
 from gateway.b2bua.call import Branch, Call, Relay
 from gateway.b2bua.call_context import Destination
-from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE, registration_flow
-from gateway.b2bua.leg import Leg, contact_target, uri_target
+from gateway.b2bua.destinations import Destinations
+from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE
+from gateway.b2bua.leg import Leg, contact_target
 from gateway.b2bua.observer import CallObserver
 from gateway.b2bua.route_request import read_route_request
 from gateway.b2bua.session_timer import IntervalTooSmall, SessionTimerPolicy, interval_too_small, read_offer
@@ -37,10 +36,8 @@ from gateway.sip.events import (
 )
 from gateway.sip.message import Request, Response, make_response
 from gateway.sip.timers import TimerHandle, TimerQueue
-from gateway.sip.uri import SipUri, parse_uri
 
 log = logging.getLogger(__name__)
-_PLAIN_USER = re.compile(r"[A-Za-z0-9.+_-]+")
 # Option tags (§19.2) the gateway implements; a request that requires any other gets 420 (§8.2.2.3).
 # "timer": RFC 4028 session timers, relayed end to end and watched (see `session_timer`).
 SUPPORTED: frozenset[str] = frozenset({"timer"})
@@ -120,7 +117,7 @@ class B2bua:
         self._invites: dict[object, Call] = {}
         # §8.2.2.2: initial INVITEs by (Call-ID, From tag, CSeq), to spot the same request on a new branch.
         self._merged: dict[tuple[str, str, int], Call] = {}
-        self._targets: dict[str, tuple[SipUri, str, Target]] = {}
+        self.destinations = Destinations(registrar.store, nat_contacts, connected)
         # Answered calls per employee (SPEC R3: a member already on a call is skipped).
         self._engaged: dict[int, int] = {}
         self._actions: dict[type, Callable[[Any, float], None]] = {
@@ -334,28 +331,7 @@ class B2bua:
         return self.port.new_call_id()
 
     def resolve(self, target: str, callee: str) -> Destination:
-        cached = self._targets.get(target)
-        if cached is None:
-            uri = parse_uri(target)
-            transport = (uri.params.get("transport") or "udp").lower()
-            cached = (uri, transport, uri_target(target, transport))
-            if len(self._targets) < 10_000:
-                self._targets[target] = cached
-        uri, transport, hop = cached
-        binding = self.registrar.store.get(callee, target) if callee else None
-        if binding is not None:
-            # A registered Contact is the Request-URI as it is (§10.3, §16.5); only the hop may change.
-            flow = registration_flow(binding.source, hop, self.nat_contacts, self.connected)
-            if flow is not None:
-                return Destination(target, flow[0], flow, hop[1])
-            return Destination(target, transport, hop)
-        if uri.user is not None or not callee:
-            return Destination(target, transport, hop)
-        if _PLAIN_USER.fullmatch(callee):
-            # A trunk target keeps the dialled number: "sip:host:port" becomes "sip:number@host:port".
-            return Destination(f"{uri.scheme}:{callee}@{target.split(':', 1)[1]}", transport, hop)
-        with_user = replace(uri, user=callee)
-        return Destination(with_user.to_str(), transport, hop)
+        return self.destinations.resolve(target, callee)
 
     def flow_open(self, target: Target) -> bool:
         return self.connected(target)
