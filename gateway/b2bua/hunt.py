@@ -6,6 +6,10 @@ to the caller), `answered` (the first usable 2xx: the other legs of the step wer
 own leg B, bounds each leg with Timer C and the step with its ring time, and settles what arrives
 from legs it gave up: their failures are absorbed, a 2xx is ACKed and ended with a BYE (§13.2.2.4).
 
+Every leg's provisionals reach the caller, all under the one To tag of leg A (the caller sees one
+early dialog whichever phone rings); the caller's early UPDATE/INFO go to the first leg that made an
+early dialog (the owner's choice, see `Call.early`).
+
 Which status the caller hears when a step fails (RFC 3261 §16.7 step 6, on the statuses after
 `propagation`'s failure table, gateway-local 408/503 unmapped): a 6xx, else the callee's own 4xx
 (486, 404, 603...), else 480, else 408, else 5xx; the first received among equals. It is chosen
@@ -150,8 +154,8 @@ class Hunt:
         while self.step < len(self.steps):
             step = self.steps[self.step]
             self.step += 1
-            self.ringing = []
-            self.failures = []
+            self.ringing.clear()
+            self.failures.clear()
             for target in step.targets:
                 self._offer(target, now)
             if self.ringing:

@@ -214,5 +214,24 @@ def test_caller_cancelling_a_ring_all_cancels_every_leg(net: Network, gw) -> Non
     assert recorder.kinds() == ["CallOffered", "CallFailed"] and no_state_left(b2bua)
 
 
+def test_timer_c_bounds_each_leg_of_a_ring_all_step(net: Network, gw) -> None:
+    b2bua, _, router, (alice, bob, carol, _) = gw
+    router.decision = steps(((phone(BOB, 5062), phone(CAROL, 5063)), None))
+    alice.call("100")
+    bob.answer(180)
+    net.advance(100)
+    carol.answer(180)  # carol's Timer C starts 100 s after bob's
+    net.advance(85)
+    assert len(bob.cancels()) == 1 and carol.cancels() == []
+    reject_cancelled(bob, net)
+    assert alice.finals() == []  # bob's 487 after Timer C is a 408; carol still rings
+    net.advance(100)
+    assert len(carol.cancels()) == 1
+    reject_cancelled(carol, net)
+    assert alice.finals() == [408]
+    net.advance(40)
+    assert no_state_left(b2bua)
+
+
 def test_best_failure_of_nothing_is_480() -> None:
     assert best_failure([]) == (480, None)
