@@ -79,7 +79,7 @@ def request_user(uri: str) -> str | None:
         at = uri.find("@", 4)
         if at > 4:
             user = uri[4:at]
-            if not any(c in user for c in "%:;?"):
+            if "%" not in user and ";" not in user and ":" not in user and "?" not in user:
                 return user
         elif at < 0 and "?" not in uri:
             return None

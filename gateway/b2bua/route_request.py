@@ -18,15 +18,15 @@ def read_route_request(
     before routing read them): the raw From value stands for the caller, and the users are None.
     """
     try:
-        caller = request.from_
-        caller_uri, caller_display = caller.uri, caller.display
+        caller_display, caller_uri = display_and_uri(request.get("From") or "")
         caller_user = _user(caller_uri)
     except RemoteProtocolError:
         caller_uri, caller_display, caller_user = request.get("From") or "", None, None
     try:
-        to_user = _user(request.to.uri)
+        to_user = _user(display_and_uri(request.get("To") or "")[1])
     except RemoteProtocolError:
         to_user = None
+    asserted = request.get("P-Asserted-Identity")
     return RouteRequest(
         call_id=request.call_id,
         request_user=request_user(request.uri),
@@ -34,13 +34,29 @@ def read_route_request(
         caller_uri=caller_uri,
         caller_user=caller_user,
         caller_display=caller_display,
-        asserted=_asserted(request.get("P-Asserted-Identity")),
+        asserted=_asserted(asserted) if asserted is not None else None,
         privacy=request.get("Privacy"),
         source=source,
         trusted=trusted,
         authenticated_user=authenticated_user,
         at=now,
     )
+
+
+def display_and_uri(value: str) -> tuple[str | None, str]:
+    """The display name and URI of a From/To value; the usual ``"Name" <uri>;tag=...`` and ``<uri>``
+    forms without a full parse (one per call on the hot path), anything else by `parse_name_addr`."""
+    lt = value.find("<")
+    gt = value.find(">", lt + 1)
+    if 0 <= lt < gt:
+        head = value[:lt].strip()
+        if not head:
+            return None, value[lt + 1 : gt].strip()
+        inner = head[1:-1]
+        if len(head) > 1 and head[0] == '"' and head[-1] == '"' and '"' not in inner and "\\" not in inner:
+            return inner, value[lt + 1 : gt].strip()
+    name_addr = parse_name_addr(value)
+    return name_addr.display, name_addr.uri
 
 
 def _user(uri: str) -> str | None:
@@ -52,10 +68,8 @@ def _user(uri: str) -> str | None:
     return request_user(uri)
 
 
-def _asserted(value: str | None) -> str | None:
+def _asserted(value: str) -> str | None:
     # RFC 3325 §9.1: one or two name-addrs (a sip and a tel URI); the first names the caller.
-    if value is None:
-        return None
     close = value.find(">")
     first = value[: close + 1] if close >= 0 else value.split(",", 1)[0]
     try:
