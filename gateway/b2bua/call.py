@@ -130,7 +130,11 @@ class Call(DialogRelay):
             self.routing_timer = None
         self.rule_ids = decision.rule_ids
         if not decision.forwards:
-            self._fail(decision.status or 404, now)
+            status = decision.status or 404
+            if not 300 <= status < 700:
+                log.warning("routing rejected %s with %s, not a failure status", self.invite.call_id, status)
+                status = ROUTING_FAILED
+            self._fail(status, now)
             return
         self.state = CallState.CALLING
         first = decision.steps[0].targets[0] if decision.steps[0].targets else None

@@ -10,15 +10,13 @@ Every leg's provisionals reach the caller, all under the one To tag of leg A (th
 early dialog whichever phone rings); the caller's early UPDATE/INFO go to the first leg that made an
 early dialog (the owner's choice, see `Call.early`).
 
-Which status the caller hears when a step fails (RFC 3261 §16.7 step 6, on the statuses after
-`propagation`'s failure table, gateway-local 408/503 unmapped): a 6xx, else the callee's own 4xx
-(486, 404, 603...), else 480, else 408, else 5xx; the first received among equals. It is chosen
-among the failures of the step that ended the hunt, so a route of one-target steps (static routes)
-answers the last failure, as sequential hunting always did.
+The caller hears `propagation.best_failure` of the failures of the step that ended the hunt, so a
+route of one-target steps (static routes) answers the last failure, as sequential hunting always did.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -26,23 +24,24 @@ from typing import TYPE_CHECKING, Protocol
 from gateway.b2bua import propagation
 from gateway.b2bua.call_context import ABSORB, A, B, CallContext, Cancellable
 from gateway.b2bua.events import LegOffered
-from gateway.b2bua.leg import Leg, contact_target
+from gateway.b2bua.leg import Leg, learn_remote
+from gateway.b2bua.propagation import Failure, best_failure
 from gateway.b2bua.session_timer import TimerOffer, write_offer
 from gateway.routing.targets import RingStep, Target, TargetKind
-from gateway.sip.errors import LocalProtocolError
+from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
 from gateway.sip.message import Request, Response
 
 if TYPE_CHECKING:
     from gateway.sip.transaction import ClientTransaction
+
+log = logging.getLogger(__name__)
 
 # §16.6 step 11: Timer C bounds how long leg B may ring; "greater than 3 minutes".
 TIMER_C = 181.0
 # What the caller hears when leg B's answer cannot be used (§21.5.3: an invalid response downstream).
 BAD_GATEWAY = 502
 # An employee with no phone registered is treated as a target that answered 480 (§21.4.18).
-NOT_REGISTERED = 480
-
-Failure = tuple[int, bool, list[tuple[str, str]] | None]  # (status for leg A, hunts on, extra headers)
+NOT_REGISTERED = propagation.UNAVAILABLE
 
 
 class HuntOwner(Protocol):
@@ -90,39 +89,6 @@ class Branch:
         self.timer_c_fired = False
         self.pending = True
         self.given_up = False
-
-
-def learn_remote(leg: Leg, response: Response) -> bool:
-    """§12.1.2: the remote tag, target and route set (reversed Record-Route) come from the response.
-
-    False when it names no dialog or no usable target (`contact_target`): the INVITE's target is kept.
-    """
-    tag = response.to_tag
-    if tag is None:
-        return False
-    leg.remote_tag = tag
-    leg.route_set = tuple(reversed(response.get_all("Record-Route")))
-    target = contact_target(response)
-    if target is None:
-        return False
-    leg.refresh_target(target)
-    return True
-
-
-def _rank(status: int) -> int:
-    if status >= 600:
-        return 0
-    if 400 <= status < 500:
-        return 1 if status not in propagation.HUNT_ON else 2 if status == NOT_REGISTERED else 3
-    return 4
-
-
-def best_failure(failures: list[Failure]) -> tuple[int, list[tuple[str, str]] | None]:
-    """The failure the caller hears among those of one step (see the module docstring)."""
-    if not failures:
-        return NOT_REGISTERED, None
-    status, _, extra = min(failures, key=lambda failure: _rank(failure[0]))
-    return status, extra
 
 
 class Hunt:
@@ -184,11 +150,13 @@ class Hunt:
 
     def _invite(self, target: Target, uri: str, callee: str, now: float) -> None:
         ctx, owner = self.ctx, self.owner
-        target_uri, transport, hop, flow_host = ctx.resolve(uri, callee)
         try:
+            target_uri, transport, hop, flow_host = ctx.resolve(uri, callee)
             contact = ctx.contact_for(transport)
-        except LocalProtocolError:
-            # e.g. a phone registered a tls Contact and we do not listen on tls: unreachable.
+        except (RemoteProtocolError, LocalProtocolError) as error:
+            # A target no INVITE can be sent to (a malformed URI; a tls Contact and we do not listen
+            # on tls) is unreachable; the others of the route still ring.
+            log.warning("cannot ring %s: %s", target.describe(), error)
             self.failures.append((propagation.UNREACHABLE, True, None))
             return
         leg = Leg(

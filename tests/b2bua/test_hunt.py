@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.b2bua.events import CallAnswered, LegOffered
-from gateway.b2bua.hunt import best_failure
+from gateway.b2bua.propagation import best_failure
 from gateway.routing.decision import RouteDecision
 from gateway.routing.request import Deliver, RouteRequest
 from gateway.routing.targets import RingStep, Target

@@ -184,3 +184,23 @@ def test_calls_that_never_ring_are_counted_failed_and_not_active(net: Network) -
     alice.call("2001")
     router.deliver(net, RouteDecision((), 404, ("R1.no_number",)))
     assert (stats.active, stats.failed, stats.answered) == (0, 2, 0)
+
+
+def test_rejection_without_a_failure_status_is_500(net: Network, parts) -> None:
+    _, recorder, router, alice, _ = parts
+    alice.call("2000")
+    router.deliver(net, RouteDecision((), 200, ("broken",)))
+    assert alice.finals() == [500] and recorder.events[-1].status == 500  # type: ignore[attr-defined]
+
+
+def test_target_no_invite_can_reach_is_skipped_as_unreachable(net: Network, parts) -> None:
+    b2bua, _, router, alice, bob = parts
+    alice.call("2000")
+    bad = RingStep((Target.sip_uri("sip:bob@[::1"), Target.sip_uri(BOB_URI)), None, ("R2",))
+    router.deliver(net, RouteDecision((bad,), None, ("R2",)))
+    assert len(bob.requests("INVITE")) == 1
+    bob.answer(200, SDP_B)
+    assert alice.finals() == [200]
+    alice.call("2001")
+    router.deliver(net, RouteDecision((RingStep((Target.sip_uri("sip:bob@[::1"),)),), None, ("R2",)))
+    assert alice.finals() == [200, 503]  # the second call: nobody to ring
