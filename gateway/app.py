@@ -23,6 +23,7 @@ from gateway.admin.api import crm_routers, install
 from gateway.admin.app import create_admin_app
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
+from gateway.b2bua.static_router import StaticRouter
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
@@ -80,7 +81,7 @@ class Gateway:
         self.b2bua = B2bua(
             self.endpoint,  # type: ignore[arg-type]
             self.observers,
-            sip.static_routes,
+            StaticRouter(sip.static_routes, self.registrar.store),
             self.registrar,
             DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms),
             self._trusted,

@@ -1,48 +1,61 @@
 """One call through the B2BUA: leg A (we are its UAS) bridged to leg B (we are its UAC).
 
 A plain state machine driven by the controller with endpoint events; it never waits, owns no
-task, and reaches SIP only through its `CallContext`. This module sets calls up, answers them,
-and ends them; leg B's INVITE to each target and its answers are handled by `hunting`, requests
-within the dialogs are relayed by `dialog_relay`. What crosses between legs is decided in `propagation`.
+task, and reaches SIP only through its `CallContext`. A call exists from the INVITE on, waiting in
+ROUTING for the router's decision (which may come later: a CANCEL or a retransmission meanwhile
+finds the call). This module routes calls, answers and ends them; ringing leg B is its `Hunt`'s
+job (`hunt`), requests within the dialogs are relayed by `dialog_relay`. What crosses between legs
+is decided in `propagation`.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from gateway.b2bua import propagation
-from gateway.b2bua.call_context import A, B, CallContext, CallState, Cancellable, Target
+from gateway.b2bua.call_context import ABSORB, A, B, CallContext, CallState, Cancellable, Target
 from gateway.b2bua.dialog_relay import DialogRelay, Relay
 from gateway.b2bua.events import (
     ENDED_ACK_TIMEOUT,
     ENDED_BYE,
     ENDED_MAX_DURATION,
     ENDED_SESSION_EXPIRED,
+    CallAnswered,
     CallEnded,
     CallFailed,
     CallOffered,
+    CallStarted,
 )
-from gateway.b2bua.hunting import INITIAL_INVITE, TIMER_C, Hunting
+from gateway.b2bua.hunt import TIMER_C, Branch, Hunt
 from gateway.b2bua.leg import Leg, strip_tag
-from gateway.b2bua.session_timer import NO_OFFER, TimerOffer, expiry_delay
+from gateway.b2bua.session_timer import NO_OFFER, TimerOffer, answer_interval, expiry_delay
+from gateway.routing.decision import RouteDecision
+from gateway.routing.request import Router, RouteRequest
+from gateway.routing.targets import Target as RouteTarget
 from gateway.sip.headers import parse_name_addr
 from gateway.sip.message import Request, Response, make_response
 
 if TYPE_CHECKING:
-    from gateway.sip.transaction import ClientTransaction, ServerTransaction
+    from gateway.sip.transaction import ServerTransaction
 
-__all__ = ["ABSORB", "INITIAL_INVITE", "TIMER_C", "Call", "CallContext", "CallState", "Relay"]
+__all__ = ["ABSORB", "ROUTING_TIMEOUT", "TIMER_C", "Branch", "Call", "CallContext", "CallState", "Relay"]
 
-ABSORB = "absorb"
+log = logging.getLogger(__name__)
+
+# A router that never delivers must not hold a call forever: past this (Timer B's 64*T1, when the
+# caller's own INVITE transaction gives up), the caller hears 500.
+ROUTING_TIMEOUT = 32.0
+ROUTING_FAILED = 500
 
 
-class Call(Hunting, DialogRelay):
-    """Bridges one inbound INVITE to the route's targets, hunting in order on retryable failures."""
+class Call(DialogRelay):
+    """Bridges one inbound INVITE to the targets routing chose, through its `Hunt`."""
 
     __slots__ = (
-        "ctx", "state", "legs", "invite", "invite_txn", "b_txn", "targets", "target_index",
-        "offered_at", "answered_at", "callee", "rule_ids", "relays", "reinvite", "timer_c", "timer_c_fired",
-        "tried", "offer", "session_timer", "max_duration_timer",
+        "ctx", "state", "legs", "invite", "invite_txn", "hunt", "routing_timer", "answered_by",
+        "offered_at", "answered_at", "callee", "rule_ids", "relays", "reinvite",
+        "offer", "session_timer", "max_duration_timer",
     )
 
     def __init__(
@@ -51,34 +64,28 @@ class Call(Hunting, DialogRelay):
         invite: Request,
         invite_txn: ServerTransaction,
         source: Target,
-        targets: tuple[str, ...],
         callee: str,
-        rule_ids: tuple[str, ...],
         now: float,
         offer: TimerOffer = NO_OFFER,
     ) -> None:
         self.ctx = ctx
         self.offer = offer  # leg A's session timer offer, as every INVITE of leg B carries it
-        self.state = CallState.CALLING
+        self.state = CallState.ROUTING
         self.invite = invite
         self.invite_txn = invite_txn
-        self.targets = targets
-        self.target_index = 0
         self.callee = callee
-        self.rule_ids = rule_ids
+        self.rule_ids: tuple[str, ...] = ()
         self.offered_at = now
         self.answered_at = 0.0
-        self.b_txn: ClientTransaction | None = None
+        self.hunt: Hunt | None = None
+        self.routing_timer: Cancellable | None = None
+        self.answered_by: RouteTarget | None = None
         # In-dialog requests relayed and not answered yet; `reinvite` is the one INVITE among them.
         self.relays: set[Relay] = set()
         self.reinvite: Relay | None = None
-        self.timer_c: Cancellable | None = None
-        self.timer_c_fired = False
         # RFC 4028 §10: ends the call unless a refresh succeeds first; re-armed by every refresh.
         self.session_timer: Cancellable | None = None
         self.max_duration_timer: Cancellable | None = None
-        # Leg B dialogs of targets given up while hunting: still indexed so a late 2xx finds its call.
-        self.tried: list[Leg] = []
         transport = source[0]
         leg_a = Leg(
             call_id=invite.call_id,
@@ -94,31 +101,150 @@ class Call(Hunting, DialogRelay):
             remote_cseq=invite.cseq[0],
             flow_open=ctx.flow_open,
         )
-        self.legs: list[Leg] = [leg_a, leg_a]  # leg B replaces index 1 when the INVITE goes out
+        # Leg B is the leg whose early dialog or answer the caller sees; until there is one, index 1
+        # is leg A itself (nothing can be relayed yet, see `DialogRelay._refusal`).
+        self.legs: list[Leg] = [leg_a, leg_a]
 
-    # -- setting up ----------------------------------------------------------------------
-    def start(self, now: float) -> None:
-        """Tell observers and send the INVITE of leg B to the first target."""
+    # -- routing -------------------------------------------------------------------------
+    def route(self, router: Router, request: RouteRequest, now: float) -> None:
+        """Tell observers the call started and ask `router`; its decision may come now or later."""
         self.ctx.bind_dialog(self.legs[A], self, A)
-        self.ctx.observer.call_offered(
-            CallOffered(self.invite.call_id, self.legs[A].remote_uri, self.callee, self.targets[0], self.rule_ids, now)
-        )
-        self._invite_next_target(now)
+        self.ctx.observer.call_started(CallStarted(self.invite.call_id, request, now))
+        try:
+            router.route(request, self.on_decision)
+        except Exception:
+            # A broken router fails this call, never the gateway.
+            log.exception("router failed on %s", self.invite.call_id)
+            if self.state is CallState.ROUTING:
+                self._fail(ROUTING_FAILED, now)
+            return
+        if self.state is CallState.ROUTING:
+            self.routing_timer = self.ctx.schedule(now + ROUTING_TIMEOUT, self._on_routing_timeout)
+
+    def on_decision(self, decision: RouteDecision, now: float) -> None:
+        """The router's decision (the `Deliver` of `Router.route`); ignored once the caller gave up."""
+        if self.state is not CallState.ROUTING:
+            return
+        if self.routing_timer is not None:
+            self.routing_timer.cancel()
+            self.routing_timer = None
+        self.rule_ids = decision.rule_ids
+        if not decision.forwards:
+            status = decision.status or 404
+            if not 300 <= status < 700:
+                log.warning("routing rejected %s with %s, not a failure status", self.invite.call_id, status)
+                status = ROUTING_FAILED
+            self._fail(status, now)
+            return
+        self.state = CallState.CALLING
+        first = decision.steps[0].targets[0] if decision.steps[0].targets else None
+        self.ctx.observer.call_offered(CallOffered(
+            self.invite.call_id, self.legs[A].remote_uri, self.callee,
+            (first.uri or first.describe()) if first is not None else "", decision.rule_ids, now, decision,
+        ))
+        self.hunt = Hunt(self.ctx, self, decision.steps)
+        self.hunt.start(now)
+
+    def _on_routing_timeout(self, now: float) -> None:
+        self.routing_timer = None
+        if self.state is CallState.ROUTING:
+            log.warning("no routing decision for %s in %g s", self.invite.call_id, ROUTING_TIMEOUT)
+            self._fail(ROUTING_FAILED, now)
 
     def _respond_a(self, response: Response, now: float) -> None:
         self.ctx.respond(self.invite_txn, response, now)
 
+    # -- what the hunt reports (HuntOwner) ------------------------------------------------
+    def early(self, leg: Leg, response: Response, now: float) -> None:
+        # The first early dialog is the one A's early requests (UPDATE, INFO) are relayed to.
+        if self.legs[B] is self.legs[A]:
+            self.legs[B] = leg
+        leg_a = self.legs[A]
+        self._respond_a(propagation.relay_response(response, self.invite, leg_a.local_tag, leg_a.contact), now)
+
+    def leg_ended(self, leg: Leg) -> None:
+        if self.legs[B] is leg:
+            self.legs[B] = self.legs[A]
+
+    def answered(self, leg: Leg, target: RouteTarget, response: Response, now: float) -> None:
+        self.legs[B] = leg
+        leg.pending_ack = leg.create_request("ACK", cseq=response.cseq[0])
+        self.state = CallState.ANSWERED
+        self.answered_at = now
+        self.answered_by = target
+        if target.employee_id is not None:
+            self.ctx.engaged(target.employee_id, 1)
+        leg_a = self.legs[A]
+        answer = propagation.relay_response(response, self.invite, leg_a.local_tag, leg_a.contact)
+        interval = answer_interval(self.offer, response, answer)
+        self._respond_a(answer, now)
+        self.ctx.observer.call_answered(CallAnswered(self.invite.call_id, now, now - self.offered_at, target))
+        self._watch_session(interval, now)
+        if self.ctx.max_call_seconds > 0:
+            self.max_duration_timer = self.ctx.schedule(now + self.ctx.max_call_seconds, self._on_max_duration)
+
+    def failed(self, status: int, now: float, extra: list[tuple[str, str]] | None) -> None:
+        self._fail(status, now, extra)
+
+    def _fail(self, status: int, now: float, extra: list[tuple[str, str]] | None = None) -> None:
+        response = make_response(self.invite, status, to_tag=self.legs[A].local_tag)
+        if extra:
+            response.headers += extra
+        self._respond_a(response, now)
+        self.ctx.observer.call_failed(CallFailed(self.invite.call_id, status, now))
+        self._finish(now)
+
+    # -- leg B's answers to its INVITEs (routed by the controller) ---------------------------
+    def on_branch_response(self, branch: Branch, response: Response, now: float) -> None:
+        hunt = self.hunt
+        if hunt is None:
+            return
+        hunt.on_response(branch, response, now)
+        if self.state is CallState.CANCELLING and not hunt.live:
+            self._finish(now)
+
+    def on_branch_failure(self, branch: Branch, status: int, now: float) -> None:
+        hunt = self.hunt
+        if hunt is None:
+            return
+        hunt.on_failure(branch, status, now)
+        if self.state is CallState.CANCELLING and not hunt.live:
+            self._finish(now)
+
+    def on_2xx_retransmission(self, side: int, response: Response, now: float) -> None:
+        """A 2xx after the first final answer of its INVITE.
+
+        The same dialog's 2xx again means our ACK was lost: the same ACK goes again (§13.2.2.4).
+        Another dialog's 2xx (a fork answering too, or a leg given up that answers late) is ACKed
+        and ended with a BYE at once by the hunt.
+        """
+        leg = self.legs[side]
+        if response.call_id != leg.call_id or response.to_tag != leg.remote_tag:
+            if self.hunt is not None:
+                self.hunt.stray_2xx(response, now)
+            return
+        ack = leg.last_ack
+        if ack is not None and ack.cseq[0] == response.cseq[0]:
+            self.ctx.stateless(ack, leg.next_hop())
+
     # -- leg A gives up or forgets to ACK ------------------------------------------------
     def on_cancel(self, now: float) -> None:
         """A's CANCEL (already answered 200 by the endpoint): 487 on A, CANCEL on B (§9.2)."""
+        if self.state is CallState.ROUTING:
+            self._fail(487, now)  # no leg B yet; routing's late decision is then ignored
+            return
         if self.state is not CallState.CALLING:
             return
         self.state = CallState.CANCELLING
-        self._stop_timer_c()
         self._respond_a(make_response(self.invite, 487, to_tag=self.legs[A].local_tag), now)
         self.ctx.observer.call_failed(CallFailed(self.invite.call_id, 487, now))
-        if self.b_txn is not None:
-            self.ctx.cancel(self.b_txn, now)
+        hunt = self.hunt
+        if hunt is None:
+            self._finish(now)
+            return
+        hunt.cancel(now)
+        if not hunt.live:
+            self._finish(now)
 
     def on_ack_missing(self, now: float) -> None:
         """Our 2xx to A was never ACKed (§13.3.1.4): close both legs."""
@@ -165,8 +291,8 @@ class Call(Hunting, DialogRelay):
             # the callee MUST NOT); the call ends when leg B's INVITE gets its final answer.
             if side == A:
                 self.on_cancel(now)
-            elif self.state is CallState.CALLING and self.b_txn is not None:
-                self.ctx.cancel(self.b_txn, now)
+            elif self.state is CallState.CALLING and self.hunt is not None:
+                self.hunt.cancel_leg(self.legs[B], now)
             return
         if self.state is CallState.HUNG_UP:
             if side == A:
@@ -201,10 +327,6 @@ class Call(Hunting, DialogRelay):
         ack = leg.create_request("ACK", cseq=cseq)
         self.ctx.stateless(ack, leg.next_hop())
         leg.last_ack = ack
-
-    def _ack_and_bye(self, leg: Leg, cseq: int, now: float) -> None:
-        self._ack_and_remember(leg, cseq)
-        self._send_bye(leg, now)
 
     def _end(self, ended_by: str, now: float, reason: str = ENDED_BYE) -> None:
         if self.state is CallState.ENDED:
@@ -256,7 +378,12 @@ class Call(Hunting, DialogRelay):
 
     def _finish(self, now: float) -> None:
         self.state = CallState.ENDED
-        self._stop_timer_c()
+        if self.routing_timer is not None:
+            self.routing_timer.cancel()
+            self.routing_timer = None
+        if self.answered_by is not None and self.answered_by.employee_id is not None:
+            self.ctx.engaged(self.answered_by.employee_id, -1)
+            self.answered_by = None
         self._stop_call_timers()
         # §15.1.2: requests still pending when the session ends get their final answer now; the
         # other leg's late answer to them is absorbed (see `on_relay_response`).
@@ -266,3 +393,7 @@ class Call(Hunting, DialogRelay):
         self.relays.clear()
         self.reinvite = None
         self.ctx.release(self)
+        hunt = self.hunt
+        if hunt is not None:
+            hunt.stop()
+            self.hunt = None  # the hunt refers to its owner: no cycle outlives the call

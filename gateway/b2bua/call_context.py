@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from gateway.sip.message import Request, Response
 
 if TYPE_CHECKING:
-    from gateway.b2bua.call import Call
     from gateway.b2bua.leg import Leg
     from gateway.b2bua.observer import CallObserver
     from gateway.b2bua.session_timer import SessionTimerPolicy
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
 
 Target = tuple[str, str, int]
 A, B = 0, 1  # the sides of a call: leg A (the caller's, we are its UAS), leg B (we are its UAC)
+# The purpose of a transaction whose answer changes nothing (a BYE ending a dialog nobody uses).
+ABSORB = "absorb"
 
 
 class Destination(NamedTuple):
@@ -39,8 +40,15 @@ class Cancellable(Protocol):
 
 
 class CallState(Enum):
-    """Where a call is; the names follow leg A's point of view."""
+    """Where a call is; the names follow leg A's point of view.
 
+    ROUTING → CALLING (routing decided: hunting) | ENDED (rejected, or the caller cancelled)
+    CALLING → ANSWERED (a 2xx relayed to A) | CANCELLING (A's CANCEL or early BYE) | ENDED (failed)
+    ANSWERED → CONFIRMED (A's ACK) | HUNG_UP (B's BYE before A's ACK) | ENDED
+    CANCELLING → ENDED (every leg B settled); CONFIRMED, HUNG_UP → ENDED
+    """
+
+    ROUTING = "routing"  # the Call exists, waiting for the router's decision; no leg B yet
     CALLING = "calling"  # INVITE sent on leg B, no answer yet
     ANSWERED = "answered"  # 2xx relayed to A, waiting for A's ACK
     CONFIRMED = "confirmed"
@@ -50,7 +58,11 @@ class CallState(Enum):
 
 
 class CallContext(Protocol):
-    """What a call needs from the controller: sending, indexes and observers."""
+    """What a call needs from the controller: sending, indexes and observers.
+
+    The `call` the indexes take is the `gateway.b2bua.call.Call` (typed Any: this module stays below
+    `call`, `hunt` and `dialog_relay`, which all stand on it).
+    """
 
     observer: CallObserver
     session_timers: SessionTimerPolicy
@@ -78,11 +90,19 @@ class CallContext(Protocol):
         """Whether the stream connection to `target` is still open (a flow a leg may keep using)."""
         ...
 
-    def bind_transaction(self, transaction: ClientTransaction, call: Call, purpose: object) -> None: ...
+    def registered(self, user: str, now: float) -> list[str]:
+        """The Contact URIs registered for `user` now, most recent first."""
+        ...
 
-    def bind_dialog(self, leg: Leg, call: Call, side: int) -> None: ...
+    def engaged(self, employee_id: int, calls: int) -> None:
+        """An employee's phone entered (+1) or left (-1) an answered call."""
+        ...
 
-    def release(self, call: Call) -> None: ...
+    def bind_transaction(self, transaction: ClientTransaction, call: Any, purpose: object) -> None: ...
+
+    def bind_dialog(self, leg: Leg, call: Any, side: int) -> None: ...
+
+    def release(self, call: Any) -> None: ...
 
     def schedule(self, deadline: float, callback: Callable[[float], None]) -> Cancellable:
         """Call `callback(now)` once the clock reaches `deadline`."""

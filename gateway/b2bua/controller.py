@@ -7,22 +7,21 @@ does); it finds the call an event belongs to, or answers requests addressed to t
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from gateway.b2bua import propagation
-from gateway.b2bua.call import INITIAL_INVITE, Call, Relay
+from gateway.b2bua.call import Branch, Call, Relay
 from gateway.b2bua.call_context import Destination
-from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE, registration_flow
-from gateway.b2bua.leg import Leg, contact_target, request_user, uri_target
+from gateway.b2bua.destinations import Destinations
+from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE
+from gateway.b2bua.leg import Leg, contact_target
 from gateway.b2bua.observer import CallObserver
+from gateway.b2bua.route_request import read_route_request
 from gateway.b2bua.session_timer import IntervalTooSmall, SessionTimerPolicy, interval_too_small, read_offer
-from gateway.config import StaticRoute
 from gateway.registrar import Registrar
 from gateway.registrar.gate import DigestGate
-from gateway.routing import decide, explain
+from gateway.routing.request import Router
 from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
 from gateway.sip.events import (
     AckNotReceived,
@@ -37,10 +36,8 @@ from gateway.sip.events import (
 )
 from gateway.sip.message import Request, Response, make_response
 from gateway.sip.timers import TimerHandle, TimerQueue
-from gateway.sip.uri import SipUri, parse_uri
 
 log = logging.getLogger(__name__)
-_PLAIN_USER = re.compile(r"[A-Za-z0-9.+_-]+")
 # Option tags (§19.2) the gateway implements; a request that requires any other gets 420 (§8.2.2.3).
 # "timer": RFC 4028 session timers, relayed end to end and watched (see `session_timer`).
 SUPPORTED: frozenset[str] = frozenset({"timer"})
@@ -75,8 +72,10 @@ def _every_connection_open(target: Target) -> bool:
 
 
 class B2bua:
-    """Routes inbound INVITEs into `Call`s and answers OPTIONS, REGISTER and strays itself.
+    """Turns inbound INVITEs into `Call`s routed by `router` and answers OPTIONS, REGISTER and strays itself.
 
+    `router` decides where each call goes, at once or later (`gateway.routing.request.Router`); the
+    B2BUA never waits for it: the call waits in ROUTING, where CANCEL and retransmissions find it.
     `connected` tells whether a stream connection to a peer is open now (the transports know);
     `nat_contacts` is how a UDP phone behind NAT is reached (see `gateway.b2bua.flows`);
     `session_timers` bounds the RFC 4028 session intervals the gateway lets through and watches;
@@ -87,7 +86,7 @@ class B2bua:
         self,
         port: SipPort,
         observer: CallObserver,
-        routes: Sequence[StaticRoute],
+        router: Router,
         registrar: Registrar,
         invite_gate: DigestGate,
         trusted: Callable[[str, int], bool],
@@ -107,7 +106,7 @@ class B2bua:
         self.nat_contacts = nat_contacts
         self.port = port
         self.observer = observer
-        self.routes = tuple(routes)
+        self.router = router
         self.registrar = registrar
         self.invite_gate = invite_gate
         self.trusted = trusted
@@ -118,7 +117,9 @@ class B2bua:
         self._invites: dict[object, Call] = {}
         # §8.2.2.2: initial INVITEs by (Call-ID, From tag, CSeq), to spot the same request on a new branch.
         self._merged: dict[tuple[str, str, int], Call] = {}
-        self._targets: dict[str, tuple[SipUri, str, Target]] = {}
+        self.destinations = Destinations(registrar.store, nat_contacts, connected)
+        # Answered calls per employee (SPEC R3: a member already on a call is skipped).
+        self._engaged: dict[int, int] = {}
         self._actions: dict[type, Callable[[Any, float], None]] = {
             RequestReceived: self._on_request,
             ResponseReceived: self._on_response,
@@ -230,7 +231,9 @@ class B2bua:
         if merged_key in self._merged:
             self._answer(txn, request, 482, now)  # §8.2.2.2: the same request again, on another branch
             return
-        if not self.trusted(source[1], source[2]):
+        trusted = self.trusted(source[1], source[2])
+        authenticated: str | None = None
+        if not trusted:
             verdict = self.invite_gate.verify(request, "Proxy-Authorization", now)
             if not verdict.ok:
                 response = make_response(request, 407, to_tag=self.port.new_tag())
@@ -239,27 +242,18 @@ class B2bua:
                 )
                 self.respond(txn, response, now)  # type: ignore[arg-type]
                 return
+            authenticated = verdict.username
         try:
             offer = read_offer(request, self.session_timers)
         except IntervalTooSmall as small:
             self.respond(txn, interval_too_small(request, small.min_se, self.port.new_tag()), now)  # type: ignore[arg-type]
             return
-        user = request_user(request.uri)
-        contacts = self.registrar.store.contacts(user, now) if user else []
-        decision = decide(user, self.routes, {user: contacts} if user else {})
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("route %s: %s", user, explain(decision))
-        if not decision.forwards:
-            self._answer(txn, request, decision.status or 404, now)
-            return
-        call = Call(
-            self, request, txn, source, tuple(target.uri for target in decision.targets), user or "",  # type: ignore[arg-type]
-            decision.rule_ids, now, offer,
-        )
+        route_request = read_route_request(request, source, trusted, authenticated, now)
+        call = Call(self, request, txn, source, route_request.request_user or "", now, offer)  # type: ignore[arg-type]
         self.calls.add(call)
         self._invites[txn] = call
         self._merged[merged_key] = call
-        call.start(now)
+        call.route(self.router, route_request, now)
 
     def _on_options(self, request: Request, txn: object, now: float) -> None:
         response = make_response(request, 200, to_tag=self.port.new_tag())
@@ -280,8 +274,8 @@ class B2bua:
         call, purpose = bound
         if response.status >= 200:
             del self._transactions[event.transaction]
-        if purpose == INITIAL_INVITE:
-            call.on_invite_response(response, now)
+        if purpose.__class__ is Branch:
+            call.on_branch_response(purpose, response, now)
         elif isinstance(purpose, Relay):
             call.on_relay_response(purpose, response, now)
 
@@ -296,8 +290,8 @@ class B2bua:
         if bound is None:
             return
         call, purpose = bound
-        if purpose == INITIAL_INVITE:
-            call.on_invite_failure(status, now)
+        if purpose.__class__ is Branch:
+            call.on_branch_failure(purpose, status, now)
         elif isinstance(purpose, Relay):
             call.on_relay_failure(purpose, status, now)
 
@@ -337,28 +331,7 @@ class B2bua:
         return self.port.new_call_id()
 
     def resolve(self, target: str, callee: str) -> Destination:
-        cached = self._targets.get(target)
-        if cached is None:
-            uri = parse_uri(target)
-            transport = (uri.params.get("transport") or "udp").lower()
-            cached = (uri, transport, uri_target(target, transport))
-            if len(self._targets) < 10_000:
-                self._targets[target] = cached
-        uri, transport, hop = cached
-        binding = self.registrar.store.get(callee, target) if callee else None
-        if binding is not None:
-            # A registered Contact is the Request-URI as it is (§10.3, §16.5); only the hop may change.
-            flow = registration_flow(binding.source, hop, self.nat_contacts, self.connected)
-            if flow is not None:
-                return Destination(target, flow[0], flow, hop[1])
-            return Destination(target, transport, hop)
-        if uri.user is not None or not callee:
-            return Destination(target, transport, hop)
-        if _PLAIN_USER.fullmatch(callee):
-            # A trunk target keeps the dialled number: "sip:host:port" becomes "sip:number@host:port".
-            return Destination(f"{uri.scheme}:{callee}@{target.split(':', 1)[1]}", transport, hop)
-        with_user = replace(uri, user=callee)
-        return Destination(with_user.to_str(), transport, hop)
+        return self.destinations.resolve(target, callee)
 
     def flow_open(self, target: Target) -> bool:
         return self.connected(target)
@@ -372,6 +345,20 @@ class B2bua:
 
         return self.port.timers.schedule(deadline, "b2bua", fire)
 
+    def registered(self, user: str, now: float) -> list[str]:
+        return self.registrar.store.contacts(user, now)
+
+    def engaged(self, employee_id: int, calls: int) -> None:
+        count = self._engaged.get(employee_id, 0) + calls
+        if count > 0:
+            self._engaged[employee_id] = count
+        else:
+            self._engaged.pop(employee_id, None)
+
+    def busy_employees(self) -> frozenset[int]:
+        """The employees whose phone is in an answered call now (SPEC R3: skip them when ringing)."""
+        return frozenset(self._engaged)
+
     def bind_transaction(self, transaction: object, call: Call, purpose: object) -> None:
         self._transactions[transaction] = (call, purpose)
 
@@ -383,7 +370,12 @@ class B2bua:
         self._invites.pop(call.invite_txn, None)
         invite = call.invite
         self._merged.pop((invite.call_id, invite.from_tag or "", invite.cseq[0]), None)
-        for leg in (*call.legs, *call.tried):
-            self._dialogs.pop((leg.call_id, leg.local_tag), None)
-        if call.b_txn is not None:
-            self._transactions.pop(call.b_txn, None)
+        dialogs, transactions = self._dialogs, self._transactions
+        for leg in call.legs:
+            dialogs.pop((leg.call_id, leg.local_tag), None)
+        hunt = call.hunt
+        if hunt is not None:
+            for branch in hunt.branches:
+                leg = branch.leg
+                dialogs.pop((leg.call_id, leg.local_tag), None)
+                transactions.pop(branch.txn, None)

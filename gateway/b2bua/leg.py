@@ -58,6 +58,24 @@ def contact_target(message: Request | Response) -> str | None:
         return None
 
 
+def learn_remote(leg: Leg, response: Response) -> bool:
+    """§12.1.2: the remote tag, target and route set (reversed Record-Route) come from the response.
+
+    False when it names no dialog or no usable target (`contact_target`): the INVITE's target is kept.
+    """
+    tag = response.to_tag
+    if tag is None:
+        return False
+    leg.remote_tag = tag
+    leg.route_set = tuple(reversed(response.get_all("Record-Route")))
+    target = contact_target(response)
+    if target is None:
+        return False
+    leg.refresh_target(target)
+    return True
+
+
+
 def strip_tag(header_value: str) -> str:
     """A From/To value without its tag parameter, to reuse as the dialog's local or remote URI."""
     close = header_value.rfind(">")
@@ -79,7 +97,7 @@ def request_user(uri: str) -> str | None:
         at = uri.find("@", 4)
         if at > 4:
             user = uri[4:at]
-            if not any(c in user for c in "%:;?"):
+            if "%" not in user and ";" not in user and ":" not in user and "?" not in user:
                 return user
         elif at < 0 and "?" not in uri:
             return None

@@ -11,13 +11,18 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from gateway import metrics
-from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered
+from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered, CallStarted, LegOffered
 
 log = logging.getLogger(__name__)
 
 
 class CallObserver(Protocol):
-    """Told about every call: offered, then answered and ended, or failed."""
+    """Told about every call: started (routing), then offered with each leg offered, then answered and
+    ended, or failed. A call rejected by routing or cancelled during it is started then failed."""
+
+    def call_started(self, event: CallStarted) -> None: ...
+
+    def leg_offered(self, event: LegOffered) -> None: ...
 
     def call_offered(self, event: CallOffered) -> None: ...
 
@@ -38,6 +43,14 @@ class ObserverSet:
 
     def add(self, observer: CallObserver) -> None:
         self._observers.append(observer)
+
+    def call_started(self, event: CallStarted) -> None:
+        for observer in self._observers:
+            self._safely(observer.call_started, event)
+
+    def leg_offered(self, event: LegOffered) -> None:
+        for observer in self._observers:
+            self._safely(observer.leg_offered, event)
 
     def call_offered(self, event: CallOffered) -> None:
         for observer in self._observers:
@@ -71,8 +84,14 @@ class MetricsObserver:
     def __init__(self, stats: metrics.CallStats) -> None:
         self.stats = stats
 
-    def call_offered(self, event: CallOffered) -> None:
+    def call_started(self, event: CallStarted) -> None:
         self.stats.active += 1
+
+    def leg_offered(self, event: LegOffered) -> None:
+        pass
+
+    def call_offered(self, event: CallOffered) -> None:
+        pass
 
     def call_answered(self, event: CallAnswered) -> None:
         self.stats.answered += 1

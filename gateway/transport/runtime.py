@@ -86,6 +86,23 @@ class SipRuntime:
         self.endpoint.transport_error(target, now)
         self.pump(now)
 
+    def run_in_sip(self, fn: Callable[[float], None]) -> None:
+        """Run `fn(now)` on the next loop turn, then send what it queued and re-arm the timer.
+
+        How work finished outside the SIP world (an async routing lookup) re-enters it: never
+        inside `pump` (a caller may be in it), always followed by one, like `transport_error`.
+        """
+        self.loop.call_soon(self._run_in_sip, fn)
+
+    def _run_in_sip(self, fn: Callable[[float], None]) -> None:
+        now = self.loop.time()
+        try:
+            fn(now)
+        except Exception:
+            # As in `pump`: one bad call must not stop the gateway, but the bug must show.
+            log.exception("run_in_sip: %r failed", fn)
+        self.pump(now)
+
     # -- the pump --------------------------------------------------------------------------
     def pump(self, now: float) -> None:
         """Hand every pending event to the handler, send what is queued, re-arm the timer."""

@@ -19,9 +19,11 @@ from gateway.b2bua.controller import B2bua
 from gateway.b2bua.events import CallEvent
 from gateway.b2bua.leg import uri_target
 from gateway.b2bua.observer import CallObserver, ObserverSet
+from gateway.b2bua.static_router import StaticRouter
 from gateway.config import StaticRoute
 from gateway.registrar import Binding, BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
+from gateway.routing.request import Router
 from gateway.sip.auth import build_authorization
 from gateway.sip.dialog import Dialog
 from gateway.sip.endpoint import SipEndpoint
@@ -37,15 +39,23 @@ _serial = itertools.count(1)
 
 
 class Recorder:
-    """A CallObserver that keeps every notification, in order."""
+    """A CallObserver that keeps every notification, in order: `events` the call's outcome
+    (offered, answered, failed, ended), `setup` the routing phase and legs offered (CallStarted,
+    LegOffered)."""
 
     def __init__(self) -> None:
         self.events: list[CallEvent] = []
+        self.setup: list[CallEvent] = []
 
     def call_offered(self, event: CallEvent) -> None:
         self.events.append(event)
 
     call_answered = call_failed = call_ended = call_offered
+
+    def call_started(self, event: CallEvent) -> None:
+        self.setup.append(event)
+
+    leg_offered = call_started
 
     def kinds(self) -> list[str]:
         return [type(event).__name__ for event in self.events]
@@ -133,19 +143,23 @@ def make_gateway(
     network: Network,
     routes: list[StaticRoute],
     *,
+    router: Router | None = None,
     trusted: Callable[[str, int], bool] = lambda host, port: True,
     nat_contacts: str = "source",
     max_call_seconds: float = 0.0,
     observer: CallObserver | None = None,
 ) -> tuple[B2bua, Recorder]:
-    """The gateway on `GW`; `observer` hears about calls too, after the returned recorder."""
+    """The gateway on `GW`; `observer` hears about calls too, after the returned recorder.
+
+    `router` replaces the `StaticRouter` of `routes` (an async router's stand-in)."""
     recorder = Recorder()
     node = network.add(*GW)
     gate = DigestGate(SECRET, "test", 300.0, USERS)
     registrar = Registrar(BindingStore(), gate, min_expires=60)
     observers = ObserverSet([recorder, observer] if observer is not None else [recorder])  # type: ignore[list-item]
     b2bua = B2bua(
-        node.endpoint, observers, routes, registrar, gate, trusted,  # type: ignore[arg-type]
+        node.endpoint, observers,  # type: ignore[arg-type]
+        router if router is not None else StaticRouter(routes, registrar.store), registrar, gate, trusted,
         connected=node.streams.__contains__, nat_contacts=nat_contacts, max_call_seconds=max_call_seconds,
     )
     b2bua.set_contact("udp", *GW)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.b2bua.controller import request_user
-from gateway.b2bua.leg import Leg, strip_tag, uri_target
+from gateway.b2bua.leg import Leg, request_user, strip_tag, uri_target
 from gateway.sip.uri import parse_uri
 
 

@@ -177,7 +177,9 @@ def test_unmatched_user_gets_404_and_no_leg_b(parts) -> None:
     alice, bob, recorder = parts
     alice.call("999")
     assert alice.statuses()[-1] == 404
-    assert bob.requests() == [] and recorder.events == []
+    # Routing rejected it: the call started (it is logged) and failed, never offered to anyone.
+    assert bob.requests() == [] and recorder.kinds() == ["CallFailed"] and recorder.events[0].status == 404
+    assert [type(event).__name__ for event in recorder.setup] == ["CallStarted"]
 
 
 def test_options_to_gateway_is_200(parts) -> None:
