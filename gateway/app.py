@@ -24,6 +24,10 @@ from gateway.admin.app import create_admin_app
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
 from gateway.b2bua.static_router import StaticRouter
+from gateway.calls.directory import RoutingDirectory
+from gateway.calls.journal import CallJournal
+from gateway.calls.live import LiveCalls
+from gateway.calls.router import LiveRouter
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
@@ -31,6 +35,7 @@ from gateway.demo import first_admin_id, seed_demo_if_new
 from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.registrar.persistence import BindingPersistence, JournaledBindingStore
+from gateway.routing.request import Router
 from gateway.sip.endpoint import SipEndpoint
 from gateway.storage.registrations import SqlBindingBackend
 from gateway.storage.session import connection_problem, make_engine, make_sessionmaker, migrate
@@ -38,8 +43,13 @@ from gateway.transport.resolver import SipResolver
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
+from mail_bridge.service import run_mail_bridge
 
 log = logging.getLogger("gateway")
+
+
+def _no_ha1(username: str, algorithm: str) -> str | None:
+    return None
 
 
 class Gateway:
@@ -53,10 +63,13 @@ class Gateway:
         admin_state: Mapping[str, Any] | None = None,
         admin_setup: Callable[[FastAPI], None] | None = None,
         bindings: BindingStore | None = None,
+        live: LiveCalls | None = None,
     ) -> None:
         """`observers` hear about calls (CRM call hooks); `admin_routers`, `admin_state` and
         `admin_setup` (called with the built app, e.g. `gateway.admin.api.install`) extend the admin API;
-        `bindings` is the registrar's store (a persistent one, filled before SIP starts)."""
+        `bindings` is the registrar's store (a persistent one, filled before SIP starts); `live` routes
+        calls by the numbers and queue groups of the database and journals them (without it: the static
+        routes of the configuration only)."""
         self.config = config
         self.admin_setup = admin_setup
         self.admin_routers = list(admin_routers)
@@ -67,10 +80,12 @@ class Gateway:
             user_agent="voice-gateway",
         )
         passwords = {user.username: user.password for user in sip.users}
+        ha1 = live.directory.ha1 if live is not None else _no_ha1
         self.bindings = bindings if bindings is not None else BindingStore()
         self.registrar = Registrar(
             self.bindings,
-            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms),
+            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms,
+                       ha1=ha1),
             min_expires=sip.min_expires,
             max_expires=sip.max_expires,
             default_expires=sip.default_expires,
@@ -78,12 +93,19 @@ class Gateway:
         )
         self.call_stats = metrics.CallStats()
         self.observers = ObserverSet([MetricsObserver(self.call_stats), *observers])
+        self.live_router: LiveRouter | None = None
+        router: Router = StaticRouter(sip.static_routes, self.registrar.store)
+        if live is not None:
+            self.live_router = router = live.router(self, sip.static_routes, sip.routing_budget_ms / 1000)
+            self.observers.add(live.journal)
+            self.observers.add(self.live_router)
         self.b2bua = B2bua(
             self.endpoint,  # type: ignore[arg-type]
             self.observers,
-            StaticRouter(sip.static_routes, self.registrar.store),
+            router,
             self.registrar,
-            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms),
+            DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms,
+                       ha1=ha1),
             self._trusted,
             connected=self._connected,
             nat_contacts=sip.nat_contacts,
@@ -95,6 +117,21 @@ class Gateway:
         self.metrics_registry = metrics.gateway_registry(
             self.endpoint.stats, lambda: len(self.bindings), self.call_stats, lambda: self.listening
         )
+
+    def run_in_sip(self, callback: Callable[[float], None]) -> None:
+        """Run `callback(now)` inside the SIP loop (an async lookup's answer re-entering the B2BUA)."""
+        if self.runtime is not None:
+            self.runtime.run_in_sip(callback)
+
+    def registered(self, user: str) -> bool:
+        """Whether `user` (an extension) has a phone registered now."""
+        return bool(self.bindings.contacts(user, self._sip_now()))
+
+    def registered_contacts(self, user: str) -> list[str]:
+        return self.bindings.contacts(user, self._sip_now())
+
+    def _sip_now(self) -> float:
+        return self.runtime.loop.time() if self.runtime is not None else asyncio.get_event_loop().time()
 
     def _connected(self, peer: tuple[str, str, int]) -> bool:
         return self.runtime is not None and self.runtime.is_connected(peer)
@@ -184,7 +221,7 @@ async def open_crm(
     url = config.database.url
     try:
         await migrate(url)
-        seeded = await seed_demo_if_new(url) if config.database.seed_demo else None
+        seeded = await seed_demo_if_new(url, realm=config.sip.realm) if config.database.seed_demo else None
     except (OperationalError, InterfaceError, OSError) as error:
         raise ConfigError(f"[database] url: {connection_problem(url, error)}") from None
     if seeded is not None:
@@ -204,15 +241,37 @@ async def open_crm(
 
 
 def crm_gateway(
-    config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession], bindings: BindingStore | None = None
+    config: GatewayConfig,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bindings: BindingStore | None = None,
+    live: LiveCalls | None = None,
 ) -> Gateway:
-    """The gateway with the admin API's CRM resources served over `sessionmaker`."""
+    """The gateway with the admin API's CRM resources served over `sessionmaker`; with `live`, calls
+    are routed by the database's numbers and queue groups, and admin API changes reload them."""
+    state: dict[str, Any] = {"sip_realm": config.sip.realm}
+    if live is not None:
+        state["on_config_change"] = live.directory.request_reload
     return Gateway(
         config,
         admin_routers=crm_routers(),
+        admin_state=state,
         admin_setup=lambda app: install(app, sessionmaker),
         bindings=bindings,
+        live=live,
     )
+
+
+async def open_live_calls(
+    config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession], worker: OutboxWorker
+) -> LiveCalls:
+    """The routing directory (loaded now, before SIP listens) and the call journal."""
+    backend = BuiltinCrm()
+    directory = RoutingDirectory(sessionmaker, config.sip.realm)
+    await directory.reload()
+    journal = CallJournal(
+        sessionmaker, backend, wake_outbox=worker.wake, employee_for_extension=directory.employee_for_extension
+    )
+    return LiveCalls(directory, journal, sessionmaker, backend)
 
 
 async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher: Launcher = Launcher()) -> None:
@@ -225,17 +284,23 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     engine: AsyncEngine | None = None
-    outbox_task: asyncio.Task[None] | None = None
-    bindings_task: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = []
+    live: LiveCalls | None = None
     if gateway is None:
         engine, sessionmaker = await open_crm(config, launcher)
         bindings = JournaledBindingStore()
         persistence = BindingPersistence(bindings, SqlBindingBackend(sessionmaker), mono=loop.time)
         await persistence.load()
-        gateway = crm_gateway(config, sessionmaker, bindings)
         worker = OutboxWorker(sessionmaker, BuiltinCrm())
-        outbox_task = loop.create_task(worker.run_forever(stop=stop))
-        bindings_task = loop.create_task(persistence.run(stop))
+        live = await open_live_calls(config, sessionmaker, worker)
+        gateway = crm_gateway(config, sessionmaker, bindings, live)
+        background += [
+            loop.create_task(worker.run_forever(stop=stop)),
+            loop.create_task(live.directory.run(stop)),
+            loop.create_task(run_mail_bridge(sessionmaker, config, stop, on_saved=worker.wake)),
+            # Last in the list: its final flush runs after SIP stopped changing bindings.
+            loop.create_task(persistence.run(stop)),
+        ]
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = gateway.admin_server()
@@ -253,12 +318,13 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
         stop.set()
         with contextlib.suppress(Exception):
             await admin_task
-        if outbox_task is not None:
+        if live is not None:
+            # Calls that ended just now still have their call-log and CRM writes to make.
+            await live.journal.work.idle(5.0)
+            live.journal.work.cancel()
+        for task in background:
             with contextlib.suppress(Exception):
-                await outbox_task
-        if bindings_task is not None:
-            with contextlib.suppress(Exception):
-                await bindings_task  # the last flush, after SIP stopped changing bindings
+                await task
         if engine is not None:
             await engine.dispose()
     log.info("gateway stopped")

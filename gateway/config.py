@@ -82,6 +82,9 @@ class SipConfig:
     nat_contacts: str = "source"
     # Any answered call lasting longer is ended with a BYE on both legs; 0 = no limit.
     max_call_seconds: int = 0
+    # How long a number's call may wait for the caller's CRM knowledge before it rings the number's
+    # queue group without it (the CRM outcome is then decided later).
+    routing_budget_ms: int = 300
     # Where host-name targets are looked up (RFC 3263): (ip, port) pairs; empty = /etc/resolv.conf.
     dns_servers: tuple[tuple[str, int], ...] = ()
     dns_timeout: float = 2.0  # seconds for one whole lookup; a name that takes longer fails the call (503)
@@ -166,7 +169,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         table,
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
          "digest_algorithms", "min_expires", "max_expires", "default_expires", "max_contacts_per_aor", "nat_contacts",
-         "max_call_seconds",
+         "max_call_seconds", "routing_budget_ms",
          "dns_servers", "dns_timeout"},
         "sip.",
     )
@@ -204,9 +207,17 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         default_expires=default_expires,
         nat_contacts=_nat_contacts(table),
         max_call_seconds=_int(table, "max_call_seconds", "sip.", 0, minimum=0),
+        routing_budget_ms=_routing_budget(table),
         dns_servers=_dns_servers(table),
         dns_timeout=_dns_timeout(table),
     )
+
+
+def _routing_budget(table: dict[str, Any]) -> int:
+    value = table.get("routing_budget_ms", 300)
+    if isinstance(value, bool) or not isinstance(value, int) or not 10 <= value <= 10_000:
+        raise ConfigError("sip.routing_budget_ms must be a whole number of milliseconds from 10 to 10000, such as 300")
+    return value
 
 
 def _dns_servers(table: dict[str, Any]) -> tuple[tuple[str, int], ...]:

@@ -16,7 +16,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.routing.model import EmployeeSpec, MemberSpec, NoAnswer, NumberSpec, QueueGroupSpec, Strategy
+from gateway.routing.model import (
+    EmployeeSpec,
+    MemberSpec,
+    NoAnswer,
+    NoAnswerKind,
+    NumberSpec,
+    QueueGroupSpec,
+    Strategy,
+)
 from gateway.routing.numbers import dialled_candidates
 from gateway.routing.request import RouteRequest
 from gateway.storage.models import Employee, Number, QueueGroup
@@ -54,11 +62,11 @@ def _group_spec(row: QueueGroup) -> QueueGroupSpec:
         for m in sorted(row.members, key=lambda m: (m.position, m.employee_id))
     )
     no_answer = NoAnswer(
-        kind=row.no_answer_action, group_id=row.no_answer_group_id,
+        kind=NoAnswerKind(row.no_answer_action), group_id=row.no_answer_group_id,
         employee_id=row.no_answer_employee_id, number=row.no_answer_number,
     )
     return QueueGroupSpec(
-        id=row.id, name=row.name, strategy=Strategy(row.strategy), ring_time=float(row.ring_time_s),
+        id=row.id, name=row.name, strategy=Strategy.from_stored(row.strategy), ring_time=float(row.ring_time_s),
         members=members, no_answer=no_answer,
     )
 

@@ -130,7 +130,12 @@ class CallJournal:
             if event.call_id in self._routing:
                 self._routing[event.call_id] = event.status
             return
-        outcome = REJECTED if not call.decision.forwards else MISSED if event.status in _MISSED_STATUSES else FAILED
+        # Nobody to ring (480) or nobody answered is a missed call, to call back; a number that does not
+        # exist (404) is a rejected one; anything else failed.
+        if event.status in _MISSED_STATUSES:
+            outcome = MISSED
+        else:
+            outcome = REJECTED if not call.decision.forwards and event.status < 500 else FAILED
         self.work.submit(event.call_id, lambda: self._end(call, outcome, event.status, None, 0.0))
 
     def call_ended(self, event: CallEnded) -> None:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 Post = Callable[[Callable[[float], None]], None]
 
 RULE_EXTENSION = "R1.extension"
+RULE_ERROR = "R1.routing_error"
 NO_CRM_BUDGET = "the CRM lookup took longer than the routing budget"
 NO_CRM_DATABASE = "the database could not be read"
 
@@ -124,7 +125,12 @@ class LiveRouter:
         except Exception:
             log.exception("call %s: CRM lookup failed; routing to the queue group", request.call_id)
             unavailable = NO_CRM_DATABASE
-        decision = self._decide(request, number, ring_plan, unavailable)
+        try:
+            decision = self._decide(request, number, ring_plan, unavailable)
+        except Exception:
+            # A bug, not the caller's fault: they hear 500 now rather than waiting for the B2BUA's guard.
+            log.exception("call %s: routing failed", request.call_id)
+            decision = RouteDecision((), 500, (RULE_ERROR,))
         self._finish(request, number, decision, identity, crm, deliver, sync=False)
 
     async def _lookup(

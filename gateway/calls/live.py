@@ -1,0 +1,53 @@
+"""What `gateway run` hands the gateway so live calls use the database: the parts and how they meet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.calls.directory import RoutingDirectory
+from gateway.calls.journal import CallJournal
+from gateway.calls.router import LiveRouter
+from gateway.config import StaticRoute
+from gateway.crm_bridge.backend import CrmBackend
+
+
+class _Calls(Protocol):
+    def busy_employees(self) -> frozenset[int]: ...
+
+
+class SipSide(Protocol):
+    """What the router needs of the running gateway (`gateway.app.Gateway`)."""
+
+    b2bua: _Calls
+
+    def run_in_sip(self, callback: Callable[[float], None]) -> None: ...
+
+    def registered(self, user: str) -> bool: ...
+
+    def registered_contacts(self, user: str) -> list[str]: ...
+
+
+@dataclass
+class LiveCalls:
+    """The routing directory, the call journal and the CRM they read and write."""
+
+    directory: RoutingDirectory
+    journal: CallJournal
+    sessionmaker: async_sessionmaker[AsyncSession]
+    backend: CrmBackend
+
+    def router(self, sip: SipSide, static_routes: Sequence[StaticRoute], budget: float) -> LiveRouter:
+        """The router of `sip`'s B2BUA (the B2BUA itself may be built after this call)."""
+        return LiveRouter(
+            self.directory, self.sessionmaker, self.backend, self.journal,
+            post=sip.run_in_sip,
+            registered=sip.registered,
+            busy=lambda: sip.b2bua.busy_employees(),
+            static_routes=static_routes,
+            static_contacts=sip.registered_contacts,
+            budget=budget,
+        )
