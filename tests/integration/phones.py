@@ -14,7 +14,7 @@ from its message trace (`calls()`), keyed by the Call-ID of the gateway's B leg.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -237,6 +237,11 @@ def _calls_scenario(place: Path, name: str, mode: PhoneMode, answer_after_ms: in
     return render_scenario(f"phone_{mode}.xml", destination, {})
 
 
+def sip_users_config(passwords: Mapping[str, str]) -> str:
+    """`[[sip.users]]` tables for `start_gateway(extra_sip=...)`: one digest user per extension."""
+    return "".join(f'[[sip.users]]\nusername = "{user}"\npassword = "{secret}"\n' for user, secret in passwords.items())
+
+
 class Phones:
     """Starts phones for one test and stops every one of them at its end (the `phones` fixture)."""
 
@@ -261,4 +266,4 @@ class Phones:
         return iter(self.started)
 
 
-__all__ = ["KIT_SCENARIOS", "MODES", "Phone", "PhoneCall", "PhoneMode", "Phones", "start_phone"]
+__all__ = ["KIT_SCENARIOS", "MODES", "Phone", "PhoneCall", "PhoneMode", "Phones", "sip_users_config", "start_phone"]

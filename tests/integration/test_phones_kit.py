@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.conftest import GatewayProcess, start_gateway, stop_gateway
-from tests.integration.phones import Phones, start_phone
+from tests.integration.phones import Phones, sip_users_config, start_phone
 from tests.integration.trunk import ANONYMOUS, Trunk, TrunkCall
 
 EXTENSIONS = [str(number) for number in range(1101, 1114)]
@@ -26,7 +26,7 @@ def password(extension: str) -> str:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """A gateway of this module's own, with a digest user per extension the tests register."""
-    users = "".join(f'[[sip.users]]\nusername = "{e}"\npassword = "{password(e)}"\n' for e in EXTENSIONS)
+    users = sip_users_config({extension: password(extension) for extension in EXTENSIONS})
     running = start_gateway(tmp_path_factory.mktemp("phones-kit"), extra_sip=users)
     try:
         yield running
@@ -64,7 +64,10 @@ def test_the_phone_hangs_up_after_its_talk_time(gateway: GatewayProcess, phones:
 def test_a_ringing_phone_and_the_caller_cancelling_give_487(gateway: GatewayProcess, phones: Phones,
                                                              trunk: Trunk) -> None:
     phone = phones.start(gateway, "1103", password("1103"), mode="ring")
-    run = trunk.call(gateway, TrunkCall(dialled="1103"), cancel_after_ms=300)
+    ringing = trunk.start(gateway, TrunkCall(dialled="1103"), cancel_after_ms=1000)
+    phone.wait_calls(offered=1)  # the test acts while the call rings (e.g. stops the database)
+    assert phone.calls()[0].final_status is None and ringing.result().statuses == [None]
+    run = ringing.wait()
     assert run.successes == 1 and run.statuses == [487], run.explain()
     assert run.calls[0].cancelled and 180 in run.calls[0].provisional
     phone.wait_calls(cancelled=1, ended=1)
