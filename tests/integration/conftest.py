@@ -16,8 +16,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.integration.phones import Phones
+    from tests.integration.trunk import Trunk
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "docker" / "sipp"
@@ -219,3 +224,23 @@ def wait_exit(process: subprocess.Popen[bytes], timeout: float = 25) -> int:
         process.kill()
         process.wait()
         return -9
+
+
+@pytest.fixture
+def phones(tmp_path: Path) -> Iterator[Phones]:
+    """Employees' phones for one test (tests/integration/phones.py), all stopped at its end."""
+    from tests.integration.phones import Phones  # here: phones.py imports this module
+
+    book = Phones(tmp_path)
+    yield book
+    book.stop_all()
+
+
+@pytest.fixture
+def trunk(tmp_path: Path) -> Iterator[Trunk]:
+    """The trunk side for one test (tests/integration/trunk.py); a run still going is stopped at its end."""
+    from tests.integration.trunk import Trunk  # here: trunk.py imports this module
+
+    side = Trunk(tmp_path)
+    yield side
+    side.stop_all()
