@@ -1,0 +1,166 @@
+"""Live calls through the router and the journal, in process over a real database (SQLite and PostgreSQL).
+
+The call's SIP side is played by the test (the events the B2BUA emits); everything else is the product:
+the directory snapshot, the CRM lookup within the routing budget, the routing steps, the call log and
+the CRM writes through the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.b2bua.events import CallStarted
+from gateway.crm_bridge.store import BuiltinCrm
+from gateway.routing.targets import TargetKind
+from tests.calls.conftest import LiveWorld, make_world
+
+NEW = "0611223344"
+NEW_E164 = "+33611223344"
+
+
+async def test_r1_r2_t4a_t10_new_caller_rings_the_queue_in_order_gets_a_lead_and_a_logged_call(
+    live: LiveWorld,
+) -> None:
+    decision = await live.route(live.request("c1", NEW))
+    assert [step.targets[0].employee_id for step in decision.steps] == [live.alice, live.bruno]
+    assert {"R1", "R2.in_order"} <= set(decision.rule_ids)
+    live.answer_and_hang_up("c1", live.bruno, decision)
+    await live.settle()
+    [call] = await live.rows("SELECT outcome, status, answered_by_id, offered_ids, party_e164, crm FROM calls")
+    assert (call.outcome, call.status, call.answered_by_id, call.party_e164) == ("answered", 200, live.bruno, NEW_E164)
+    [lead] = await live.rows("SELECT responsible_id FROM leads")
+    assert lead.responsible_id == live.alice  # T10: position 1, whoever answered
+    [activity] = await live.rows("SELECT completed_at FROM activities WHERE interaction_key = 'call:c1'")
+    assert activity.completed_at is not None
+
+
+async def test_t7_known_caller_rings_their_responsible_first(live: LiveWorld) -> None:
+    first = await live.route(live.request("c1", NEW))
+    live.answer_and_hang_up("c1", live.alice, first)
+    await live.settle()
+    async with live.sessionmaker() as session:  # the client now belongs to Bruno
+        from sqlalchemy import text
+        await session.execute(text("UPDATE leads SET responsible_id = :b"), {"b": live.bruno})
+        await session.commit()
+    second = await live.route(live.request("c2", NEW))
+    assert second.steps[0].targets[0].employee_id == live.bruno and second.steps[0].ring_time == 20.0
+    assert "T7" in second.rule_ids
+
+
+async def test_r3_busy_and_unregistered_members_are_skipped(live: LiveWorld) -> None:
+    live.busy.add(live.alice)
+    live.registered.discard("1002")
+    decision = await live.route(live.request("c1", NEW))
+    assert decision.steps == () and decision.status == 480
+    assert {"R3.busy", "R3.no_phone"} <= set(decision.rule_ids)
+
+
+async def test_r1_unknown_number_is_404_and_logged_as_rejected(live: LiveWorld) -> None:
+    decision = await live.route(live.request("c1", NEW, dialled="0999999999"))
+    assert decision.status == 404
+    live.give_up("c1", 404)
+    await live.settle()
+    [call] = await live.rows("SELECT outcome, status, number_id FROM calls")
+    assert (call.outcome, call.status, call.number_id) == ("rejected", 404, None)
+    assert await live.rows("SELECT * FROM decisions") == []
+
+
+async def test_r6_anonymous_caller_is_logged_never_a_lead(live: LiveWorld) -> None:
+    decision = await live.route(live.request("c1", "anonymous"))
+    assert decision.forwards
+    live.give_up("c1", 487)
+    await live.settle()
+    [call] = await live.rows("SELECT outcome, party_e164, routing, crm FROM calls")
+    assert call.outcome == "missed" and call.party_e164 is None
+    assert "R6" in str(call.crm)
+    assert await live.rows("SELECT id FROM leads") == []
+
+
+async def test_c2_cancel_during_the_lookup_is_a_missed_call_with_one_lead(live: LiveWorld) -> None:
+    request = live.request("c1", NEW)
+    live.journal.call_started(CallStarted("c1", request, 0.0))
+    live.give_up("c1", 487)  # the caller hung up before routing answered
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    live.router.route(request, lambda decision, now: done.set_result(decision))
+    await asyncio.wait_for(done, 5.0)
+    await live.settle()
+    [call] = await live.rows("SELECT outcome, status FROM calls")
+    assert (call.outcome, call.status) == ("missed", 487)
+    assert len(await live.rows("SELECT id FROM leads")) == 1
+    [activity] = await live.rows("SELECT completed_at FROM activities")
+    assert activity.completed_at is None  # a missed call stays open, to call back
+
+
+async def test_c2_two_simultaneous_calls_from_one_new_caller_give_one_lead(live: LiveWorld) -> None:
+    worker = asyncio.get_running_loop().create_task(live.worker.run_forever(poll_interval=0.05))
+    live.journal.wake_outbox = live.worker.wake
+    try:
+        first, second = await asyncio.gather(live.route(live.request("c1", NEW)), live.route(live.request("c2", NEW)))
+        live.answer_and_hang_up("c1", live.alice, first)
+        live.answer_and_hang_up("c2", live.bruno, second)
+        await live.settle()
+    finally:
+        worker.cancel()
+    assert len(await live.rows("SELECT id FROM leads")) == 1
+    assert len(await live.rows("SELECT id FROM activities WHERE kind = 'call'")) == 2
+
+
+async def test_c2_the_same_call_journaled_twice_writes_once(live: LiveWorld) -> None:
+    decision = await live.route(live.request("c1", NEW))
+    live.journal.routed(live.journal._calls["c1"])  # a retransmitted INVITE routed again
+    live.answer_and_hang_up("c1", live.alice, decision)
+    await live.settle()
+    assert len(await live.rows("SELECT id FROM leads")) == 1
+    assert len(await live.rows("SELECT id FROM calls")) == 1
+    assert len(await live.rows("SELECT id FROM activities")) == 1
+
+
+class SlowCrm(BuiltinCrm):
+    """The built-in CRM behind a lookup slower than the routing budget."""
+
+    async def find_party(self, session: Any, *, phone: str | None = None, email: str | None = None) -> Any:
+        await asyncio.sleep(0.5)
+        return await super().find_party(session, phone=phone, email=email)
+
+
+async def test_r1_past_the_routing_budget_the_queue_rings_and_the_crm_outcome_is_written_later(
+    sqlite_url: str,
+) -> None:
+    world = await make_world(sqlite_url, backend=SlowCrm(), budget=0.05)()
+    try:
+        decision = await world.route(world.request("c1", NEW))
+        assert "R1.no_crm_knowledge" in decision.rule_ids
+        assert decision.steps[0].targets[0].kind is TargetKind.EMPLOYEE
+        assert world.router.over_budget == 1
+        world.answer_and_hang_up("c1", world.alice, decision)
+        await world.settle()
+        assert len(await world.rows("SELECT id FROM leads")) == 1
+        [call] = await world.rows("SELECT crm FROM calls")
+        assert "T4a" in str(call.crm)
+    finally:
+        await world.close()
+
+
+async def test_r1_database_down_routes_to_the_queue_group_from_the_snapshot(sqlite_url: str) -> None:
+    from gateway.storage.session import make_engine, make_sessionmaker
+
+    down_engine = make_engine("sqlite+aiosqlite:////nonexistent-dir/gateway.db")
+    world = await make_world(sqlite_url, router_sessionmaker=make_sessionmaker(down_engine))()
+    try:
+        decision = await world.route(world.request("c1", NEW))
+        assert "R1.no_crm_knowledge" in decision.rule_ids
+        assert [step.targets[0].employee_id for step in decision.steps] == [world.alice, world.bruno]
+    finally:
+        await world.close()
+        await down_engine.dispose()
+
+
+async def test_r1_an_employee_phone_dialling_an_extension_rings_that_employee(live: LiveWorld) -> None:
+    decision = await live.route(live.request("c1", "1001", dialled="1002", trusted=False, authenticated_user="1001"))
+    assert decision.targets[0].employee_id == live.bruno and "R1.extension" in decision.rule_ids
+
+
+async def test_an_unauthenticated_stranger_cannot_dial_an_extension_directly(live: LiveWorld) -> None:
+    decision = await live.route(live.request("c1", "123", dialled="1002", trusted=False))
+    assert decision.status == 404
