@@ -4,27 +4,31 @@ What crosses:
 - the body and its describing headers (SDP passes through unchanged);
 - the method of in-dialog requests listed in `RELAYED_IN_DIALOG`;
 - the caller's identity (From URI and display name) onto leg B's INVITE, under a new tag;
-- the status of responses, through `FAILURE_STATUS` for failures.
+- the status of responses, through the failure table for failures.
 - RFC 4028 session-timer headers, as `session_timer` decides (Min-SE of a 422 here).
 
-Failure table (leg B's final status → what leg A is answered):
-
-| leg B                                 | leg A | why                                                    |
-|---------------------------------------|-------|--------------------------------------------------------|
-| 3xx                                   | 480   | redirects are not followed; the callee is unavailable  |
-| 401, 407                              | 502   | the far end wants credentials the gateway does not own |
-| 408, no answer (timer B)              | 408   | RFC 3261 §21.4.9                                       |
-| other 4xx, 6xx                        | same  | the callee's own answer (486 busy, 603 decline, ...)   |
-| 500-599                               | 502   | the far end failed; the gateway itself is not overloaded|
-| transport error / no reachable target | 503   | the gateway could not reach anyone                     |
-
-When several legs of one ring step failed, the caller hears the best of their mapped statuses
-(`best_failure`, RFC 3261 §16.7 step 6).
+The failure table (what the caller hears when leg B fails) and the hunting policy (which failures
+move on to the next target) are routing policy: `gateway.routing.failure`.
 """
 
 from __future__ import annotations
 
+from gateway.routing.failure import (
+    HUNT_ON,
+    TIMEOUT,
+    UNAVAILABLE,
+    UNREACHABLE,
+    Failure,
+    best_failure,
+    failure_status,
+)
 from gateway.sip.message import Message, Request, Response, make_response
+
+__all__ = [
+    "ALLOW_IN_DIALOG", "ALLOW_OUT_OF_DIALOG", "BODY_HEADERS", "DIALOG_ONLY", "HUNT_ON", "RELAYED_IN_DIALOG",
+    "TIMEOUT", "UNAVAILABLE", "UNREACHABLE", "Failure", "best_failure", "copy_body", "failure_status",
+    "relay_response",
+]
 
 BODY_HEADERS = ("Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language", "MIME-Version")
 RELAYED_IN_DIALOG = frozenset({"INVITE", "UPDATE", "INFO", "OPTIONS", "MESSAGE"})
@@ -36,44 +40,6 @@ DIALOG_ONLY = frozenset({"BYE", "UPDATE", "INFO"})
 # inside one: what ends or is relayed across the call.
 ALLOW_OUT_OF_DIALOG = "INVITE, ACK, CANCEL, OPTIONS, REGISTER"
 ALLOW_IN_DIALOG = "INVITE, ACK, CANCEL, BYE, " + ", ".join(sorted(RELAYED_IN_DIALOG - {"INVITE"}))
-UNREACHABLE = 503
-TIMEOUT = 408
-UNAVAILABLE = 480
-# Statuses after which the next hunting target is tried instead of answering leg A.
-HUNT_ON = frozenset({408, 480, 500, 502, 503, 504, UNREACHABLE})
-
-
-def failure_status(status: int) -> int:
-    """Leg A's final status for leg B's failure `status` (see the module table)."""
-    if 300 <= status < 400:
-        return 480
-    if status in (401, 407) or 500 <= status < 600:
-        return 502
-    return status
-
-
-# A leg's failure as a hunt keeps it: (status for leg A, whether it hunts on, extra headers for A).
-Failure = tuple[int, bool, list[tuple[str, str]] | None]
-
-
-def _rank(status: int) -> int:
-    if status >= 600:
-        return 0
-    if 400 <= status < 500:
-        return 1 if status not in HUNT_ON else 2 if status == UNAVAILABLE else 3
-    return 4
-
-
-def best_failure(failures: list[Failure]) -> tuple[int, list[tuple[str, str]] | None]:
-    """The failure the caller hears when several legs failed (RFC 3261 §16.7 step 6), on the
-    statuses after the failure table (gateway-local 408/503 unmapped): a 6xx, else the callees' own
-    4xx (486, 404, 603...), else 480, else 408, else 5xx; the first received among equals."""
-    if not failures:
-        return UNAVAILABLE, None
-    status, _, extra = min(failures, key=lambda failure: _rank(failure[0]))
-    return status, extra
-
-
 def copy_body(source: Message, destination: Message) -> None:
     """Move the body and the headers that describe it; nothing else."""
     if not source.body:
