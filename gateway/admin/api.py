@@ -29,6 +29,7 @@ def crm_routers() -> list[APIRouter]:
         decisions,
         employees,
         items,
+        mail,
         mailboxes,
         numbers,
         queues,
@@ -37,7 +38,7 @@ def crm_routers() -> list[APIRouter]:
     )
 
     routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, items.router,
-               decisions.router, simulate.router, mailboxes.router]
+               decisions.router, simulate.router, mailboxes.router, mail.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers
