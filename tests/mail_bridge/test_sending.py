@@ -210,3 +210,24 @@ async def test_m12_the_clients_reply_threads_onto_the_sent_mail(shop: Shop) -> N
     assert saved.plan is not None and "M12" in saved.plan.rule_ids
     assert await bindings_of(shop.db, saved.interaction_key) == {shop.lead}
     assert await _count(shop.db, Lead) == 1
+
+
+async def test_o2_a_mailbox_without_its_own_relay_sends_through_the_mail_config_relay(
+    sqlite_db: Db, sqlite_world: World, smtp_sink: SmtpSink
+) -> None:
+    from gateway.admin.routes.mail import set_mail_config
+    from gateway.config import MailConfig
+
+    mailbox_id = await seed_mailbox(sqlite_db, sqlite_world)  # no smtp_host of its own
+    await grant(sqlite_db, sqlite_world.anna, lead=ALL, contact=ALL, company=ALL, deal=ALL)
+    _, _, lead, _ = await _items(sqlite_db, sqlite_world)
+    app = build_app(sqlite_db.sessions)
+    body = {"mailbox_id": mailbox_id, "to": ["buyer@acme.example"], "subject": "s", "body": "b"}
+    headers = await headers_of(sqlite_db, sqlite_world.anna)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as api:
+        no_relay = await api.post(f"/items/lead/{lead.id}/mail", json=body, headers=headers)
+        assert no_relay.status_code == 422 and "no SMTP relay" in no_relay.json()["detail"]
+        set_mail_config(app, MailConfig(smtp_host="127.0.0.1", smtp_port=smtp_sink.port, smtp_tls="none"))
+        sent = await api.post(f"/items/lead/{lead.id}/mail", json=body, headers=headers)
+        assert sent.status_code == 201, sent.text
+    assert [m.rcpt_tos for m in smtp_sink.received] == [["buyer@acme.example"]]
