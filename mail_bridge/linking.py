@@ -60,20 +60,36 @@ class SavedMail:
     new: bool
 
 
+def in_turn(members: tuple[int, ...], last_assigned: int | None) -> tuple[int, ...]:
+    """M13: the queue in turn order, the member after the one who got the last item first.
+
+    When that employee left the queue (or nobody got an item yet) the turn starts at position 1.
+    """
+    if last_assigned not in members:
+        return members
+    after = members.index(last_assigned) + 1
+    return members[after:] + members[:after]
+
+
+async def queue_members(session: AsyncSession, mailbox: Mailbox) -> tuple[int, ...]:
+    """The mailbox's distribution queue in position order."""
+    if mailbox.queue_group_id is None:
+        return ()
+    rows = await session.scalars(
+        sa.select(QueueMember.employee_id)
+        .where(QueueMember.group_id == mailbox.queue_group_id)
+        .order_by(QueueMember.position, QueueMember.employee_id)
+    )
+    return tuple(rows.all())
+
+
 async def mailbox_settings(session: AsyncSession, mailbox: Mailbox) -> ChannelSettings:
     """The mailbox's CRM-integration settings as the engine reads them (M1, M2, M8, M13)."""
-    members: tuple[int, ...] = ()
-    if mailbox.queue_group_id is not None:
-        rows = await session.scalars(
-            sa.select(QueueMember.employee_id)
-            .where(QueueMember.group_id == mailbox.queue_group_id)
-            .order_by(QueueMember.position, QueueMember.employee_id)
-        )
-        members = tuple(rows.all())
+    members = await queue_members(session, mailbox)
     return ChannelSettings(
         create_items=mailbox.create_items_for_new,
         source_id=mailbox.source_id,
-        queue_member_ids=members,
+        queue_member_ids=in_turn(members, mailbox.last_assigned_id),
         route_known_to_responsible=mailbox.route_known_to_responsible,
         integration=mailbox.crm_integration,
         spam_folder=mailbox.spam_folder,
@@ -116,15 +132,18 @@ async def thread_items(session: AsyncSession, refs: tuple[str, ...]) -> tuple[Kn
     if not keys:
         return ()
     bound = await session.execute(
-        sa.select(ActivityBinding.item_type, ActivityBinding.item_id)
+        sa.select(Activity.interaction_key, ActivityBinding.item_type, ActivityBinding.item_id)
         .join(Activity, Activity.id == ActivityBinding.activity_id)
         .where(Activity.interaction_key.in_(keys))
     )
-    found = {ItemRef(t, int(i)) for t, i in bound.all()}
+    by_key: dict[str, set[ItemRef]] = {}
+    for key, item_type, item_id in bound.all():
+        by_key.setdefault(key, set()).add(ItemRef(item_type, int(item_id)))
+    found: set[ItemRef] = set()
     for key in keys:
-        plan = await stored_plan(session, key)
-        if plan is not None:
-            found.update(plan.attach_to)
+        # The activity's bindings win: a mail moved to another deal (M9) threads its replies there.
+        plan = None if key in by_key else await stored_plan(session, key)
+        found.update(by_key.get(key, plan.attach_to if plan is not None else ()))
     return tuple([await _known(session, ref) for ref in sorted(found)])
 
 
@@ -134,10 +153,11 @@ async def _known(session: AsyncSession, ref: ItemRef) -> KnownItem:
     return KnownItem(ref=ref, responsible_id=item.responsible_id, status=status)
 
 
-async def _store(
+async def store_message(
     session: AsyncSession, parsed: ParsedMail, raw: bytes, *, mailbox: Mailbox | None, folder: str | None,
     uid: int | None, direction: Direction, key: str, now: datetime,
 ) -> MailMessage:
+    """Store one parsed message and its thread references (the caller checked it is not stored yet)."""
     row = MailMessage(
         message_key=parsed.message_key,
         message_id=parsed.message_id,
@@ -192,7 +212,7 @@ async def save_message(
     now = now or datetime.now(UTC)
     direction = direction_of(parsed, mailbox.address)
     key = interaction_key(Channel.EMAIL, parsed.message_key)
-    row = await _store(
+    row = await store_message(
         session, parsed, raw, mailbox=mailbox, folder=folder, uid=uid, direction=direction, key=key, now=now
     )
     plan = await link_message(session, mailbox, row, parsed=parsed, backend=backend, now=now)
@@ -238,7 +258,17 @@ async def link_message(
         occurred_at=row.arrived_at,
         details=_details(mailbox, row),
     )
-    return await decide_and_record(session, interaction, context, now=now)
+    before = await stored_plan(session, row.interaction_key)
+    plan = await decide_and_record(session, interaction, context, now=now)
+    if plan != before:
+        take_turn(mailbox, plan, settings.queue_member_ids)
+    return plan
+
+
+def take_turn(mailbox: Mailbox, plan: LinkPlan, queue: tuple[int, ...]) -> None:
+    """M13: an item created for a queue member moves the mailbox's turn past them."""
+    if plan.creates_anything and plan.responsible_id in queue:
+        mailbox.last_assigned_id = plan.responsible_id
 
 
 def _details(mailbox: Mailbox, row: MailMessage) -> dict[str, Any]:

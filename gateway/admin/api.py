@@ -31,6 +31,7 @@ def crm_routers() -> list[APIRouter]:
         decisions,
         employees,
         items,
+        mail,
         mailboxes,
         numbers,
         queues,
@@ -39,7 +40,7 @@ def crm_routers() -> list[APIRouter]:
     )
 
     routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, catalog.router,
-               items.router, decisions.router, simulate.router, calls.router, mailboxes.router]
+               items.router, decisions.router, simulate.router, calls.router, mailboxes.router, mail.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers

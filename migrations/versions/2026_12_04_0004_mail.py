@@ -1,5 +1,6 @@
 """Mail: mailboxes and who may use them, per-folder IMAP sync state, messages (stored once, with their
-thread index) and outgoing mail with its SMTP status. Creates only its own tables: independent of 0003.
+thread index) and outgoing mail with its SMTP status; a mailbox keeps M13's distribution turn
+(last_assigned_id). Creates only its own tables: independent of 0003.
 
 Revision ID: 0004
 Revises: 0003
@@ -36,6 +37,7 @@ def upgrade() -> None:
     sa.Column('queue_group_id', sa.Integer(), nullable=True),
     sa.Column('route_known_to_responsible', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('connected_by_id', sa.Integer(), nullable=True),
+    sa.Column('last_assigned_id', sa.Integer(), nullable=True),
     sa.Column('first_sync_days', sa.Integer(), server_default='30', nullable=False),
     sa.Column('smtp_host', sa.String(length=255), nullable=True),
     sa.Column('smtp_port', sa.Integer(), nullable=True),
@@ -52,6 +54,7 @@ def upgrade() -> None:
     sa.CheckConstraint("state IN ('new', 'ok', 'failing')", name=op.f('ck_mailboxes_state')),
     sa.CheckConstraint("tls_mode IN ('tls', 'starttls', 'none')", name=op.f('ck_mailboxes_tls_mode')),
     sa.ForeignKeyConstraint(['connected_by_id'], ['employees.id'], name=op.f('fk_mailboxes_connected_by_id_employees'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['last_assigned_id'], ['employees.id'], name=op.f('fk_mailboxes_last_assigned_id_employees'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['queue_group_id'], ['queue_groups.id'], name=op.f('fk_mailboxes_queue_group_id_queue_groups'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], name=op.f('fk_mailboxes_source_id_sources'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mailboxes')),

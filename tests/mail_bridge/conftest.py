@@ -4,7 +4,7 @@ migrated by Alembic) and a seeded mailbox."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +22,7 @@ from tests.crm_bridge.conftest import (  # noqa: F401
     world,
 )
 from tests.mail_bridge.dovecot import Dovecot, start_dovecot
+from tests.mail_bridge.smtp_sink import SmtpSink, start_sink
 
 MAILBOX_ADDRESS = "sales@ourco.example"
 
@@ -99,3 +100,14 @@ async def imap_world(sqlite_db: Db, sqlite_world: World, dovecot: Dovecot) -> Im
         imap_port=dovecot.imap_port, folders=["INBOX", "Spam"],
     )
     return ImapWorld(sqlite_db, sqlite_world, mailbox_id, address, dovecot)
+
+
+@pytest.fixture
+async def smtp_sink() -> AsyncIterator[SmtpSink]:
+    """A real SMTP listener (aiosmtpd) the mailboxes relay through."""
+    sink, server = await start_sink()
+    try:
+        yield sink
+    finally:
+        server.close()
+        await server.wait_closed()

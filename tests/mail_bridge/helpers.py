@@ -79,3 +79,26 @@ async def timeline(db: Db, ref: ItemRef) -> list[TimelineEntry]:
             sa.select(TimelineEntry).where(TimelineEntry.item_type == ref.type, TimelineEntry.item_id == ref.id)
         )
         return list(rows.all())
+
+
+async def headers_of(db: Db, employee_id: int) -> dict[str, str]:
+    """A bearer token for the employee, as request headers."""
+    from gateway.admin.auth import issue_token
+
+    async with db.sessions() as session, session.begin():
+        _, plain = await issue_token(session, employee_id, "test")
+    return {"Authorization": f"Bearer {plain}"}
+
+
+async def grant(db: Db, employee_id: int, **rights: tuple[str, str]) -> None:
+    """Give an employee (view, edit) scopes per item type, e.g. ``deal=("all", "own")``."""
+    from gateway.storage.models import EmployeeRight
+
+    async with db.sessions() as session, session.begin():
+        await session.execute(sa.delete(EmployeeRight).where(EmployeeRight.employee_id == employee_id))
+        session.add_all(EmployeeRight(employee_id=employee_id, item_type=t, view=v, edit=e)
+                        for t, (v, e) in rights.items())
+
+
+async def run_outbox(db: Db) -> None:
+    await OutboxWorker(db.sessions, BuiltinCrm()).run_once()

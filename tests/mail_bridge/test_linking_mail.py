@@ -157,3 +157,35 @@ async def test_o5_the_same_address_written_differently_is_the_same_client(db: Db
     contact = await client_contact(db, "anne@client.example", mail_world.crm.anna)
     saved = await deliver(db, mail_world.mailbox_id, message(sender='"ANNE" <  Anne@CLIENT.example >'))
     assert await leads(db) == [] and contact in await bindings_of(db, saved.interaction_key)
+
+
+async def test_m13_items_from_mail_go_to_the_queue_members_in_turn(db: Db, mail_world: MailWorld) -> None:
+    crm = mail_world.crm  # queue: anna (position 1), boris (position 2)
+    senders = ["Ann One <one@a.example>", "two@b.example", "three@c.example"]
+    plans = [(await deliver(db, mail_world.mailbox_id, message(sender=s, message_id=f"<t{i}@x>"))).plan
+             for i, s in enumerate(senders)]
+    assert [p.responsible_id for p in plans if p is not None] == [crm.anna, crm.boris, crm.anna]
+    assert all(p is not None and "M13" in p.rule_ids for p in plans)
+    assert [lead.responsible_id for lead in await leads(db)] == [crm.anna, crm.boris, crm.anna]
+    # A known client's mail creates nothing, so it takes no turn.
+    await client_contact(db, "known@client.example", crm.chloe)
+    await deliver(db, mail_world.mailbox_id, message(sender="known@client.example", message_id="<k@x>"))
+    async with db.sessions() as session:
+        mailbox = await session.get(Mailbox, mail_world.mailbox_id)
+        assert mailbox is not None and mailbox.last_assigned_id == crm.anna
+    fourth = await deliver(db, mail_world.mailbox_id, message(sender="four@d.example", message_id="<t4@x>"))
+    assert fourth.plan is not None and fourth.plan.responsible_id == crm.boris
+    lead = (await leads(db))[0]
+    async with db.sessions() as session:
+        first = await session.get(type(lead), lead.id)
+        assert first is not None and [e.normalized for e in await first.awaitable_attrs.emails] == ["one@a.example"]
+        assert "Ann One" in first.title and first.source_id == crm.source
+
+
+def test_m13_the_turn_follows_the_employee_not_the_position() -> None:
+    from mail_bridge.linking import in_turn
+
+    assert in_turn((5, 6, 7), None) == (5, 6, 7)
+    assert in_turn((5, 6, 7), 6) == (7, 5, 6)
+    assert in_turn((5, 6, 7), 7) == (5, 6, 7)
+    assert in_turn((5, 7), 6) == (5, 7)  # the last one served left the queue: the turn starts over

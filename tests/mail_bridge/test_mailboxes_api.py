@@ -56,6 +56,11 @@ async def test_m1_mailbox_secret_is_write_only_and_the_connector_is_recorded(
     async with sqlite_db.sessions() as session:
         stored = await session.get(Mailbox, mailbox["id"])
         assert stored is not None and stored.secret == "new-secret" and stored.spam_folder == "INBOX"
+    smtp = await api.patch(f"/mailboxes/{mailbox['id']}", headers=boris, json={
+        "smtp_host": "smtp.ourco.example", "smtp_port": 465, "smtp_tls_mode": "tls", "smtp_secret": "smtp-pa55"})
+    assert smtp.status_code == 200 and "smtp-pa55" not in smtp.text
+    assert (smtp.json()["smtp_host"], smtp.json()["smtp_tls_mode"], smtp.json()["smtp_secret_set"]) == (
+        "smtp.ourco.example", "tls", True)
     bad = await api.post("/mailboxes", json={**BODY, "address": "not an address"}, headers=boris)
     assert bad.status_code == 422 and "address" in bad.text
 

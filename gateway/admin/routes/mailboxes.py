@@ -27,9 +27,14 @@ router = APIRouter(prefix="/mailboxes", tags=["mailboxes"])
 
 def mailbox_out(mailbox: Mailbox) -> MailboxOut:
     fields: dict[str, Any] = {name: getattr(mailbox, name) for name in MailboxOut.model_fields
-                              if name not in ("secret_set", "access_employee_ids")}
-    return MailboxOut(**fields, secret_set=bool(mailbox.secret),
+                              if name not in ("secret_set", "smtp_secret_set", "access_employee_ids")}
+    return MailboxOut(**fields, secret_set=bool(mailbox.secret), smtp_secret_set=bool(mailbox.smtp_secret),
                       access_employee_ids=[a.employee_id for a in mailbox.access])
+
+
+def may_use(mailbox: Mailbox, principal: Principal) -> bool:
+    """Admins, the employee who connected the mailbox and those given access read it and send from it."""
+    return _may_read(mailbox, principal)
 
 
 def _may_read(mailbox: Mailbox, principal: Principal) -> bool:

@@ -12,6 +12,7 @@ from gateway.admin.schemas.common import Out, RowId, Secret, ShortText, Strict
 TlsMode = Literal["tls", "none"]
 Folders = Annotated[list[ShortText], Field(min_length=1, max_length=20, description="IMAP folders to sync")]
 Port = Annotated[int, Field(ge=1, le=65535)]
+SmtpTlsMode = Literal["tls", "starttls", "none"]
 
 
 class MailboxCreate(Strict):
@@ -32,6 +33,11 @@ class MailboxCreate(Strict):
     route_known_to_responsible: bool = False
     first_sync_days: Annotated[int, Field(ge=0, le=3650)] = 30
     access_employee_ids: Annotated[list[RowId], Field(max_length=500)] = []
+    smtp_host: ShortText | None = Field(None, description="this mailbox's SMTP relay; none: the [mail] relay")
+    smtp_port: Port | None = None
+    smtp_tls_mode: SmtpTlsMode = "starttls"
+    smtp_login: ShortText | None = None
+    smtp_secret: Secret | None = Field(None, description="SMTP password; stored, never returned")
 
 
 class MailboxUpdate(Strict):
@@ -51,6 +57,11 @@ class MailboxUpdate(Strict):
     route_known_to_responsible: bool | None = None
     first_sync_days: Annotated[int, Field(ge=0, le=3650)] | None = None
     access_employee_ids: Annotated[list[RowId], Field(max_length=500)] | None = None
+    smtp_host: ShortText | None = None
+    smtp_port: Port | None = None
+    smtp_tls_mode: SmtpTlsMode | None = None
+    smtp_login: ShortText | None = None
+    smtp_secret: Secret | None = None
 
 
 class MailboxOut(Out):
@@ -73,6 +84,11 @@ class MailboxOut(Out):
     first_sync_days: int
     connected_by_id: int | None
     access_employee_ids: list[int]
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_tls_mode: str
+    smtp_login: str | None
+    smtp_secret_set: bool
     state: str
     last_error: str | None
     failures: int

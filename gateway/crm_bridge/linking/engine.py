@@ -36,8 +36,9 @@ Step order (SPEC rule ids in brackets):
                      CREATE_DEAL in the configured pipeline (None → the default pipeline, resolved by
                      the CRM service) with a contact or a company. Created items carry the number's
                      source [T6]; their responsible is the queue's first ACTIVE member [T10], or for
-                     an outbound call the employee who placed it. [T11] the number moves the new lead
-                     to the transferee on a manual transfer (armed in the plan's rule ids).
+                     an outbound call the employee who placed it; for mail the mailbox's queue comes
+                     in turn order, so it is the next active member in turn [M13]. [T11] the number
+                     moves the new lead to the transferee on a manual transfer (armed in the plan's rule ids).
 
 A manual save's plan (anything but REFUSED) carries M3 last: the binding followed the same rules as an
 automatic save, only the automatic-save switches were passed.
@@ -321,18 +322,23 @@ def active_queue(interaction: Interaction) -> tuple[int, ...]:
 
 
 def _new_item_responsible(interaction: Interaction) -> tuple[int | None, str, tuple[str, ...]]:
-    """T10: the agent of an outbound call, else the queue's first ACTIVE member; notes name the skipped."""
+    """T10: the agent of an outbound call, else the queue's first ACTIVE member; notes name the skipped.
+
+    M13 for mail: the mailbox hands its queue over in turn order (the next member in turn first), so the
+    same "first active member" is the next in turn; the rule id says which rule chose.
+    """
+    rule = "M13" if interaction.channel == Channel.EMAIL else "T10"
     agent = interaction.agent_id
     skipped: list[str] = []
     if interaction.direction == Direction.OUTBOUND and agent is not None:
         if interaction.is_active(agent):
-            return agent, "T10", ()
+            return agent, rule, ()
         skipped.append(_inactive_note(agent, "the employee who placed the call"))
     for member in interaction.settings.queue_member_ids:
         if interaction.is_active(member):
-            return member, "T10", tuple(skipped)
+            return member, rule, tuple(skipped)
         skipped.append(_inactive_note(member, "queue member"))
-    return None, "T10", tuple(skipped)
+    return None, rule, tuple(skipped)
 
 
 STEPS: tuple[Step, ...] = (

@@ -70,6 +70,8 @@ _RULES: dict[str, Callable[[LinkPlan], str]] = {
     else "saved by hand: bound by the same rules as an automatic save",
     "M4": lambda p: "mail of our own employees is never saved to the CRM",
     "M12": lambda p: f"a reply → bound to the items of the mail it answers: {_items(p)}",
+    "M13": lambda p: f"responsible of the new item: {_who(p.responsible_id)} (the next active member in turn "
+    "of the mailbox's distribution queue)",
     "M8": lambda p: "the client's responsible is not in the mailbox's queue → new item for a queue member",
     "M11": _m11,
     "R6": lambda p: "the party has no usable number or address → nothing created (it could never be matched "

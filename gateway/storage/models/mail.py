@@ -75,6 +75,10 @@ class Mailbox(Base):
     queue_group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("queue_groups.id", ondelete="SET NULL"))
     route_known_to_responsible: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     connected_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("employees.id", ondelete="SET NULL"))
+    # M13's turn: the queue member who got the last item created from this mailbox's mail; the next in
+    # turn is the member after them in queue order (an employee, not a position, so editing the queue
+    # keeps the turn where it was).
+    last_assigned_id: Mapped[int | None] = mapped_column(sa.ForeignKey("employees.id", ondelete="SET NULL"))
     first_sync_days: Mapped[int] = mapped_column(default=30, server_default="30")
     # SMTP relay of this mailbox; NULL host: the [mail] relay of the configuration.
     smtp_host: Mapped[str | None] = mapped_column(sa.String(255))
