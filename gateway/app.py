@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway import metrics
 from gateway.admin.api import crm_routers, install
 from gateway.admin.app import create_admin_app
+from gateway.admin.routes.mail import set_mail_config
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
 from gateway.b2bua.static_router import StaticRouter
@@ -43,6 +44,7 @@ from gateway.transport.resolver import SipResolver
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
+from mail_bridge.demo import announcement, seed_demo_mailbox
 from mail_bridge.service import run_mail_bridge
 
 log = logging.getLogger("gateway")
@@ -229,6 +231,10 @@ async def open_crm(
         print(seeded.announcement(launcher.command, launcher.config_path), flush=True)
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
+    if seeded is not None and seeded.created:
+        mailbox_note = announcement(await seed_demo_mailbox(sessionmaker))
+        if mailbox_note:
+            print(mailbox_note, flush=True)
     if seeded is None:
         async with sessionmaker() as session:
             nobody = await first_admin_id(session) is None
@@ -255,10 +261,15 @@ def crm_gateway(
         config,
         admin_routers=crm_routers(),
         admin_state=state,
-        admin_setup=lambda app: install(app, sessionmaker),
+        admin_setup=lambda app: _install_admin(app, sessionmaker, config),
         bindings=bindings,
         live=live,
     )
+
+
+def _install_admin(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession], config: GatewayConfig) -> None:
+    install(app, sessionmaker)
+    set_mail_config(app, config.mail)  # mailboxes without their own SMTP relay send through [mail]'s
 
 
 async def open_live_calls(
