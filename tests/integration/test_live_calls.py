@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import GatewayProcess
-from tests.integration.live_kit import SHORT_RING_S, Admin, LiveWorld, module_gateway, wait_for
-from tests.integration.phones import Phones
+from tests.integration.live_kit import SHORT_RING_S, Admin, LiveWorld, module_gateway, sip_secret, wait_for
+from tests.integration.phones import Phones, start_phone
 from tests.integration.trunk import Trunk, TrunkCall
 
 
@@ -70,6 +70,8 @@ def test_t4a_new_caller_gets_a_lead_when_the_call_starts(world: LiveWorld) -> No
     assert entry["answered_by_id"] == alice.id and entry["outcome"] == "answered"
     [activity] = world.activities(entry["interaction_key"])
     assert activity["kind"] == "call" and activity["direction"] == "inbound" and activity["completed_at"]
+    details = json.loads(activity["details"])
+    assert (details["outcome"], details["answered_by"]) == ("answered", alice.id) and details["duration_s"] > 1
 
 
 def test_t4b_offer_in_card_creates_nothing_and_records_the_offer(world: LiveWorld) -> None:
@@ -279,3 +281,37 @@ def test_r7_the_call_log_holds_the_call_its_decisions_with_rule_ids_and_its_item
     for query in (f"number={number.e164}", "party=0655000701", "party=%2B33655000701"):
         page = world.admin.get(f"/calls?{query}")
         assert [item["call_id"] for item in page["items"]] == [call_id], query
+
+
+def test_r1_the_number_is_reached_in_e164_with_or_without_plus_and_in_national_form(world: LiveWorld) -> None:
+    alice = world.staff("Alice")
+    number = world.number(world.queue([alice]))
+    world.ready()
+    forms = [number.e164, number.e164[1:], number.dial]
+    run = world.trunk.call(world.gateway, *(TrunkCall(form, f"065500016{i}") for i, form in enumerate(forms)),
+                           talk_ms=100)
+    assert run.successes == 3, run.explain()
+    for call_id in run.call_ids:
+        entry = world.logged(call_id)
+        assert (entry["number_id"], entry["number"], entry["answered_by_id"]) == (number.id, number.e164, alice.id)
+
+
+def test_admin_api_changes_reach_the_next_call_and_phones_register_with_the_secret_set_there(
+    world: LiveWorld,
+) -> None:
+    alice, bruno = world.employee("Alice", secret=False), world.staff("Bruno")
+    with pytest.raises(AssertionError, match="did not register"):
+        start_phone(world.gateway, alice.extension, sip_secret(alice.extension), registered_within_s=3,
+                    directory=world.phones.directory)
+    world.admin.patch(f"/employees/{alice.id}", {"sip_secret": sip_secret(alice.extension)})
+    world.ready()
+    world.phone(alice)
+    queue = world.queue([alice])
+    number = world.number(queue)
+    world.ready()
+    first = world.logged(answered_once(world.call(number, "0655000171")))
+    world.admin.patch(f"/queue-groups/{queue['id']}", {"member_ids": [bruno.id]})
+    world.ready()
+    second = world.logged(answered_once(world.call(number, "0655000172")))
+    assert (first["answered_by_id"], second["answered_by_id"]) == (alice.id, bruno.id)
+    assert world.admin.get(f"/employees/{alice.id}")["has_sip_secret"] is True
