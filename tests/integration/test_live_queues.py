@@ -103,6 +103,16 @@ def test_r3_a_member_already_on_a_call_is_skipped(world: LiveWorld) -> None:
     answered(talking.wait())
 
 
+def test_r3_a_member_whose_phone_answers_busy_is_skipped_for_the_next_member(world: LiveWorld) -> None:
+    alice, bruno = world.staff("Alice", phone="busy"), world.staff("Bruno")
+    number = world.number(world.queue([alice, bruno], "in_order"))
+    world.ready()
+    [call_id] = answered(world.call(number, "0655002351"))
+    entry = world.logged(call_id)
+    assert entry["offered_ids"] == [alice.id, bruno.id] and entry["answered_by_id"] == bruno.id
+    assert alice.phone is not None and alice.phone.calls_rejected_busy() == 1
+
+
 def test_r3_a_member_with_no_phone_is_skipped(world: LiveWorld) -> None:
     alice = world.staff("Alice", phone=None)  # has a SIP secret, no phone registered
     carla = world.employee("Carla", secret=False)  # could not even register one
