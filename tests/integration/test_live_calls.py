@@ -10,6 +10,7 @@ test_live_queues.py.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -240,6 +241,18 @@ def test_r1_a_known_callers_responsible_rings_alone_then_the_queue_group_and_unk
     assert "R1.unknown_number" in rejected["routing"]["rule_ids"] and rejected["crm"] is None
 
 
+def test_r1_a_known_callers_responsible_without_a_phone_is_skipped_for_the_queue_group(world: LiveWorld) -> None:
+    alice, bruno = world.staff("Alice"), world.staff("Bruno", phone=None)
+    lead = world.admin.post("/items/lead", {"title": "Bruno's client", "phones": ["0655000181"],
+                                            "default_region": "FR", "responsible_id": bruno.id})
+    number = world.number(world.queue([alice]), route_known_to_responsible=True)
+    world.ready()
+    entry = world.logged(answered_once(world.call(number, "0655000181")))
+    assert entry["offered_ids"] == [alice.id] and entry["answered_by_id"] == alice.id
+    assert {"T7", "R3.no_phone", "R2.in_order"} <= set(entry["routing"]["rule_ids"])
+    assert entry["crm"]["action"] == "attach" and world.items(entry) == [("lead", lead["id"])]
+
+
 def test_r6_callers_without_a_usable_number_are_logged_never_a_lead(world: LiveWorld) -> None:
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]))
@@ -248,10 +261,12 @@ def test_r6_callers_without_a_usable_number_are_logged_never_a_lead(world: LiveW
                            TrunkCall(number.dial, None),  # anonymous
                            TrunkCall(number.dial, None, asserted="+33655000602", privacy="id"),  # withheld
                            TrunkCall(number.dial, None, asserted="+33655000603"),  # a trusted trunk's PAI
+                           TrunkCall(number.dial, "reception.desk"),  # unparseable
                            talk_ms=100)
-    assert run.successes == 3, run.explain()
-    anonymous, withheld, asserted = (world.logged(call_id) for call_id in run.call_ids)
-    for entry in (anonymous, withheld):
+    assert run.successes == 4, run.explain()
+    anonymous, withheld, asserted, unparseable = (world.logged(call_id) for call_id in run.call_ids)
+    assert "reception.desk" in unparseable["party_raw"]
+    for entry in (anonymous, withheld, unparseable):
         assert entry["crm"]["action"] == "record_only" and entry["crm"]["rule_ids"] == ["R6"], entry
         assert entry["party_e164"] is None and entry["outcome"] == "answered"
         assert entry["items"] == [] and world.activities(entry["interaction_key"]) == []
@@ -278,9 +293,12 @@ def test_r7_the_call_log_holds_the_call_its_decisions_with_rule_ids_and_its_item
     assert kind == "lead"
     lines = "\n".join(entry["explanation"])
     assert "R1:" in lines and "T4a" in lines, lines
-    for query in (f"number={number.e164}", "party=0655000701", "party=%2B33655000701"):
+    started = urllib.parse.quote(entry["started_at"])
+    for query in (f"number={urllib.parse.quote(number.e164)}", f"number={number.dial}", "party=0655000701",
+                  "party=%2B33655000701", f"since={started}&party=0655000701", f"until={started}&number={number.dial}"):
         page = world.admin.get(f"/calls?{query}")
         assert [item["call_id"] for item in page["items"]] == [call_id], query
+    assert world.admin.get(f"/calls?party=0655000701&until={urllib.parse.quote('2000-01-01T00:00:00Z')}")["total"] == 0
 
 
 def test_r1_the_number_is_reached_in_e164_with_or_without_plus_and_in_national_form(world: LiveWorld) -> None:
