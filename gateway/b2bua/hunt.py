@@ -42,6 +42,10 @@ TIMER_C = 181.0
 BAD_GATEWAY = 502
 # An employee with no phone registered is treated as a target that answered 480 (§21.4.18).
 NOT_REGISTERED = propagation.UNAVAILABLE
+# SPEC R3: an employee whose phone answers 486 is on a call the gateway cannot see (another line, a
+# busy button): skipped like a member already on a call, so the queue's next step and its no-answer
+# chain still ring (§21.4.24: the callee may be available elsewhere). A static route's 486 stays final.
+EMPLOYEE_BUSY = frozenset({486})
 
 
 class HuntOwner(Protocol):
@@ -261,7 +265,8 @@ class Hunt:
             extra = [("Min-SE", min_se)] if min_se is not None else None  # RFC 4028 §6: try with it
             # §16.7 step 2: after Timer C the 487 of our own CANCEL counts as a 408.
             status = propagation.TIMEOUT if branch.timer_c_fired and status == 487 else status
-            self._branch_failed(branch, (propagation.failure_status(status), status in propagation.HUNT_ON, extra), now)
+            self._branch_failed(branch, (propagation.failure_status(status), _hunts_on(branch.target, status), extra),
+                                now)
 
     def on_failure(self, branch: Branch, status: int, now: float) -> None:
         """`branch`'s INVITE ended without an answer: Timer B (408) or a transport error (503, §8.1.3.1).
@@ -361,3 +366,8 @@ class Hunt:
         self._stop_step_timer()
         for branch in self.branches:
             self._stop_timer_c(branch)
+
+
+def _hunts_on(target: Target, status: int) -> bool:
+    """Whether leg B's failure `status` lets the hunt ring the next step (see EMPLOYEE_BUSY)."""
+    return status in propagation.HUNT_ON or (target.kind is TargetKind.EMPLOYEE and status in EMPLOYEE_BUSY)

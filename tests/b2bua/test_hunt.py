@@ -143,6 +143,28 @@ def test_r3_employee_target_rings_every_registered_phone(net: Network, gw) -> No
     assert b2bua.busy_employees() == frozenset()
 
 
+def test_r3_employee_whose_phone_answers_busy_is_skipped_for_the_next_step(net: Network, gw) -> None:
+    b2bua, recorder, router, (alice, bob, carol, _) = gw
+    bind(b2bua, "1001", f"sip:1001@{BOB}:5062", net.now)
+    router.decision = steps(((Target.employee(7, "1001"),), 20.0), ((phone(CAROL, 5063),), None))
+    alice.call("100")
+    bob.answer(486)
+    assert alice.finals() == [] and len(carol.requests("INVITE")) == 1
+    carol.answer(200, SDP_B)
+    assert alice.finals() == [200]
+
+
+def test_r3_the_last_busy_employee_is_what_the_caller_hears(net: Network, gw) -> None:
+    b2bua, _, router, (alice, bob, _, _) = gw
+    bind(b2bua, "1001", f"sip:1001@{BOB}:5062", net.now)
+    router.decision = steps(((Target.employee(7, "1001"),), 20.0))
+    alice.call("100")
+    bob.answer(486)
+    assert alice.finals() == [486]
+    net.advance(40)
+    assert no_state_left(b2bua)
+
+
 def test_r3_employee_with_no_phone_registered_is_skipped(net: Network, gw) -> None:
     b2bua, recorder, router, (alice, _, carol, _) = gw
     router.decision = steps(((Target.employee(7, "1007"),), 20.0), ((phone(CAROL, 5063),), None))
