@@ -53,7 +53,7 @@ class Call(DialogRelay):
     """Bridges one inbound INVITE to the targets routing chose, through its `Hunt`."""
 
     __slots__ = (
-        "ctx", "state", "legs", "invite", "invite_txn", "hunt", "routing_timer", "answered_by",
+        "ctx", "state", "legs", "invite", "invite_txn", "hunt", "routing_timer", "answered_by", "engaged", "caller_employee",
         "offered_at", "answered_at", "callee", "rule_ids", "relays", "reinvite",
         "offer", "session_timer", "max_duration_timer",
     )
@@ -80,6 +80,8 @@ class Call(DialogRelay):
         self.hunt: Hunt | None = None
         self.routing_timer: Cancellable | None = None
         self.answered_by: RouteTarget | None = None
+        self.engaged: tuple[int, ...] = ()  # employees this answered call keeps busy (callee, calling employee)
+        self.caller_employee: int | None = None
         # In-dialog requests relayed and not answered yet; `reinvite` is the one INVITE among them.
         self.relays: set[Relay] = set()
         self.reinvite: Relay | None = None
@@ -128,7 +130,7 @@ class Call(DialogRelay):
         if self.routing_timer is not None:
             self.routing_timer.cancel()
             self.routing_timer = None
-        self.rule_ids = decision.rule_ids
+        self.rule_ids, self.caller_employee = decision.rule_ids, decision.caller_employee_id
         if not decision.forwards:
             status = decision.status or 404
             if not 300 <= status < 700:
@@ -172,8 +174,9 @@ class Call(DialogRelay):
         self.state = CallState.ANSWERED
         self.answered_at = now
         self.answered_by = target
-        if target.employee_id is not None:
-            self.ctx.engaged(target.employee_id, 1)
+        self.engaged = tuple(who for who in (target.employee_id, self.caller_employee) if who is not None)
+        for employee_id in self.engaged:
+            self.ctx.engaged(employee_id, 1)
         leg_a = self.legs[A]
         answer = propagation.relay_response(response, self.invite, leg_a.local_tag, leg_a.contact)
         interval = answer_interval(self.offer, response, answer)
@@ -381,9 +384,9 @@ class Call(DialogRelay):
         if self.routing_timer is not None:
             self.routing_timer.cancel()
             self.routing_timer = None
-        if self.answered_by is not None and self.answered_by.employee_id is not None:
-            self.ctx.engaged(self.answered_by.employee_id, -1)
-            self.answered_by = None
+        for employee_id in self.engaged:
+            self.ctx.engaged(employee_id, -1)
+        self.engaged, self.answered_by = (), None
         self._stop_call_timers()
         # §15.1.2: requests still pending when the session ends get their final answer now; the
         # other leg's late answer to them is absorbed (see `on_relay_response`).

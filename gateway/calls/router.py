@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -178,6 +179,9 @@ class LiveRouter:
         *,
         sync: bool,
     ) -> None:
+        caller = self.directory.employee_for_extension(request.authenticated_user)
+        if caller is not None:
+            decision = replace(decision, caller_employee_id=caller)  # R3: busy while their call lasts
         try:
             self.journal.routed(RoutedCall(
                 call_id=request.call_id,

@@ -13,7 +13,8 @@ class RouteDecision:
 
     `rule_ids` names every rule that produced the decision, first to last, so an operator can ask
     afterwards why a call went where it went (SPEC C1, R7); `notes` say why something was skipped.
-    `number` is the gateway number the call was identified as (E.164), when it was one.
+    `number` is the gateway number the call was identified as (E.164), when it was one;
+    `caller_employee_id` the employee whose phone placed the call (busy while it lasts, SPEC R3).
     """
 
     steps: tuple[RingStep, ...]
@@ -21,6 +22,7 @@ class RouteDecision:
     rule_ids: tuple[str, ...]
     notes: tuple[str, ...] = ()
     number: str | None = None
+    caller_employee_id: int | None = None
 
     @property
     def forwards(self) -> bool:

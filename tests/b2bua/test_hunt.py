@@ -257,3 +257,17 @@ def test_timer_c_bounds_each_leg_of_a_ring_all_step(net: Network, gw) -> None:
 
 def test_best_failure_of_nothing_is_480() -> None:
     assert best_failure([]) == (480, None)
+
+
+def test_r3_the_employee_placing_a_call_is_busy_while_it_lasts(net: Network, gw) -> None:
+    b2bua, recorder, router, (alice, bob, _, _) = gw
+    decision = steps(((phone(BOB, 5062, employee_id=8),), None))
+    router.decision = RouteDecision(decision.steps, None, decision.rule_ids, caller_employee_id=5)
+    alice.call("1002")
+    assert b2bua.busy_employees() == frozenset()
+    bob.answer(200, SDP_B)
+    assert b2bua.busy_employees() == frozenset({5, 8})
+    alice.ack()
+    alice.send_in_dialog("BYE")
+    bob.answer(200, method="BYE")
+    assert b2bua.busy_employees() == frozenset() and no_state_left(b2bua)

@@ -159,6 +159,7 @@ async def test_r1_database_down_routes_to_the_queue_group_from_the_snapshot(sqli
 async def test_r1_an_employee_phone_dialling_an_extension_rings_that_employee(live: LiveWorld) -> None:
     decision = await live.route(live.request("c1", "1001", dialled="1002", trusted=False, authenticated_user="1001"))
     assert decision.targets[0].employee_id == live.bruno and "R1.extension" in decision.rule_ids
+    assert decision.caller_employee_id == live.alice  # R3: Alice is on a call while this one lasts
 
 
 async def test_an_unauthenticated_stranger_cannot_dial_an_extension_directly(live: LiveWorld) -> None:
