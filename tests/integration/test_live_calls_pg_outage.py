@@ -4,9 +4,10 @@ and once it is back each call's call-log row and CRM outcome are written exactly
 A real `gateway run` over a PostgreSQL cluster of this module's own (halting it must not touch the
 session's cluster), seeded with the demo (number +33 1 84 88 00 00, queue Sales: Alice 1001 then
 Bruno 1002). Bruno's SIPp phone registers with the digest secret stored in the database (Alice has
-no phone, so the queue skips her) and answers; SIPp plays the trunk, one new caller per call: one
-before the halt, one up across the halt, five during the outage, one up across the restart. Each call
-must be answered, then have one call-log row, one decision, one lead and one call activity.
+no phone, so the queue skips her) and answers; SIPp plays the trunk with new callers: one before the
+halt, one up across the halt, five during the outage (the first of them calls twice), one up across the
+restart. Each call must be answered, then have one call-log row, one decision and one call activity,
+and each caller one lead, created by their first call.
 """
 
 from __future__ import annotations
@@ -134,20 +135,23 @@ def journal_settled(admin: Admin, db: Database, call_ids: list[str]) -> Callable
     return settled
 
 
-def assert_written_once(admin: Admin, db: Database, call_id: str, caller: str, answered_by: int) -> None:
-    """One call-log row, one decision, one lead for its new caller (created by it), one call activity."""
+def assert_written_once(admin: Admin, db: Database, call_id: str, caller: str, answered_by: int,
+                        lead_from: str | None = None) -> None:
+    """One call-log row, one decision, one call activity, and one lead for its caller: created by this
+    call, or by `lead_from` (the Call-ID of the caller's earlier call), this one being attached to it."""
     key = f"call:{call_id}"
     [call] = db.rows("SELECT id, outcome, status, answered_by_id, party_e164 FROM calls WHERE call_id = %s", call_id)
     assert call[1:] == ("answered", 200, answered_by, e164(caller)), call
     assert db.count("SELECT count(*) FROM decisions WHERE interaction_key = %s", key) == 1
     leads = db.rows("SELECT l.interaction_key FROM leads l JOIN item_phones p ON p.item_type = 'lead' "
                     "AND p.item_id = l.id WHERE p.normalized = %s", e164(caller))
-    assert leads == [(key,)], (caller, leads)
+    assert leads == [(f"call:{lead_from or call_id}",)], (caller, leads)
     activities = db.rows("SELECT completed_at FROM activities WHERE interaction_key = %s AND kind = 'call'", key)
     assert len(activities) == 1 and activities[0][0] is not None, (call_id, activities)
     status, detail = admin.get(f"/calls/{call[0]}")
     assert status == 200, detail
-    assert [(item["type"], item["how"]) for item in detail["items"]].count(("lead", "created")) == 1, detail
+    how = "created" if lead_from is None else "attached"
+    assert [(item["type"], item["how"]) for item in detail["items"]].count(("lead", how)) == 1, detail
 
 
 def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcome_is_written_once(
@@ -178,7 +182,11 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
                         time_limit_s=40)
     assert during.statuses == [200] * len(DURING) and during.successes == len(DURING), during.explain()
     assert len(set(during.call_ids)) == len(DURING)
-    phone.wait_calls(answered=2 + len(DURING), ended=2 + len(DURING))
+    # The first of them calls again: after the outage, their first call must still be the one deciding
+    # (a lead), the second attaching to it (C4: written later, once, in order).
+    again = trunk.call(gateway, TrunkCall(dialled=DIALLED, caller=DURING[0]), talk_ms=300)
+    assert again.statuses == [200] and again.successes == 1, again.explain()
+    phone.wait_calls(answered=3 + len(DURING), ended=3 + len(DURING))
     assert admin.metric("gateway_call_journal_pending") > 0  # their writes wait, none dropped
     assert admin.metric("gateway_call_journal_retries_total") > retries_before
     outage_status, _ = admin.get("/calls")
@@ -188,7 +196,7 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
 
     # A call still up when PostgreSQL comes back: started without the database, ends with it.
     across_restart = trunk.start(gateway, TrunkCall(dialled=DIALLED, caller=ACROSS_RESTART), talk_ms=2500)
-    phone.wait_calls(answered=3 + len(DURING))
+    phone.wait_calls(answered=4 + len(DURING))
     # A phone registering now is served from memory; its binding is saved once the database is back.
     # (Alice is first in the queue: she registers only once every call of this test has been answered.)
     phones.start(gateway, "1001", USER_1001_PASSWORD)
@@ -202,7 +210,7 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
     # Every postponed write made, each exactly once.
     runs = [(before, [BEFORE]), (spanning, [ACROSS_HALT]), (during, DURING), (resumed, [ACROSS_RESTART])]
     calls = [pair for run, callers in runs for pair in zip(run.call_ids, callers, strict=True)]
-    call_ids = [call_id for call_id, _ in calls]
+    call_ids = [call_id for call_id, _ in calls] + again.call_ids
     wait_for(journal_settled(admin, db, call_ids), DRAIN_WITHIN_S, "the postponed writes made", gateway.log)
     drained_s = time.monotonic() - restarted_at
     retries = admin.metric("gateway_call_journal_retries_total")
@@ -211,13 +219,14 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
     assert admin.metric("gateway_call_journal_failures_total") == 0
     for call_id, caller in calls:
         assert_written_once(admin, db, call_id, caller, bruno)
-    assert db.count("SELECT count(*) FROM calls") == len(calls)
-    assert db.count("SELECT count(*) FROM leads") == len(calls)
-    assert db.count("SELECT count(*) FROM activities WHERE kind = 'call'") == len(calls)
+    assert_written_once(admin, db, again.call_ids[0], DURING[0], bruno, lead_from=during.call_ids[0])
+    assert db.count("SELECT count(*) FROM calls") == len(call_ids)
+    assert db.count("SELECT count(*) FROM leads") == len(calls)  # one per caller
+    assert db.count("SELECT count(*) FROM activities WHERE kind = 'call'") == len(call_ids)
     assert db.count("SELECT count(*) FROM outbox_entries WHERE status <> 'done'") == 0
     status, listed = admin.get("/calls")
-    assert status == 200 and listed["total"] == len(calls), listed
-    assert phone.calls_answered() == len(calls), phone.explain()
+    assert status == 200 and listed["total"] == len(call_ids), listed
+    assert phone.calls_answered() == len(call_ids), phone.explain()
     # The registration made during the outage reached the database too.
     wait_for(lambda: db.count("SELECT count(*) FROM registrar_bindings WHERE aor = %s", "1001") == 1, 10,
              "1001's binding saved", gateway.log)
