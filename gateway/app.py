@@ -119,6 +119,8 @@ class Gateway:
         self.metrics_registry = metrics.gateway_registry(
             self.endpoint.stats, lambda: len(self.bindings), self.call_stats, lambda: self.listening
         )
+        if live is not None:
+            self.metrics_registry.register(metrics.JournalCollector(live.journal.work))
 
     def run_in_sip(self, callback: Callable[[float], None]) -> None:
         """Run `callback(now)` inside the SIP loop (an async lookup's answer re-entering the B2BUA)."""

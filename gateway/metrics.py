@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -133,6 +134,34 @@ class ListeningCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily("gateway_sip_listening", "1 once every SIP socket is bound",
                                 value=1 if self._listening() else 0)
+
+
+class PendingWork(Protocol):
+    """What `JournalCollector` reads of the call journal's queue (`gateway.calls.keyed_work.KeyedWork`)."""
+
+    retries: int
+    failures: int
+
+    def __len__(self) -> int: ...
+
+
+class JournalCollector(Collector):
+    """gateway_call_journal_retries_total, gateway_call_journal_pending, gateway_call_journal_failures_total:
+    call-log and CRM writes postponed because the database could not take them (SPEC C4), those still
+    to be made, and those skipped by a bug (lost: any is worth an alert)."""
+
+    def __init__(self, work: PendingWork) -> None:
+        self._work = work
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        yield CounterMetricFamily("gateway_call_journal_retries",
+                                  "Call-log and CRM writes of calls postponed and tried again (database unavailable)",
+                                  value=self._work.retries)
+        yield GaugeMetricFamily("gateway_call_journal_pending", "Call-log and CRM writes of calls not yet made",
+                                value=len(self._work))
+        yield CounterMetricFamily("gateway_call_journal_failures",
+                                  "Call-log and CRM writes of calls skipped after an unexpected error (not retried)",
+                                  value=self._work.failures)
 
 
 def gateway_registry(

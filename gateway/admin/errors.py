@@ -3,16 +3,24 @@ the exception handlers that turn domain errors into them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from gateway.crm_bridge.backend import CrmError, ItemNotFound
 from gateway.crm_bridge.rights import AccessDenied
+
+log = logging.getLogger(__name__)
+
+#: What a database that is down or restarting raises: the driver's lost or refused connection (asyncpg's
+#: refused connect comes through as a bare ConnectionRefusedError, a connection the server closed as a
+#: DBAPIError that SQLAlchemy marks `connection_invalidated`).
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (DBAPIError, ConnectionError)
 
 
 def not_found(what: str, ident: object) -> HTTPException:
@@ -41,6 +49,19 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
         status_code=status.HTTP_409_CONFLICT,
         content={"detail": "the change conflicts with existing data (a duplicate value or a row "
                            "that was just removed); reload and try again"},
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    lost = isinstance(exc, OperationalError | InterfaceError) or getattr(exc, "connection_invalidated", False)
+    if isinstance(exc, DBAPIError) and not lost:
+        log.error("admin API %s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content={"detail": "internal error"})
+    # Transient, not a bug: one line in the log (no traceback per request) and an answer that says so.
+    log.warning("admin API %s %s: database unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
+        content={"detail": "the database is unavailable right now; try again in a few seconds"},
     )
 
 
@@ -88,8 +109,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map storage and CRM errors to 409/403/404/422 answers on `app`, and keep secrets out of 422s."""
+    """Map storage and CRM errors to 409/403/404/422 answers (503 while the database is unavailable)
+    on `app`, and keep secrets out of 422s."""
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(AccessDenied, _access_denied)
     app.add_exception_handler(ItemNotFound, _item_not_found)

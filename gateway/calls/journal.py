@@ -10,12 +10,17 @@ Two calls from one new caller racing (the first lead still in the outbox when th
 would both create a lead. Decisions for one caller's number are therefore taken one at a time, and a
 decision waits (bounded) until the creation queued by the previous one for that number is applied,
 so it sees the new lead and attaches to it (T7).
+
+They are also taken in the order the calls came (C4: "written later, once, in order"). After an outage
+each call's writes are retried on their own back-off, so a caller's second call may be tried again
+before their first; it waits its turn, so the first call still creates the lead and the second attaches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered, CallStarted, LegOffered
-from gateway.calls.keyed_work import KeyedWork
+from gateway.calls.keyed_work import RETRYABLE, KeyedWork
 from gateway.crm_bridge import call_hooks
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.service import LINK_PLAN
@@ -88,6 +93,8 @@ class CallJournal:
         self._answered_by: dict[str, int | None] = {}
         self._party_locks: dict[str, asyncio.Lock] = {}
         self._creating: dict[str, str] = {}  # caller E.164 → interaction key whose creation is queued
+        self._undecided: dict[str, deque[str]] = {}  # caller E.164 → their calls not yet decided, in call order
+        self._turns: dict[str, asyncio.Event] = {}  # Call-ID → set once it is the first of its caller's queue
         # Calls still being routed → the status they failed with before routing answered (None: not yet).
         self._routing: dict[str, int | None] = {}
 
@@ -98,6 +105,7 @@ class CallJournal:
         self._calls[call.call_id] = call
         self.work.submit(call.call_id, lambda: self._start(call))
         if call.number_id is not None:
+            self._queue_decision(call)
             self.work.submit(call.call_id, lambda: self._plan(call))
         if failed_early is not None:
             # The caller gave up during the lookup (CANCEL): the call is over before it rang.
@@ -173,11 +181,45 @@ class CallJournal:
             )
             await session.commit()
 
+    # -- one caller's calls are decided in the order they came ---------------------------------------
+    def _queue_decision(self, call: RoutedCall) -> None:
+        phone = call.party_e164
+        if phone is None or call.call_id in self._turns:  # a call routed again keeps its place
+            return
+        queue = self._undecided.setdefault(phone, deque())
+        queue.append(call.call_id)
+        turn = self._turns[call.call_id] = asyncio.Event()
+        if len(queue) == 1:
+            turn.set()
+
+    def _pass_turn(self, phone: str, call_id: str) -> None:
+        if self._turns.pop(call_id, None) is None:
+            return
+        queue = self._undecided[phone]
+        queue.remove(call_id)
+        if queue:
+            self._turns[queue[0]].set()
+        else:
+            del self._undecided[phone]
+
     async def _plan(self, call: RoutedCall) -> None:
         phone = call.party_e164
         if phone is None:
             await self._plan_now(call, call.crm)
             return
+        turn = self._turns.get(call.call_id)
+        if turn is not None:
+            await turn.wait()
+        try:
+            await self._plan_in_turn(call, phone)
+        except RETRYABLE:
+            raise  # still its turn: KeyedWork tries it again and the caller's later calls keep waiting
+        except BaseException:
+            self._pass_turn(phone, call.call_id)  # skipped for good (a bug) or cancelled: never block the rest
+            raise
+        self._pass_turn(phone, call.call_id)
+
+    async def _plan_in_turn(self, call: RoutedCall, phone: str) -> None:
         lock = self._party_locks.setdefault(phone, asyncio.Lock())
         async with lock:
             pending = self._creating.get(phone)

@@ -192,13 +192,21 @@ class OutboxWorker:
     async def run_forever(self, *, poll_interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
         """Run :meth:`run_once` until ``stop`` is set, polling every ``poll_interval`` seconds or on wake."""
         stop = stop or asyncio.Event()
+        failing = False
         while not stop.is_set():
             # Cleared before the pass, so a wake() during the pass triggers another one at once.
             self._wake.clear()
             try:
                 await self.run_once()
             except Exception:  # the database itself failed: keep the worker alive and try again later
-                log.exception("outbox run failed; retrying in %.1fs", poll_interval)
+                # Once per outage, not once per poll: a database down for minutes would bury the log.
+                if not failing:
+                    log.exception("outbox run failed; retrying every %.1fs until it works", poll_interval)
+                failing = True
+            else:
+                if failing:
+                    log.info("outbox runs again")
+                failing = False
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             _, pending = await asyncio.wait(
                 waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED

@@ -82,3 +82,32 @@ async def test_a_job_with_a_bug_is_skipped_loudly_and_the_key_goes_on(caplog: py
     assert done == ["end"] and work.failures == 1
     assert "journal job failed" in caplog.text
     assert len(work) == 0
+
+
+async def test_c4_postponed_writes_show_in_the_metrics_until_they_are_made() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from gateway.metrics import JournalCollector
+
+    work = KeyedWork(first_delay=0.01, max_delay=0.02)
+    registry = CollectorRegistry()
+    registry.register(JournalCollector(work))
+    database_up = asyncio.Event()
+
+    async def write() -> None:
+        if not database_up.is_set():
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("database down"))
+
+    def sample(name: str) -> float | None:
+        return registry.get_sample_value(name)
+
+    work.submit("call-1", write)
+    work.submit("call-1", write)
+    await asyncio.sleep(0.1)
+    assert sample("gateway_call_journal_pending") == 2
+    retried = sample("gateway_call_journal_retries_total")
+    assert retried is not None and retried >= 2
+    database_up.set()
+    assert await work.idle(5.0)
+    assert sample("gateway_call_journal_pending") == 0 and sample("gateway_call_journal_failures_total") == 0
+    assert b"gateway_call_journal_retries_total" in generate_latest(registry)

@@ -8,9 +8,13 @@ the CRM writes through the outbox.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from gateway.b2bua.events import CallStarted
+from gateway.calls.keyed_work import KeyedWork
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.routing.targets import TargetKind
 from tests.calls.conftest import LiveWorld, make_world
@@ -165,3 +169,49 @@ async def test_r1_an_employee_phone_dialling_an_extension_rings_that_employee(li
 async def test_an_unauthenticated_stranger_cannot_dial_an_extension_directly(live: LiveWorld) -> None:
     decision = await live.route(live.request("c1", "123", dialled="1002", trusted=False))
     assert decision.status == 404
+
+
+class _Outage:
+    """The journal's sessionmaker while the database is down (`down`), then the real one again."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.down = True
+
+    def __call__(self) -> Any:
+        if self.down:
+            raise OperationalError("connect", {}, ConnectionRefusedError("database down"))
+        return self.real()
+
+
+async def test_c4_calls_from_one_new_caller_during_an_outage_are_decided_in_call_order(db_url: str) -> None:
+    """The first call's writes have backed off longer than the second's when the database comes back:
+    the second must still wait, so the first call creates the lead and the second attaches (T4a, T7)."""
+    from gateway.storage.session import make_engine, make_sessionmaker
+
+    down_engine = make_engine("sqlite+aiosqlite:////nonexistent-dir/gateway.db")
+    world = await make_world(db_url, router_sessionmaker=make_sessionmaker(down_engine))()
+    outage = _Outage(world.journal.sessionmaker)
+    world.journal.sessionmaker = outage  # type: ignore[assignment]
+    world.journal.work = KeyedWork(first_delay=0.05, max_delay=5.0)
+    worker = asyncio.get_running_loop().create_task(world.worker.run_forever(poll_interval=0.05))
+    world.journal.wake_outbox = world.worker.wake
+    try:
+        first = await world.route(world.request("c1", NEW))
+        await asyncio.sleep(0.8)  # c1's writes are now retried about every 0.8 s, c2's will be at 0.05 s
+        second = await world.route(world.request("c2", NEW))
+        world.answer_and_hang_up("c1", world.bruno, first)
+        world.answer_and_hang_up("c2", world.bruno, second)
+        await asyncio.sleep(0.1)
+        outage.down = False
+        await world.settle()
+        leads = await world.rows("SELECT interaction_key FROM leads")
+        assert leads == [("call:c1",)]
+        decided = {call_id: json.loads(crm) if isinstance(crm, str) else crm  # SQLite gives JSON as text
+                   for call_id, crm in await world.rows("SELECT call_id, crm FROM calls")}
+        assert decided["c1"]["action"] == "create_lead" and decided["c2"]["action"] == "attach", decided
+        assert len(await world.rows("SELECT id FROM activities WHERE kind = 'call'")) == 2
+    finally:
+        worker.cancel()
+        await world.close()
+        await down_engine.dispose()

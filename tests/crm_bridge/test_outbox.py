@@ -8,6 +8,7 @@ write. The worker, the handlers, the idempotency keys and the database are the p
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -345,3 +346,31 @@ async def test_a_crm_refusal_is_permanent_and_says_what_to_fix(sqlite_db: Db, sq
     [_, transfer] = await entries(db)
     assert transfer.status == "failed"
     assert transfer.last_error == "CrmError: there is no employee with id 424242 to be responsible"
+
+
+async def test_c4_a_database_outage_is_logged_once_not_at_every_poll(
+    sqlite_db: Db, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    caplog.set_level(logging.INFO, logger="gateway.crm_bridge.outbox")
+    down = True
+
+    def sessions() -> Any:
+        if down:
+            raise OperationalError("SELECT", {}, ConnectionRefusedError("database down"))
+        return sqlite_db.sessions()
+
+    worker = OutboxWorker(sessions, BuiltinCrm())  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run_forever(poll_interval=0.01, stop=stop))
+    await asyncio.sleep(0.2)  # about twenty failed polls
+    down = False
+    for _ in range(100):
+        if "outbox runs again" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert [r.levelname for r in caplog.records if r.name == "gateway.crm_bridge.outbox"] == ["ERROR", "INFO"]
+    assert "outbox runs again" in caplog.text

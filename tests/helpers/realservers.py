@@ -77,6 +77,7 @@ class Postgres:
     dir: Path
     port: int
     _names: itertools.count[int]
+    run_as: str = "postgres"  # the account the postmaster runs as when we are root
 
     @property
     def log(self) -> str:
@@ -117,29 +118,57 @@ def start_postgres(run_as: str = "postgres") -> Postgres:
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout.decode(errors='replace')}")
     port = free_port()
-    with open(directory / "postgres.log", "wb") as log:
-        proc = subprocess.Popen(
-            [*prefix, str(bindir / "postgres"), "-D", str(directory / "data"), "-p", str(port),
+    server = Postgres(_spawn_postgres(directory, port, run_as), directory, port, itertools.count(1), run_as)
+    _wait_ready(server)
+    return server
+
+
+def _spawn_postgres(directory: Path, port: int, run_as: str) -> subprocess.Popen[bytes]:
+    """The postmaster on `directory`/data and 127.0.0.1:`port`, appending to `directory`/postgres.log."""
+    prefix, _, _ = _run_as(run_as)
+    with open(directory / "postgres.log", "ab") as log:
+        return subprocess.Popen(
+            [*prefix, str(pg_bindir() / "postgres"), "-D", str(directory / "data"), "-p", str(port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
              # Throwaway data: durability costs time and buys nothing here.
              "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
              "-c", "shared_buffers=32MB", "-c", "max_connections=100"],
             stdout=log, stderr=subprocess.STDOUT,
         )
-    server = Postgres(proc, directory, port, itertools.count(1))
+
+
+def _wait_ready(server: Postgres) -> None:
+    """Until the server accepts connections; stops it and raises with its log past PG_START_TIMEOUT."""
     deadline = time.monotonic() + PG_START_TIMEOUT
     while True:
         ready = subprocess.run(
-            [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
+            [str(pg_bindir() / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres"],
             check=False,
         )
         if ready.returncode == 0:
-            return server
-        if proc.poll() is not None or time.monotonic() > deadline:
+            return
+        if server.proc.poll() is not None or time.monotonic() > deadline:
             log_text = server.log
             stop_postgres(server)
-            raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{port}; its log:\n{log_text}")
+            raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{server.port}; its log:\n{log_text}")
         time.sleep(0.05)
+
+
+def halt_postgres(server: Postgres) -> None:
+    """Fast shutdown by the postmaster's PID, keeping its data: `restart_postgres` brings it back.
+
+    Fast (SIGINT), not smart (SIGTERM): a smart shutdown waits for every client to disconnect, and a
+    connection pool never does.
+    """
+    stop(server.proc, signal.SIGINT)
+
+
+def restart_postgres(server: Postgres) -> None:
+    """Start a halted server again on the same data directory and port; raises with the log if it fails."""
+    if server.proc.poll() is None:
+        raise RuntimeError(f"PostgreSQL on 127.0.0.1:{server.port} is still running (PID {server.proc.pid})")
+    server.proc = _spawn_postgres(server.dir, server.port, server.run_as)
+    _wait_ready(server)
 
 
 def stop_postgres(server: Postgres) -> None:

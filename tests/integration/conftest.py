@@ -70,9 +70,12 @@ class GatewayProcess:
 
 
 def write_config(
-    path: Path, sip_port: int, admin_port: int, trunk_port: int, tcp_trunk_port: int, *, extra_sip: str = ""
+    path: Path, sip_port: int, admin_port: int, trunk_port: int, tcp_trunk_port: int, *, extra_sip: str = "",
+    database_url: str | None = None,
 ) -> None:
-    """The integration gateway's config; `extra_sip` adds lines to its [sip] table."""
+    """The integration gateway's config; `extra_sip` adds lines to its [sip] table; `database_url`
+    replaces the SQLite file beside the config (e.g. a PostgreSQL of the test's own)."""
+    database_url = database_url or f"sqlite+aiosqlite:///{path.parent}/gateway.db"
     path.write_text(f"""
 log_level = "INFO"
 [sip]
@@ -99,7 +102,7 @@ host = "{HOST}"
 [admin]
 listen = "{HOST}:{admin_port}"
 [database]
-url = "sqlite+aiosqlite:///{path.parent}/gateway.db"
+url = "{database_url}"
 seed_demo = true
 """)
 
@@ -120,11 +123,12 @@ def wait_healthy(gateway: GatewayProcess, deadline: float) -> None:
 
 
 def start_gateway(directory: Path, *, extra_sip: str = "", log_name: str = "gateway.log",
-                  healthy_within: float = 30.0) -> GatewayProcess:
-    """A gateway process on fresh ports with its config (and SQLite file) in `directory`, once healthy."""
+                  healthy_within: float = 30.0, database_url: str | None = None) -> GatewayProcess:
+    """A gateway process on fresh ports with its config (and SQLite file, unless `database_url` names
+    another database) in `directory`, once healthy."""
     ports = free_port(), free_port(), free_port(), free_port()
     config = directory / "gateway.toml"
-    write_config(config, *ports, extra_sip=extra_sip)
+    write_config(config, *ports, extra_sip=extra_sip, database_url=database_url)
     log_path = directory / log_name
     with log_path.open("wb") as log:
         process = subprocess.Popen(
