@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: How long a new caller's second call waits for the first call's lead to be written (then decides anyway).
 CREATION_WAIT = 15.0
+#: How long a queued creation is remembered for its caller's next call, once many are remembered.
+CREATION_MEMORY = 600.0
+SWEEP_INTERVAL = 60.0
 
 # Call log outcomes.
 ANSWERED, MISSED, REJECTED, FAILED = "answered", "missed", "rejected", "failed"
@@ -91,8 +94,10 @@ class CallJournal:
         self.work = work or KeyedWork()
         self._calls: dict[str, RoutedCall] = {}
         self._answered_by: dict[str, int | None] = {}
-        self._party_locks: dict[str, asyncio.Lock] = {}
-        self._creating: dict[str, str] = {}  # caller E.164 → interaction key whose creation is queued
+        # Caller E.164 → (interaction key whose item creation is queued, when): forgotten once old
+        # enough that the creation is applied or parked, so the map holds recent new callers only.
+        self._creating: dict[str, tuple[str, float]] = {}
+        self._next_sweep = 0.0
         self._undecided: dict[str, deque[str]] = {}  # caller E.164 → their calls not yet decided, in call order
         self._turns: dict[str, asyncio.Event] = {}  # Call-ID → set once it is the first of its caller's queue
         # Calls still being routed → the status they failed with before routing answered (None: not yet).
@@ -220,20 +225,26 @@ class CallJournal:
         self._pass_turn(phone, call.call_id)
 
     async def _plan_in_turn(self, call: RoutedCall, phone: str) -> None:
-        lock = self._party_locks.setdefault(phone, asyncio.Lock())
-        async with lock:
-            pending = self._creating.get(phone)
-            if pending is not None and pending != call_hooks.call_key(call.call_id):
-                await self._wait_applied(pending)
-                self._creating.pop(phone, None)
-                decided = None  # the caller may be known now: decide again
-            else:
-                decided = call.crm
-            plan = await self._plan_now(call, decided)
-            if plan.create:
-                self._creating[phone] = plan.interaction_key
-        if not lock.locked() and self._creating.get(phone) is None:
-            self._party_locks.pop(phone, None)
+        """Decide in the caller's turn (`_turns` serialises one caller's decisions, so no lock here)."""
+        now = asyncio.get_running_loop().time()
+        self._forget_old_creations(now)
+        pending = self._creating.get(phone)
+        if pending is not None and pending[0] != call_hooks.call_key(call.call_id):
+            await self._wait_applied(pending[0])
+            self._creating.pop(phone, None)
+            decided = None  # the caller may be known now: decide again
+        else:
+            decided = call.crm
+        plan = await self._plan_now(call, decided)
+        if plan.create:
+            self._creating[phone] = (plan.interaction_key, now)
+
+    def _forget_old_creations(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL
+        horizon = now - CREATION_MEMORY
+        self._creating = {phone: entry for phone, entry in self._creating.items() if entry[1] >= horizon}
 
     async def _plan_now(self, call: RoutedCall, decided: call_hooks.CallDecision | None) -> Any:
         async with self.sessionmaker() as session:

@@ -215,3 +215,15 @@ async def test_c4_calls_from_one_new_caller_during_an_outage_are_decided_in_call
         worker.cancel()
         await world.close()
         await down_engine.dispose()
+
+
+async def test_new_callers_remembered_for_their_next_call_are_forgotten_after_a_while(live: LiveWorld) -> None:
+    from gateway.calls import journal as journal_module
+
+    await live.route(live.request("c1", NEW))
+    live.give_up("c1")
+    await live.settle()
+    assert NEW_E164 in live.journal._creating
+    later = asyncio.get_running_loop().time() + journal_module.CREATION_MEMORY + 1
+    live.journal._forget_old_creations(later)
+    assert live.journal._creating == {}
