@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bench.procs import Child, tree_usage, udp_port_bound, wait_for
 from bench.settings import BenchSettings
@@ -60,6 +62,10 @@ class TargetResult:
     name: str
     steps: list[StepResult] = field(default_factory=list)
     error: str | None = None
+    #: The steady run at half the max rate (call-setup latency where the box is not saturated).
+    half: StepResult | None = None
+    #: The box's GC pauses during that run (bench/gc_probe.py), when it reports them.
+    half_gc: dict[str, Any] | None = None
 
     @property
     def best(self) -> StepResult | None:
@@ -154,6 +160,39 @@ def run_target(box: MiddleBox, settings: BenchSettings, say: Callable[[str], Non
         result.steps.append(step)
         say(_describe(box.name, step) + "  (probe, on fresh processes)")
     return result
+
+
+def run_half_rate(box: MiddleBox, settings: BenchSettings, seconds: float, say: Callable[[str], None] = print,
+                  result: TargetResult | None = None) -> TargetResult:
+    """One steady run at half of `result`'s max rate for `seconds`, on fresh processes.
+
+    Setup latency at the max rate measures the queue of a saturated box; at half of it, what a
+    caller sees on a box with headroom (the loop's own stalls: GC, blocking work).
+    """
+    result = result if result is not None else TargetResult(box.name)
+    rate = result.max_cps // 2
+    if rate < MIN_PROBE_RATE:
+        return result
+    steady = replace(settings, plan=replace(settings.plan, step_seconds=seconds))
+    try:
+        with _Pair(box, steady) as pair:
+            result.half = pair.step(rate)
+    except TargetUnavailable as exc:
+        say(f"  {box.name:<9} half-rate run at {rate} cps skipped: {exc}")
+        return result
+    result.half_gc = read_gc_pauses(box)
+    say(_describe(box.name, result.half) + f"  (steady {seconds:g} s at half the max rate)")
+    return result
+
+
+def read_gc_pauses(box: MiddleBox) -> dict[str, Any] | None:
+    """The GC figures a stopped box wrote (bench/gc_probe.py), or None for boxes that write none."""
+    path = getattr(box, "gc_file", None)
+    try:
+        data = json.loads(path.read_text()) if isinstance(path, Path) else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _probe_rate(result: TargetResult) -> int | None:
