@@ -132,6 +132,10 @@ class Uas:
         self.child.stop()
 
 
+#: Builds the processes a run of steps needs (`Pair`, or a subclass such as bench/crm.py's).
+PairFactory = Callable[[MiddleBox, BenchSettings], "Pair"]
+
+
 def run_target(box: MiddleBox, settings: BenchSettings, say: Callable[[str], None] = print,
                result: TargetResult | None = None, pair: PairFactory | None = None) -> TargetResult:
     """Ramp `box` through the plan's rates up to its first failing step, then probe (fresh processes).
@@ -200,9 +204,6 @@ def read_gc_pauses(box: MiddleBox) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-PairFactory = Callable[[MiddleBox, BenchSettings], "Pair"]
 
 
 def _probe_rate(result: TargetResult) -> int | None:
