@@ -23,9 +23,8 @@ class GcPauses:
     """Every collection's duration (ms) per generation."""
 
     pauses_ms: dict[int, list[float]] = field(default_factory=lambda: {0: [], 1: [], 2: []})
-    #: (seconds since the probe started, ms) of every full collection: when the loop stood still longest.
+    #: (Unix time, ms) of every full collection: when the loop stood still longest.
     full: list[tuple[float, float]] = field(default_factory=list)
-    _began: float = field(default_factory=time.perf_counter)
     _started: float = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
@@ -35,7 +34,7 @@ class GcPauses:
         pause_ms = (time.perf_counter() - self._started) * 1000
         self.pauses_ms[info["generation"]].append(pause_ms)
         if info["generation"] == 2:
-            self.full.append((round(self._started - self._began, 1), round(pause_ms, 1)))
+            self.full.append((round(time.time() - pause_ms / 1000, 2), round(pause_ms, 1)))
 
     def summary(self) -> dict[str, object]:
         """Count, max and total pause per generation, plus the frozen and (at exit) tracked objects."""

@@ -197,13 +197,20 @@ def run_half_rate(box: MiddleBox, settings: BenchSettings, seconds: float, say: 
 
 
 def read_gc_pauses(box: MiddleBox) -> dict[str, Any] | None:
-    """The GC figures a stopped box wrote (bench/gc_probe.py), or None for boxes that write none."""
+    """The GC figures a stopped box wrote (bench/gc_probe.py), or None for boxes that write none.
+
+    `full_while_ready` lists the full collections (Unix time, ms) after the box was ready for calls.
+    """
     path = getattr(box, "gc_file", None)
     try:
         data = json.loads(path.read_text()) if isinstance(path, Path) else None
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    ready_at = getattr(box, "ready_at", 0.0)
+    data["full_while_ready"] = [entry for entry in data.get("full_collections", []) if entry[0] >= ready_at]
+    return data
 
 
 def _probe_rate(result: TargetResult) -> int | None:

@@ -97,10 +97,12 @@ def _gc_lines(results: dict[str, TargetResult]) -> list[str]:
         gc_figures = result.half_gc
         if not gc_figures:
             continue
-        young = [gc_figures.get(f"gen{g}", {}) for g in (0, 1, 2)]
-        lines.append(f"{name} GC during the half-rate run: " + ", ".join(
+        young = [gc_figures.get(f"gen{g}", {}) for g in (0, 1)]
+        full = [pause for _, pause in gc_figures.get("full_while_ready", [])]
+        lines.append(f"{name} GC in the half-rate run: " + ", ".join(
             f"gen{g} {y.get('count', 0)}x max {y.get('max_ms', 0):g} ms" for g, y in enumerate(young))
-            + f"; {gc_figures.get('frozen', 0)} objects frozen at start-up")
+            + f", full (gen2) {len(full)}x max {max(full, default=0):g} ms once ready for calls; "
+            f"{gc_figures.get('frozen', 0)} start-up objects frozen")
     return lines
 
 

@@ -168,6 +168,8 @@ class Gateway(MiddleBox):
         self.config = config or settings.gateway_config
         if name is not None:
             self.name = name
+        #: Unix time the gateway was healthy: GC pauses before it were start-up's, not the calls'.
+        self.ready_at = 0.0
 
     @property
     def port(self) -> int:
@@ -188,6 +190,7 @@ class Gateway(MiddleBox):
         env = dict(os.environ, PYTHONPATH=str(s.project_root))
         self.child = Child(self.name, argv, self.workdir / "gateway.log", cwd=s.project_root, env=env)
         self._wait_healthy()
+        self.ready_at = time.time()
 
     def _wait_healthy(self) -> None:
         """Healthy = GET /healthz answers 200; until /healthz exists, a bound SIP port will do."""

@@ -109,14 +109,15 @@ def test_last_line_format_and_ratio() -> None:
 def test_half_rate_run_is_in_the_table_and_the_last_line() -> None:
     half = replace(_step(200, True), setup=SetupTimes(p50=4.0, p99=16.4, mean=2.0, count=4000))
     results = {"gateway": TargetResult("gateway", [_step(400, True), _step(800, False)], half=half,
-                                       half_gc={"gen2": {"count": 0, "max_ms": 0}, "frozen": 1234})}
+                                       half_gc={"gen0": {"count": 9, "max_ms": 1.5}, "frozen": 1234,
+                                                "full_while_ready": [[1.0, 12.5], [2.0, 30.0]]})}
     line = machine_line(results, ParseResult(1.0))
     assert LAST_LINE.match(line)
     assert line.endswith("gateway_half_cps=200 gateway_half_p50_ms=4 gateway_half_p99_ms=16")
     text = table(results, ParseResult(1.0))
     row = next(r for r in text.splitlines() if r.startswith("gateway "))
     assert row.split()[8:11] == ["200", "4", "16"]
-    assert "gen2 0x max 0 ms; 1234 objects frozen" in text
+    assert "gen0 9x max 1.5 ms" in text and "full (gen2) 2x max 30 ms once ready for calls; 1234 start-up" in text
     failed = replace(half, passed=False)
     assert "200 FAIL" in table({"gateway": replace(results["gateway"], half=failed)}, ParseResult(1.0))
 
@@ -133,8 +134,11 @@ def test_gc_figures_are_read_from_the_probe_file(tmp_path: Path) -> None:
     box = Gateway(settings)
     assert read_gc_pauses(box) is None
     box.workdir.mkdir(parents=True)
-    box.gc_file.write_text('{"gen2": {"count": 2, "max_ms": 7.5}}')
-    assert read_gc_pauses(box) == {"gen2": {"count": 2, "max_ms": 7.5}}
+    box.gc_file.write_text('{"gen2": {"count": 2, "max_ms": 7.5}, "full_collections": [[99.0, 40.0], [101.5, 7.5]]}')
+    box.ready_at = 100.0
+    figures = read_gc_pauses(box)
+    assert figures is not None and figures["gen2"] == {"count": 2, "max_ms": 7.5}
+    assert figures["full_while_ready"] == [[101.5, 7.5]]  # the one at 99.0 was start-up's
     assert read_gc_pauses(MiddleBox(settings)) is None
 
 
