@@ -28,12 +28,13 @@ def restored_gc() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
-def test_full_collection_only_after_the_generation_doubled_by_enough_objects() -> None:
-    policy = GcPolicy(growth=2.0, min_growth_objects=100_000)
-    assert not full_collection_due(250_000, 200_000, policy)  # grew, but not doubled
-    assert full_collection_due(400_000, 200_000, policy)
-    assert not full_collection_due(30_000, 10_000, policy)  # tripled, but only 20k objects more
-    assert full_collection_due(130_000, 10_000, policy)
+def test_full_collection_only_after_the_generation_doubled_by_enough_objects_and_time() -> None:
+    policy = GcPolicy(growth=2.0, min_growth_objects=100_000, min_interval_s=120)
+    assert not full_collection_due(250_000, 200_000, 600, policy)  # grew, but not doubled
+    assert full_collection_due(400_000, 200_000, 600, policy)
+    assert not full_collection_due(30_000, 10_000, 600, policy)  # tripled, but only 20k objects more
+    assert full_collection_due(130_000, 10_000, 600, policy)
+    assert not full_collection_due(400_000, 200_000, 119, policy)  # too soon after the last one
 
 
 def test_freeze_startup_freezes_and_turns_automatic_full_collections_off(restored_gc: None) -> None:
@@ -52,7 +53,8 @@ def test_collect_when_needed_collects_grown_cycles_and_stops_with_the_gateway(re
     async def scenario() -> int:
         stop = asyncio.Event()
         task = asyncio.get_running_loop().create_task(
-            collect_when_needed(stop, GcPolicy(check_every_s=0.05, growth=1.0, min_growth_objects=1000)))
+            collect_when_needed(stop, GcPolicy(check_every_s=0.05, growth=1.0, min_growth_objects=1000,
+                                               min_interval_s=0)))
         await asyncio.sleep(0.01)
         gc.disable()  # these cycles must reach generation 2 only through the task's own collection
         try:

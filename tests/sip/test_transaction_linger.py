@@ -8,6 +8,7 @@ import gc
 
 import pytest
 
+from gateway.sip.dialog import Dialog
 from gateway.sip.errors import LocalProtocolError
 from gateway.sip.events import AckNotReceived, RequestReceived, ResponseReceived
 from gateway.sip.message import Request, Response
@@ -118,3 +119,34 @@ def test_t_cancel_after_the_final_answer_still_gets_the_invite_responses_to_tag(
     net.run()
     [ok] = net.sent(b"SIP/2.0 200")
     assert f"tag={tag}".encode() in ok.data
+
+
+def test_t_a_whole_call_leaves_no_reference_cycles_in_the_sip_layer() -> None:
+    # The gateway runs with automatic full collections off (gateway/gc_tuning.py): whatever the
+    # call path leaves in cycles would pile up until the next full collection.
+    net, alice, bob = _pair()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        invite = alice.request("INVITE", bob)
+        alice.endpoint.send_request(invite, bob.target(), net.now)
+        net.run()
+        [offer] = bob.take(RequestReceived)
+        ok = bob.respond(offer, 200, bob.endpoint.new_tag(), net.now)
+        net.run()
+        [answer] = [e for e in alice.take(ResponseReceived) if e.response.status == 200]
+        alice.endpoint.send_stateless(Dialog.from_uac(invite, answer.response).create_ack(1), bob.target())
+        alice.endpoint.send_request(alice.request("BYE", bob, call_id=invite.call_id, cseq=2), bob.target(), net.now)
+        net.run()
+        [bye] = [e for e in bob.take(RequestReceived) if e.request.method == "BYE"]
+        bob.respond(bye, 200, ok.to_tag, net.now)
+        net.advance(33)  # every timer of the call has fired or been cancelled
+        alice.events.clear()
+        bob.events.clear()
+        del offer, bye, answer
+        gc.collect()
+        cyclic = [o for o in gc.garbage if type(o).__module__.startswith("gateway.sip")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert cyclic == []
