@@ -1,7 +1,8 @@
 """`python -m bench`: SIPp ramp against SIPp direct, the gateway, sippy and Kamailio; parser speed.
 
 Prints progress per step, then ONE table, and as its very last line:
-`bench: direct_cps=N gateway_cps=N sippy_cps=N kamailio_cps=N parse_per_s=N`
+`bench: direct_cps=N gateway_cps=N sippy_cps=N kamailio_cps=N parse_per_s=N gateway_half_cps=N
+gateway_half_p50_ms=N gateway_half_p99_ms=N` (the last three: a steady run at half the gateway's max rate).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import replace
 from types import FrameType
 
 from bench.procs import stop_all
-from bench.ramp import TargetResult, run_target
-from bench.report import ORDER, ParseResult, machine_line, table, write_json
+from bench.ramp import TargetResult, run_half_rate, run_target
+from bench.report import HALF_RATE_TARGETS, ORDER, ParseResult, machine_line, table, write_json
 from bench.settings import DEFAULT_RATES, BenchSettings, RampPlan
 from bench.targets import make_targets
 
@@ -32,6 +33,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-refine", action="store_true", help="no probe steps after the first failure")
     parser.add_argument("--sippy-workers", type=int, default=1, help="sippy UDP threads (default 1)")
     parser.add_argument("--kamailio-children", type=int, default=1, help="Kamailio UDP workers (default 1)")
+    parser.add_argument("--half-seconds", type=float, default=20.0,
+                        help="steady run at half the max rate for the gateway row (0: none)")
     parser.add_argument("--parse-seconds", type=float, default=2.0, help="parser micro-benchmark length")
     return parser.parse_args(argv)
 
@@ -91,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results[box.name] = TargetResult(box.name)
             run_target(box, settings, lambda line: print(line, flush=True), results[box.name])
+            if box.name in HALF_RATE_TARGETS and args.half_seconds > 0:
+                run_half_rate(box, settings, args.half_seconds, lambda line: print(line, flush=True),
+                              results[box.name])
     except KeyboardInterrupt:
         interrupted = True
         print("bench: interrupted; stopping everything it started", flush=True)
@@ -98,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         stop_all()
     meta = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
             "seconds": round(time.monotonic() - began, 1), "interrupted": interrupted,
-            "plan": {"rates": plan.rates, "step_seconds": plan.step_seconds, "call_ms": plan.call_ms},
+            "plan": {"rates": plan.rates, "step_seconds": plan.step_seconds, "call_ms": plan.call_ms,
+                     "half_seconds": args.half_seconds},
             "sippy_workers": settings.sippy_workers, "kamailio_children": settings.kamailio_children}
     write_json(settings.results_file, results, parse, meta)
     print()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bench.procs import Child, tree_usage, udp_port_bound, wait_for
 from bench.settings import BenchSettings
@@ -60,6 +62,10 @@ class TargetResult:
     name: str
     steps: list[StepResult] = field(default_factory=list)
     error: str | None = None
+    #: The steady run at half the max rate (call-setup latency where the box is not saturated).
+    half: StepResult | None = None
+    #: The box's GC pauses during that run (bench/gc_probe.py), when it reports them.
+    half_gc: dict[str, Any] | None = None
 
     @property
     def best(self) -> StepResult | None:
@@ -82,7 +88,9 @@ class TargetResult:
 class Uas:
     """The answering SIPp behind every middle box, with its per-second counters."""
 
-    def __init__(self, settings: BenchSettings, workdir: Path) -> None:
+    def __init__(self, settings: BenchSettings, workdir: Path, extra_argv: Sequence[str] = (),
+                 scenario: Path | None = None) -> None:
+        """`scenario` replaces bench/uas.xml (which then answers as -oocsf); `extra_argv` adds SIPp options."""
         self.settings = settings
         self.stat_file = workdir / "uas.csv"
         self.error_log = workdir / "uas_errors.log"
@@ -92,7 +100,11 @@ class Uas:
         port = settings.ports.uas
         if udp_port_bound(settings.host, port):
             raise TargetUnavailable(f"UDP port {port} for the uas is already in use")
-        self.child = Child("uas", uas_argv(settings, self.stat_file), workdir / "uas.out", cwd=workdir)
+        argv = uas_argv(settings, self.stat_file)
+        if scenario is not None:
+            argv[argv.index(str(settings.uas_scenario))] = str(scenario)
+            argv += ["-oocsf", str(settings.uas_scenario)]
+        self.child = Child("uas", [*argv, *extra_argv], workdir / "uas.out", cwd=workdir)
         if not wait_for(lambda: self.counters() is not None or not self.child.alive(), 10):
             raise TargetUnavailable("the uas SIPp wrote no statistics within 10 s")
         if not self.child.alive():
@@ -120,19 +132,24 @@ class Uas:
         self.child.stop()
 
 
+#: Builds the processes a run of steps needs (`Pair`, or a subclass such as bench/crm.py's).
+PairFactory = Callable[[MiddleBox, BenchSettings], "Pair"]
+
+
 def run_target(box: MiddleBox, settings: BenchSettings, say: Callable[[str], None] = print,
-               result: TargetResult | None = None) -> TargetResult:
+               result: TargetResult | None = None, pair: PairFactory | None = None) -> TargetResult:
     """Ramp `box` through the plan's rates up to its first failing step, then probe (fresh processes).
 
     Steps are appended to `result` as they finish, so an interrupted run still reports them.
     """
     result = result if result is not None else TargetResult(box.name)
+    make_pair = pair or Pair
     shutil.rmtree(box.workdir, ignore_errors=True)
     box.workdir.mkdir(parents=True)
     try:
-        with _Pair(box, settings) as pair:
+        with make_pair(box, settings) as running:
             for rate in settings.plan.rates:
-                step = pair.step(rate)
+                step = running.step(rate)
                 result.steps.append(step)
                 say(_describe(box.name, step))
                 if not step.passed:
@@ -146,14 +163,54 @@ def run_target(box: MiddleBox, settings: BenchSettings, say: Callable[[str], Non
         if rate is None:
             break
         try:
-            with _Pair(box, settings) as pair:
-                step = pair.step(rate)
+            with make_pair(box, settings) as running:
+                step = running.step(rate)
         except TargetUnavailable as exc:
             say(f"  {box.name:<9} probe at {rate} cps skipped: {exc}")
             break
         result.steps.append(step)
         say(_describe(box.name, step) + "  (probe, on fresh processes)")
     return result
+
+
+def run_half_rate(box: MiddleBox, settings: BenchSettings, seconds: float, say: Callable[[str], None] = print,
+                  result: TargetResult | None = None, pair: PairFactory | None = None) -> TargetResult:
+    """One steady run at half of `result`'s max rate for `seconds`, on fresh processes.
+
+    Setup latency at the max rate measures the queue of a saturated box; at half of it, what a
+    caller sees on a box with headroom (the loop's own stalls: GC, blocking work).
+    """
+    result = result if result is not None else TargetResult(box.name)
+    rate = result.max_cps // 2
+    if rate < MIN_PROBE_RATE:
+        return result
+    steady = replace(settings, plan=replace(settings.plan, step_seconds=seconds))
+    try:
+        with (pair or Pair)(box, steady) as running:
+            result.half = running.step(rate)
+    except TargetUnavailable as exc:
+        say(f"  {box.name:<9} half-rate run at {rate} cps skipped: {exc}")
+        return result
+    result.half_gc = read_gc_pauses(box)
+    say(_describe(box.name, result.half) + f"  (steady {seconds:g} s at half the max rate)")
+    return result
+
+
+def read_gc_pauses(box: MiddleBox) -> dict[str, Any] | None:
+    """The GC figures a stopped box wrote (bench/gc_probe.py), or None for boxes that write none.
+
+    `full_while_ready` lists the full collections (Unix time, ms) after the box was ready for calls.
+    """
+    path = getattr(box, "gc_file", None)
+    try:
+        data = json.loads(path.read_text()) if isinstance(path, Path) else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    ready_at = getattr(box, "ready_at", 0.0)
+    data["full_while_ready"] = [entry for entry in data.get("full_collections", []) if entry[0] >= ready_at]
+    return data
 
 
 def _probe_rate(result: TargetResult) -> int | None:
@@ -173,14 +230,16 @@ def _probe_rate(result: TargetResult) -> int | None:
     return between
 
 
-class _Pair:
-    """A fresh uas and middle box for a run of steps, stopped by PID however the run ends."""
+class Pair:
+    """A fresh uas and middle box for a run of steps, stopped by PID however the run ends.
+
+    Subclasses change who starts first (`__enter__`) and the caller's command line (`uac_argv`)."""
 
     def __init__(self, box: MiddleBox, settings: BenchSettings) -> None:
         self.box, self.settings = box, settings
         self.uas: Uas | None = None
 
-    def __enter__(self) -> _Pair:
+    def __enter__(self) -> Pair:
         try:
             self.uas = Uas(self.settings, self.box.workdir)
             self.box.start()
@@ -195,6 +254,10 @@ class _Pair:
             self.uas.stop()
             self.uas = None
 
+    def uac_argv(self, rate: int, calls: int, step_dir: Path) -> list[str]:
+        """The caller's SIPp command line for one step (its stat file in `step_dir`)."""
+        return uac_argv(self.settings, self.box.port, rate, calls, step_dir / "uac.csv")
+
     def step(self, rate: int) -> StepResult:
         """One bounded step at `rate` calls/s, then let its calls drain."""
         assert self.uas is not None
@@ -206,8 +269,7 @@ class _Pair:
         before = self.uas.counters() or {}
         sampler = _UsageSampler(box.pid)
         started = time.monotonic()
-        uac = Child("uac", uac_argv(s, box.port, rate, calls, step_dir / "uac.csv"), step_dir / "uac.out",
-                    cwd=step_dir)
+        uac = Child("uac", self.uac_argv(rate, calls, step_dir), step_dir / "uac.out", cwd=step_dir)
         hard_stop = started + s.plan.uac_timeout_s() + 10
         while uac.wait(0.25) is None:
             sampler.sample()

@@ -18,7 +18,7 @@ COUNTERS = (
     "TotalCallCreated", "CurrentCall", "SuccessfulCall(C)", "FailedCall(C)", "Retransmissions(C)",
     "FailedMaxUDPRetrans(C)", "FailedUnexpectedMessage(C)", "FailedCallRejected(C)",
     "FailedTimeoutOnRecv(C)", "FailedCannotSendMessage(C)", "OutOfCallMsgs(C)", "DeadCallMsgs(C)",
-    "WatchdogMajor(C)", "WatchdogMinor(C)",
+    "WatchdogMajor(C)", "WatchdogMinor(C)", "AutoAnswered(C)",
 )
 
 

@@ -156,25 +156,41 @@ def _output(argv: list[str]) -> str:
 
 
 class Gateway(MiddleBox):
-    """This project's gateway, as `gateway run --config bench/gateway-bench.toml`."""
+    """This project's gateway, as `gateway run --config FILE` under bench/gc_probe.py.
+
+    `config` defaults to bench/gateway-bench.toml; the probe writes the gateway's GC pauses to
+    `gc_file` when it stops. `name` tells rows on one config apart (e.g. the CRM rows)."""
 
     name = "gateway"
+
+    def __init__(self, settings: BenchSettings, config: Path | None = None, name: str | None = None) -> None:
+        super().__init__(settings)
+        self.config = config or settings.gateway_config
+        if name is not None:
+            self.name = name
+        #: Unix time the gateway was healthy: GC pauses before it were start-up's, not the calls'.
+        self.ready_at = 0.0
 
     @property
     def port(self) -> int:
         return self.settings.ports.gateway
 
+    @property
+    def gc_file(self) -> Path:
+        """The GC pause figures of the last run (bench/gc_probe.py), once the gateway stopped."""
+        return self.workdir / "gc.json"
+
     def start(self) -> None:
         s = self.settings
-        executable = s.project_root / ".venv" / "bin" / "gateway"
-        if not executable.exists():
-            raise TargetUnavailable(f"{executable} is missing (run `make install`)")
-        for port in (s.ports.gateway,):
-            if udp_port_bound(s.host, port):
-                raise TargetUnavailable(f"UDP port {port} is already in use (a leftover gateway?)")
-        argv = [str(executable), "run", "--config", str(s.gateway_config.relative_to(s.project_root))]
-        self.child = Child(self.name, argv, self.workdir / "gateway.log", cwd=s.project_root)
+        if udp_port_bound(s.host, s.ports.gateway):
+            raise TargetUnavailable(f"UDP port {s.ports.gateway} is already in use (a leftover gateway?)")
+        self.gc_file.unlink(missing_ok=True)
+        # `-m` from the project root imports this checkout's gateway whatever the venv was installed from.
+        argv = [sys.executable, "-m", "bench.gc_probe", str(self.gc_file), "run", "--config", str(self.config)]
+        env = dict(os.environ, PYTHONPATH=str(s.project_root))
+        self.child = Child(self.name, argv, self.workdir / "gateway.log", cwd=s.project_root, env=env)
         self._wait_healthy()
+        self.ready_at = time.time()
 
     def _wait_healthy(self) -> None:
         """Healthy = GET /healthz answers 200; until /healthz exists, a bound SIP port will do."""

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway import metrics
+from gateway import gc_tuning, metrics
 from gateway.admin.api import crm_routers, install
 from gateway.admin.app import create_admin_app
 from gateway.admin.routes.mail import set_mail_config
@@ -320,6 +320,7 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
     admin_task = loop.create_task(server.serve(sockets=[gateway.admin_socket()]))
     try:
         await gateway.start_sip()
+        gc_tuning.tune_after_startup(stop)  # GC: start-up frozen, full collections only when needed
         log.info("admin API on http://%s:%d", config.admin.host, config.admin.port)
         stopped = loop.create_task(stop.wait())
         await asyncio.wait({admin_task, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -12,13 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from bench.ramp import StepResult, TargetResult, _judge, _probe_rate, run_target
+from bench.ramp import (
+    StepResult,
+    TargetResult,
+    _judge,
+    _probe_rate,
+    read_gc_pauses,
+    run_half_rate,
+    run_target,
+)
 from bench.report import ParseResult, machine_line, ratio, table
 from bench.settings import BenchSettings, Ports, RampPlan
-from bench.sipp import percentile, read_counters, summarise
-from bench.targets import MiddleBox
+from bench.sipp import SetupTimes, percentile, read_counters, summarise
+from bench.targets import Gateway, MiddleBox
 
-LAST_LINE = re.compile(r"^bench: direct_cps=\d+ gateway_cps=\d+ sippy_cps=\d+ kamailio_cps=\d+ parse_per_s=\d+$")
+LAST_LINE = re.compile(r"^bench: direct_cps=\d+ gateway_cps=\d+ sippy_cps=\d+ kamailio_cps=\d+ parse_per_s=\d+ "
+                       r"gateway_half_cps=\d+ gateway_half_p50_ms=\d+ gateway_half_p99_ms=\d+$")
 
 
 def _step(rate: int, passed: bool) -> StepResult:
@@ -94,6 +103,43 @@ def test_last_line_format_and_ratio() -> None:
     assert ratio(results, "gateway", "sippy") == 4.0
     assert ratio(results, "gateway", "kamailio") is None
     assert "gateway/sippy = 4.00" in table(results, ParseResult(0.0, "missing"))
+    assert "gateway_half_cps=0 gateway_half_p50_ms=0 gateway_half_p99_ms=0" in line
+
+
+def test_half_rate_run_is_in_the_table_and_the_last_line() -> None:
+    half = replace(_step(200, True), setup=SetupTimes(p50=4.0, p99=16.4, mean=2.0, count=4000))
+    results = {"gateway": TargetResult("gateway", [_step(400, True), _step(800, False)], half=half,
+                                       half_gc={"gen0": {"count": 9, "max_ms": 1.5}, "frozen": 1234,
+                                                "full_while_ready": [[1.0, 12.5], [2.0, 30.0]]})}
+    line = machine_line(results, ParseResult(1.0))
+    assert LAST_LINE.match(line)
+    assert line.endswith("gateway_half_cps=200 gateway_half_p50_ms=4 gateway_half_p99_ms=16")
+    text = table(results, ParseResult(1.0))
+    row = next(r for r in text.splitlines() if r.startswith("gateway "))
+    assert row.split()[8:11] == ["200", "4", "16"]
+    assert "gen0 9x max 1.5 ms" in text and "full (gen2) 2x max 30 ms once ready for calls; 1234 start-up" in text
+    failed = replace(half, passed=False)
+    assert "200 FAIL" in table({"gateway": replace(results["gateway"], half=failed)}, ParseResult(1.0))
+
+
+def test_no_half_rate_run_below_the_lowest_probe_rate(tmp_path: Path) -> None:
+    settings = replace(BenchSettings(), state_dir=tmp_path)
+    result = run_half_rate(MiddleBox(settings), settings, 1.0, say=lambda _line: None,
+                           result=TargetResult("direct", [_step(40, True)]))
+    assert result.half is None  # half of 40 is under MIN_PROBE_RATE: nothing was started
+
+
+def test_gc_figures_are_read_from_the_probe_file(tmp_path: Path) -> None:
+    settings = replace(BenchSettings(), state_dir=tmp_path)
+    box = Gateway(settings)
+    assert read_gc_pauses(box) is None
+    box.workdir.mkdir(parents=True)
+    box.gc_file.write_text('{"gen2": {"count": 2, "max_ms": 7.5}, "full_collections": [[99.0, 40.0], [101.5, 7.5]]}')
+    box.ready_at = 100.0
+    figures = read_gc_pauses(box)
+    assert figures is not None and figures["gen2"] == {"count": 2, "max_ms": 7.5}
+    assert figures["full_while_ready"] == [[101.5, 7.5]]  # the one at 99.0 was start-up's
+    assert read_gc_pauses(MiddleBox(settings)) is None
 
 
 def test_kamailio_config_is_accepted_by_kamailio() -> None:

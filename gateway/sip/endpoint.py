@@ -40,7 +40,14 @@ from gateway.sip.status import reason_phrase
 from gateway.sip.stream import StreamParser
 from gateway.sip.timers import DEFAULT_TIMERS, TimerQueue, TimerSettings
 from gateway.sip.transaction import ClientTransaction, ServerTransaction
-from gateway.sip.transaction_base import ACCEPTED, CALLING, PROCEEDING, client_key, server_key
+from gateway.sip.transaction_base import (
+    ACCEPTED,
+    CALLING,
+    PROCEEDING,
+    TransactionBase,
+    client_key,
+    server_key,
+)
 
 DEFAULT_MAX_FORWARDS = "70"
 # Methods are chosen by the peer: counting unknown ones under one key keeps `stats` bounded.
@@ -247,7 +254,8 @@ class SipEndpoint:
     def emit(self, event: Event) -> None:
         self._events.append(event)
 
-    def transaction_ended(self, transaction: ClientTransaction | ServerTransaction) -> None:
+    def transaction_ended(self, transaction: TransactionBase) -> None:
+        assert isinstance(transaction, ClientTransaction | ServerTransaction)
         if isinstance(transaction, ClientTransaction):
             if self._client.get(transaction.key) is transaction:
                 del self._client[transaction.key]
@@ -258,6 +266,7 @@ class SipEndpoint:
         else:
             if self._server.get(transaction.key) is transaction:
                 del self._server[transaction.key]
+            # A slim transaction's 2xx was acknowledged, which already dropped its _awaiting_ack entry.
             if transaction.is_invite and transaction.last_response is not None:
                 request = transaction.request
                 self._awaiting_ack.pop((request.call_id, request.cseq[0], request.from_tag or ""), None)
@@ -325,8 +334,7 @@ class SipEndpoint:
             self.send_response(txn, make_response(cancel, 481, to_tag=self.new_tag()), now)
             return
         # §9.2: the 200 to CANCEL should carry the To tag of the INVITE's responses.
-        previous = invite.last_response
-        tag = previous.to_tag if previous is not None and previous.status > 100 else None
+        tag = invite.response_to_tag
         self.send_response(txn, make_response(cancel, 200, to_tag=tag or self.new_tag()), now)
         if invite.state is PROCEEDING:
             self._events.append(CancelReceived(cancel, source, invite))

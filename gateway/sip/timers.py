@@ -52,20 +52,27 @@ def _never(name: str, now: float) -> None:
 class TimerHandle:
     """One scheduled timer; `cancel()` marks it dead and the queue skips it later."""
 
-    __slots__ = ("deadline", "name", "callback", "cancelled")
+    __slots__ = ("deadline", "name", "callback", "cancelled", "_dead_in_heap")
 
-    def __init__(self, deadline: float, name: str, callback: TimerCallback) -> None:
+    def __init__(self, deadline: float, name: str, callback: TimerCallback, dead_in_heap: list[int]) -> None:
         self.deadline = deadline
         self.name = name
         self.callback = callback
         self.cancelled = False
+        # The queue's count of cancelled entries still in its heap (shared, not the queue itself:
+        # a handle must not point back at the queue that holds it).
+        self._dead_in_heap: list[int] | None = dead_in_heap
 
     def cancel(self) -> None:
         """Never fire; the entry stays in the heap until it surfaces or a sweep drops it."""
+        if self.cancelled:
+            return
         self.cancelled = True
-        # Lazy cancellation keeps the entry up to 64*T1: drop the reference to the transaction
-        # now so it (and its messages) can be freed at once.
+        # Lazy cancellation keeps the entry up to 64*T1 (Timer C: minutes): drop the reference to
+        # the transaction now so it (and its messages) can be freed at once.
         self.callback = _never
+        if self._dead_in_heap is not None:
+            self._dead_in_heap[0] += 1
 
     def __repr__(self) -> str:
         return f"<Timer {self.name} at {self.deadline:.3f}{' cancelled' if self.cancelled else ''}>"
@@ -74,26 +81,30 @@ class TimerHandle:
 class TimerQueue:
     """Deadline-ordered timers of one endpoint (heap, lazy cancellation)."""
 
-    __slots__ = ("_heap", "_sequence")
+    __slots__ = ("_heap", "_sequence", "_dead")
 
     # Dead entries are swept once they are both numerous and the majority, so a flood of
     # short-lived transactions (each cancelling a 32 s Timer B) cannot grow the heap unbounded.
+    # Counting them as they are cancelled makes the check free: scanning the heap for it cost
+    # 13 ms of loop time every 1024 timers at 500 calls/s.
     _SWEEP_MIN = 4096
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._sequence = 0
+        self._dead = [0]
 
     def __len__(self) -> int:
-        return sum(1 for entry in self._heap if not entry[2].cancelled)
+        return len(self._heap) - self._dead[0]
 
     def schedule(self, deadline: float, name: str, callback: TimerCallback) -> TimerHandle:
         """Call `callback(name, now)` once `now >= deadline` is handled."""
-        handle = TimerHandle(deadline, name, callback)
+        handle = TimerHandle(deadline, name, callback, self._dead)
         self._sequence += 1
         heap = self._heap
         heapq.heappush(heap, (deadline, self._sequence, handle))
-        if len(heap) > self._SWEEP_MIN and self._sequence % 1024 == 0:
+        dead = self._dead[0]
+        if dead > self._SWEEP_MIN and dead * 2 > len(heap):
             self._sweep()
         return handle
 
@@ -101,7 +112,7 @@ class TimerQueue:
         """The earliest live deadline, or None when nothing is scheduled."""
         heap = self._heap
         while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
+            self._popped(heapq.heappop(heap)[2])
         return heap[0][0] if heap else None
 
     def run_due(self, now: float) -> int:
@@ -114,14 +125,28 @@ class TimerQueue:
         while heap and heap[0][0] <= now:
             handle = heapq.heappop(heap)[2]
             if handle.cancelled:
+                self._popped(handle)
                 continue
+            handle._dead_in_heap = None
             handle.cancelled = True
             fired += 1
-            handle.callback(handle.name, now)
+            # A fired handle no longer holds its callback: a transaction keeping the handle would
+            # otherwise be in a reference cycle through its own bound method.
+            callback, handle.callback = handle.callback, _never
+            callback(handle.name, now)
         return fired
 
+    def _popped(self, dead: TimerHandle) -> None:
+        dead._dead_in_heap = None
+        self._dead[0] -= 1
+
     def _sweep(self) -> None:
-        live = [entry for entry in self._heap if not entry[2].cancelled]
-        if len(live) * 2 < len(self._heap):
-            heapq.heapify(live)
-            self._heap = live
+        live = []
+        for entry in self._heap:
+            if entry[2].cancelled:
+                entry[2]._dead_in_heap = None
+            else:
+                live.append(entry)
+        heapq.heapify(live)
+        self._heap = live
+        self._dead[0] = 0

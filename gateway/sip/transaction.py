@@ -23,6 +23,7 @@ from gateway.sip.transaction_base import (
     TransactionBase,
     TransactionHost,
     client_key,
+    linger,
     server_key,
     stop_timers,
 )
@@ -77,12 +78,20 @@ class ClientTransaction(TransactionBase):
         """Feed a matched response; False when the state machine absorbed it."""
         status = response.status
         kind = "1xx" if status < 200 else "2xx" if status < 300 else "final"
-        self.last_response = response
+        if self._request is not None:
+            self.last_response = response
         return self._input(kind, response, now)
 
     def transport_error(self, now: float) -> bool:
         """The transport failed to carry our request (§17.1.4); False when the state ignores it."""
         return self._input("transport_error", None, now)
+
+    def _linger(self) -> None:
+        # A retransmitted final response is answered from _ack_data; a 2xx is passed up as it comes.
+        super()._linger()
+        self.last_response = None
+        self.cancel_transaction = None
+        self._data = b""
 
     def attach_cancel(self, cancel: ClientTransaction, now: float) -> None:
         """Link a CANCEL; it is sent once a provisional has arrived (§9.1)."""
@@ -178,11 +187,11 @@ _INVITE_CLIENT: Table = {
     # ended by its final answer, a CANCEL or the cancel guard.
     (CALLING, "transport_error"): (TERMINATED, (_transport_failed,)),
     (CALLING, "1xx"): (PROCEEDING, (stop_timers, _pass_up, _release_cancel)),
-    (CALLING, "2xx"): (ACCEPTED, (stop_timers, _drop_pending_cancel, _pass_up, _start_m)),
-    (CALLING, "final"): (COMPLETED, (stop_timers, _drop_pending_cancel, _pass_up, _send_ack, _start_d)),
+    (CALLING, "2xx"): (ACCEPTED, (stop_timers, _drop_pending_cancel, _pass_up, _start_m, linger)),
+    (CALLING, "final"): (COMPLETED, (stop_timers, _drop_pending_cancel, _pass_up, _send_ack, _start_d, linger)),
     (PROCEEDING, "1xx"): (PROCEEDING, (_pass_up,)),
-    (PROCEEDING, "2xx"): (ACCEPTED, (stop_timers, _pass_up, _start_m)),
-    (PROCEEDING, "final"): (COMPLETED, (stop_timers, _pass_up, _send_ack, _start_d)),
+    (PROCEEDING, "2xx"): (ACCEPTED, (stop_timers, _pass_up, _start_m, linger)),
+    (PROCEEDING, "final"): (COMPLETED, (stop_timers, _pass_up, _send_ack, _start_d, linger)),
     (PROCEEDING, "cancel_guard"): (TERMINATED, (_timed_out,)),
     (COMPLETED, "final"): (COMPLETED, (_resend_ack,)),
     (COMPLETED, "D"): (TERMINATED, ()),
@@ -195,14 +204,14 @@ _NON_INVITE_CLIENT: Table = {
     (TRYING, "F"): (TERMINATED, (_timed_out,)),
     (TRYING, "transport_error"): (TERMINATED, (_transport_failed,)),
     (TRYING, "1xx"): (PROCEEDING, (_pass_up,)),
-    (TRYING, "2xx"): (COMPLETED, (stop_timers, _pass_up, _start_k)),
-    (TRYING, "final"): (COMPLETED, (stop_timers, _pass_up, _start_k)),
+    (TRYING, "2xx"): (COMPLETED, (stop_timers, _pass_up, _start_k, linger)),
+    (TRYING, "final"): (COMPLETED, (stop_timers, _pass_up, _start_k, linger)),
     (PROCEEDING, "E"): (PROCEEDING, (_client_transmit, _next_e)),
     (PROCEEDING, "F"): (TERMINATED, (_timed_out,)),
     (PROCEEDING, "transport_error"): (TERMINATED, (_transport_failed,)),
     (PROCEEDING, "1xx"): (PROCEEDING, (_pass_up,)),
-    (PROCEEDING, "2xx"): (COMPLETED, (stop_timers, _pass_up, _start_k)),
-    (PROCEEDING, "final"): (COMPLETED, (stop_timers, _pass_up, _start_k)),
+    (PROCEEDING, "2xx"): (COMPLETED, (stop_timers, _pass_up, _start_k, linger)),
+    (PROCEEDING, "final"): (COMPLETED, (stop_timers, _pass_up, _start_k, linger)),
     (COMPLETED, "K"): (TERMINATED, ()),
 }
 
@@ -229,7 +238,7 @@ def build_non2xx_ack(invite: Request, response: Response) -> Request:
 class ServerTransaction(TransactionBase):
     """An INVITE (§17.2.1) or non-INVITE (§17.2.2) server transaction."""
 
-    __slots__ = ("source", "response_target", "last_response", "ack_received", "_data")
+    __slots__ = ("source", "response_target", "last_response", "ack_received", "_data", "_to_tag")
 
     def __init__(self, key: tuple[str, ...], request: Request, source: Target, response_target: Target,
                  host: TransactionHost) -> None:
@@ -241,6 +250,7 @@ class ServerTransaction(TransactionBase):
         self.last_response: Response | None = None
         self.ack_received = False
         self._data: bytes | None = None
+        self._to_tag: str | None = None
 
     def send_response(self, response: Response, now: float) -> None:
         """Send a TU response through the state machine; raises LocalProtocolError when too late."""
@@ -251,7 +261,8 @@ class ServerTransaction(TransactionBase):
             kind = "tu_2xx"
         else:
             kind = "tu_final"
-        self.last_response = response
+        if self._request is not None:
+            self.last_response = response
         if not self._input(kind, response, now):
             raise LocalProtocolError(f"cannot send {status} in state {self.state.value}")
 
@@ -260,11 +271,28 @@ class ServerTransaction(TransactionBase):
         self._input("ack" if request.method == "ACK" else "request", request, now)
 
     def receive_2xx_ack(self, now: float) -> None:
-        """The ACK of our 2xx arrived (§13.3.1.4): stop retransmitting it."""
+        """The ACK of our 2xx arrived (§13.3.1.4): stop retransmitting it, linger slim until Timer L."""
         self.ack_received = True
         if self._retx_timer is not None:
             self._retx_timer.cancel()
             self._retx_timer = None
+        if self.state is ACCEPTED:
+            self._linger()
+
+    @property
+    def response_to_tag(self) -> str | None:
+        """The To tag of our last response above 100 (the 200 to a CANCEL repeats it, §9.2)."""
+        last = self.last_response
+        if last is None:
+            return self._to_tag
+        return last.to_tag if last.status > 100 else None
+
+    def _linger(self) -> None:
+        # Only _data is resent from here on; Timer L's AckNotReceived needs the request, so an
+        # unacknowledged 2xx never lingers slim.
+        self._to_tag = self.response_to_tag
+        super()._linger()
+        self.last_response = None
 
     @property
     def awaiting_ack(self) -> bool:
@@ -337,7 +365,7 @@ _INVITE_SERVER: Table = {
     (PROCEEDING, "request"): (PROCEEDING, (_server_resend,)),
     (PROCEEDING, "tu_1xx"): (PROCEEDING, (_server_send,)),
     (PROCEEDING, "tu_2xx"): (ACCEPTED, (_server_send, _start_2xx_retx)),
-    (PROCEEDING, "tu_final"): (COMPLETED, (_server_send, _start_g_h)),
+    (PROCEEDING, "tu_final"): (COMPLETED, (_server_send, _start_g_h, linger)),
     (COMPLETED, "request"): (COMPLETED, (_server_resend,)),
     (COMPLETED, "G"): (COMPLETED, (_server_resend, _next_g)),
     (COMPLETED, "H"): (TERMINATED, ()),
@@ -351,10 +379,10 @@ _INVITE_SERVER: Table = {
 
 _NON_INVITE_SERVER: Table = {
     (TRYING, "tu_1xx"): (PROCEEDING, (_server_send,)),
-    (TRYING, "tu_final"): (COMPLETED, (_server_send, _start_j)),
+    (TRYING, "tu_final"): (COMPLETED, (_server_send, _start_j, linger)),
     (PROCEEDING, "request"): (PROCEEDING, (_server_resend,)),
     (PROCEEDING, "tu_1xx"): (PROCEEDING, (_server_send,)),
-    (PROCEEDING, "tu_final"): (COMPLETED, (_server_send, _start_j)),
+    (PROCEEDING, "tu_final"): (COMPLETED, (_server_send, _start_j, linger)),
     (COMPLETED, "request"): (COMPLETED, (_server_resend,)),
     (COMPLETED, "J"): (TERMINATED, ()),
 }

@@ -6,6 +6,11 @@ Inputs are response classes (``"1xx"``, ``"2xx"``, ``"final"`` for 300-699), TU 
 ``"transport_error"`` (the transport could not send, §17.1.4) and timer names A–M. A pair
 missing from a table is absorbed: that is how the RFC's "discard" rules read here. Transactions
 own no clock and no socket: they ask their `TransactionHost`.
+
+A transaction whose outcome is settled lingers (Timers D, I, J, K, L, M: up to 64*T1) only to
+absorb or answer retransmissions. It then *lingers slim*: it drops its request and response
+objects and keeps the bytes it may resend, because at hundreds of calls/s those parsed messages
+were most of the objects the garbage collector walked.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.sip.errors import LocalProtocolError
 from gateway.sip.events import Target
 from gateway.sip.message import Request, Response
 from gateway.sip.timers import TimerHandle, TimerQueue, TimerSettings
@@ -61,13 +67,14 @@ Table = dict[tuple[State, str], tuple[State, tuple[Action, ...]]]
 class TransactionBase:
     """Table-driven core shared by client and server transactions."""
 
-    __slots__ = ("key", "request", "is_invite", "reliable", "state", "_host", "_table",
+    __slots__ = ("key", "_request", "method", "is_invite", "reliable", "state", "_host", "_table",
                  "_retx_timer", "_end_timer", "_interval", "_ended")
 
     def __init__(self, key: tuple[str, ...], request: Request, reliable: bool, host: TransactionHost,
                  table: Table, state: State) -> None:
         self.key = key
-        self.request = request
+        self._request: Request | None = request
+        self.method = request.method
         self.is_invite = request.method == "INVITE"
         self.reliable = reliable
         self.state = state
@@ -81,6 +88,22 @@ class TransactionBase:
     @property
     def branch(self) -> str:
         return self.key[0]
+
+    @property
+    def request(self) -> Request:
+        """The request that opened the transaction; LocalProtocolError once it lingers slim."""
+        request = self._request
+        if request is None:
+            raise LocalProtocolError(f"{self!r} lingers for retransmissions only and no longer keeps its request")
+        return request
+
+    @property
+    def lingering(self) -> bool:
+        """True once only retransmissions are left: request and responses dropped, bytes kept."""
+        return self._request is None
+
+    def _linger(self) -> None:
+        self._request = None
 
     def _input(self, name: str, message: Request | Response | None, now: float) -> bool:
         transition = self._table.get((self.state, name))
@@ -122,11 +145,16 @@ class TransactionBase:
         self._host.transaction_ended(self)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.request.method} {self.key[0]} {self.state.value}>"
+        return f"<{type(self).__name__} {self.method} {self.key[0]} {self.state.value}>"
 
 
 def stop_timers(txn: TransactionBase, message: Request | Response | None, now: float) -> None:
     txn._stop_timers()
+
+
+def linger(txn: TransactionBase, message: Request | Response | None, now: float) -> None:
+    """The outcome is settled: keep only what answering a retransmission needs."""
+    txn._linger()
 
 
 # -- matching (§17.1.3, §17.2.3) ------------------------------------------------------------

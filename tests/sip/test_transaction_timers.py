@@ -72,3 +72,27 @@ def test_mass_cancellation_is_swept_so_the_heap_stays_bounded() -> None:
     # White-box: the heap itself is what would grow without the sweep.
     assert len(queue._heap) < 10_000
     assert queue.next_deadline() == live.deadline and len(queue) == 1
+
+
+def test_cancelling_counts_dead_entries_without_scanning_and_twice_is_once() -> None:
+    queue = TimerQueue()
+    handles = [queue.schedule(10.0 + i, "t", lambda name, now: None) for i in range(10)]
+    for handle in handles[:4]:
+        handle.cancel()
+        handle.cancel()
+    assert len(queue) == 6
+    assert queue.next_deadline() == 14.0  # the four dead ones surfaced and were dropped
+    assert len(queue) == 6 and len(queue._heap) == 6
+    assert queue.run_due(100.0) == 6 and len(queue) == 0
+    handles[-1].cancel()  # already fired: nothing left to count
+    assert len(queue) == 0
+
+
+def test_a_fired_timer_lets_go_of_its_callback() -> None:
+    queue = TimerQueue()
+    fired: list[str] = []
+    handle = queue.schedule(1.0, "t", lambda name, now: fired.append(name))
+    queue.run_due(1.0)
+    assert fired == ["t"]
+    handle.callback("again", 2.0)  # what a transaction still holding the handle could reach
+    assert fired == ["t"]
