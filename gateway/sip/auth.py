@@ -53,7 +53,8 @@ _REJECTED = AuthResult(False, False, None)
 
 
 def _hex_digest(algorithm: str, text: str) -> str:
-    return _HASHES[algorithm](text.encode("utf-8")).hexdigest()
+    digest: str = _HASHES[algorithm](text.encode("utf-8")).hexdigest()
+    return digest
 
 
 def digest_response(
