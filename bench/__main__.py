@@ -19,8 +19,10 @@ from types import FrameType
 from bench.procs import stop_all
 from bench.ramp import TargetResult, run_half_rate, run_target
 from bench.report import HALF_RATE_TARGETS, ORDER, ParseResult, machine_line, table, write_json
-from bench.settings import DEFAULT_RATES, BenchSettings, RampPlan
+from bench.settings import BENCH_DIR, DEFAULT_RATES, BenchSettings, RampPlan
 from bench.targets import make_targets
+
+CRM_CONFIG = BENCH_DIR / "gateway-crm.toml"
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +38,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--half-seconds", type=float, default=20.0,
                         help="steady run at half the max rate for the gateway row (0: none)")
     parser.add_argument("--parse-seconds", type=float, default=2.0, help="parser micro-benchmark length")
+    parser.add_argument("--crm", default="new,known",
+                        help="CRM rows after the gateway row: calls from new and/or known callers ('' for none)")
+    parser.add_argument("--mail-messages", type=int, default=500,
+                        help="messages for the mail row (Dovecot inbox → CRM activities; 0: none)")
     return parser.parse_args(argv)
 
 
@@ -61,6 +67,32 @@ def measure_parser(seconds: float) -> ParseResult:
         return ParseResult(0.0, f"parse_per_second failed: {type(exc).__name__}: {exc}")
 
 
+def run_crm(mode: str, settings: BenchSettings, half_seconds: float) -> TargetResult:
+    """A CRM row: the gateway on a freshly seeded database, calls from new or known callers."""
+    from bench.crm import run_crm_row
+    from bench.crm_seed import seeded_database
+
+    name = f"crm-{mode}"
+    print(f"bench: {name}: the gateway on a seeded database, calls from {mode} callers", flush=True)
+    try:
+        url = seeded_database(settings.state_dir / f"{name}.db")
+        return run_crm_row(CRM_CONFIG, url, mode, name=name, settings=settings, half_seconds=half_seconds,  # type: ignore[arg-type]
+                           say=lambda line: print(line, flush=True))
+    except Exception as exc:  # one row that cannot run must not cost the others
+        return TargetResult(name, error=f"{type(exc).__name__}: {exc}")
+
+
+def run_mail(messages: int) -> str:
+    """The mail row: messages/s from a Dovecot inbox into CRM activities, and the memory used."""
+    print(f"bench: mail: {messages} messages from a Dovecot inbox into the CRM", flush=True)
+    try:
+        from bench.mail_bench import run_mail_bench
+
+        return run_mail_bench(messages=messages).row()
+    except Exception as exc:
+        return f"mail: not measured ({type(exc).__name__}: {exc})"
+
+
 def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -79,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     results: dict[str, TargetResult] = {}
     parse = ParseResult(0.0, "not run")
+    mail = "mail: not run"
     interrupted = False
     try:
         print(f"bench: parser micro-benchmark ({args.parse_seconds:g} s)", flush=True)
@@ -97,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             if box.name in HALF_RATE_TARGETS and args.half_seconds > 0:
                 run_half_rate(box, settings, args.half_seconds, lambda line: print(line, flush=True),
                               results[box.name])
+            if box.name == "gateway":
+                for mode in [m.strip() for m in args.crm.split(",") if m.strip()]:
+                    results[f"crm-{mode}"] = run_crm(mode, settings, args.half_seconds)
+        if args.mail_messages > 0:
+            mail = run_mail(args.mail_messages)
     except KeyboardInterrupt:
         interrupted = True
         print("bench: interrupted; stopping everything it started", flush=True)
@@ -113,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sippy ran {settings.sippy_workers} UDP worker thread(s), Kamailio {settings.kamailio_children} UDP "
           "worker(s): more of either can deliver a 180 after its 200, which SIPp's uac fails")
     print(f"({meta['seconds']:.0f} s; per-step results in {settings.results_file})")
+    print(mail)
     print(machine_line(results, parse), flush=True)
     return 1 if interrupted else 0
 

@@ -147,14 +147,13 @@ class LiveRouter:
         self, request: RouteRequest, number: NumberSpec | None, ring_plan: RingPlan | None, unavailable: str | None
     ) -> RouteDecision:
         snapshot = self.directory.snapshot
-        registered = frozenset(ext for ext in snapshot.extensions if self.registered(ext))
         inputs = RoutingInputs(
             request=request,
             number=number,
             ring_plan=ring_plan,
             employees=snapshot.employees,
             groups=snapshot.groups,
-            presence=Presence(registered=registered, busy=self.busy()),
+            presence=Presence(registered=_Registered(self.registered), busy=self.busy()),
             last_offer=self.last_offer,
             static=self._static_table(request),
             crm_unavailable_reason=unavailable,
@@ -201,6 +200,18 @@ class LiveRouter:
             deliver(decision, request.at)
         else:
             self.post(lambda now: deliver(decision, now))
+
+
+class _Registered:
+    """`extension in registered`, asked of the registrar for just the employees a call may ring."""
+
+    __slots__ = ("_ask",)
+
+    def __init__(self, ask: Callable[[str], bool]) -> None:
+        self._ask = ask
+
+    def __contains__(self, extension: object) -> bool:
+        return isinstance(extension, str) and self._ask(extension)
 
 
 def _party_raw(identity: CallerIdentity) -> str:

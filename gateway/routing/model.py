@@ -7,7 +7,7 @@ query per call, presence from the registrar and the live calls); routing itself 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -155,9 +155,13 @@ class NumberSpec:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """Who can take a call right now: extensions with a registered phone, employees already on a call."""
+    """Who can take a call right now: extensions with a registered phone, employees already on a call.
 
-    registered: frozenset[str] = frozenset()
+    `registered` only needs `in`: the live router passes a view of the registrar, so a call asks about
+    the employees it may ring, never about every extension.
+    """
+
+    registered: Container[str] = frozenset()
     busy: frozenset[int] = frozenset()
 
 
