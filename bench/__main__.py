@@ -23,6 +23,7 @@ from bench.settings import BENCH_DIR, DEFAULT_RATES, BenchSettings, RampPlan
 from bench.targets import make_targets
 
 CRM_CONFIG = BENCH_DIR / "gateway-crm.toml"
+CRM_CALL_MS = 50
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -70,14 +71,18 @@ def measure_parser(seconds: float) -> ParseResult:
 def run_crm(mode: str, settings: BenchSettings, half_seconds: float) -> TargetResult:
     """A CRM row: the gateway on a freshly seeded database, calls from new or known callers."""
     from bench.crm import run_crm_row
-    from bench.crm_seed import seeded_database
+    from bench.crm_seed import AGENTS, crm_setup, seeded_database
 
     name = f"crm-{mode}"
-    print(f"bench: {name}: the gateway on a seeded database, calls from {mode} callers", flush=True)
+    # Each agent takes one call at a time (R3), so calls are short enough for the agents to keep up.
+    crm_settings = replace(settings, plan=replace(settings.plan, call_ms=CRM_CALL_MS))
+    print(f"bench: {name}: the gateway on a seeded database ({AGENTS} agents, evenly), calls from {mode} "
+          f"callers, {CRM_CALL_MS} ms each", flush=True)
     try:
-        url = seeded_database(settings.state_dir / f"{name}.db")
-        return run_crm_row(CRM_CONFIG, url, mode, name=name, settings=settings, half_seconds=half_seconds,  # type: ignore[arg-type]
-                           say=lambda line: print(line, flush=True))
+        setup = crm_setup()
+        url = seeded_database(settings.state_dir / f"{name}.db", setup, (settings.host, settings.ports.uas))
+        return run_crm_row(CRM_CONFIG, url, mode, name=name, setup=setup, settings=crm_settings,  # type: ignore[arg-type]
+                           half_seconds=half_seconds, say=lambda line: print(line, flush=True))
     except Exception as exc:  # one row that cannot run must not cost the others
         return TargetResult(name, error=f"{type(exc).__name__}: {exc}")
 

@@ -1,21 +1,40 @@
 """A database for the CRM rows of `make bench`: migrated, then seeded with what `bench.crm.CrmSetup` names.
 
-One number (its calls create leads, T4a, and ring a known caller's responsible first, T7), a queue
-group holding the one employee whose phone the bench registers, and the known callers as that
-employee's contacts.
+One number (its calls create leads, T4a, and ring a known caller's responsible first, T7) and a queue
+group (*evenly*) of `AGENTS` employees plus the one whose phone the bench registers with digest. An
+employee on a call is skipped (R3), so one phone could take one call at a time: the agents' phones are
+registrations saved in the database (as a restart would find them), all reaching the bench's SIPp uas.
+Each known caller is the contact of one agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench.crm import CrmSetup
 from gateway.admin.sip_credentials import set_sip_secret
-from gateway.storage.models import Contact, Employee, ItemPhone, Number, QueueGroup, QueueMember
+from gateway.storage.models import (
+    Contact,
+    Employee,
+    ItemPhone,
+    Number,
+    QueueGroup,
+    QueueMember,
+    RegistrarBinding,
+)
 from gateway.storage.session import make_engine, make_sessionmaker, upgrade_database
 
 REGION = "DE"
+AGENTS = 100
+FIRST_AGENT_EXTENSION = 2001
+
+
+def crm_setup(agents: int = AGENTS) -> CrmSetup:
+    """The setup of the CRM rows: one known caller per agent."""
+    return replace(CrmSetup(), known_callers=tuple(f"+4917010{index:05d}" for index in range(agents)))
 
 
 def fresh_database(path: Path) -> str:
@@ -28,16 +47,28 @@ def fresh_database(path: Path) -> str:
     return url
 
 
-async def _seed(url: str, setup: CrmSetup, realm: str) -> None:
+def _binding(extension: str, uas: tuple[str, int], now: float) -> RegistrarBinding:
+    host, port = uas
+    return RegistrarBinding(
+        aor=extension, contact=f"sip:{extension}@{host}:{port}", expires_at=now + 7200, call_id=f"bench-{extension}",
+        cseq=1, source_transport="udp", source_host=host, source_port=port, registered_at=now,
+    )
+
+
+async def _seed(url: str, setup: CrmSetup, realm: str, uas: tuple[str, int], agents: int) -> None:
     engine = make_engine(url)
+    now = time.time()
     try:
         async with make_sessionmaker(engine)() as session:
             employee = Employee(name="Bench Agent", extension=setup.extension, active=True)
             set_sip_secret(employee, setup.extension, realm, setup.secret)
-            session.add(employee)
+            extensions = [str(FIRST_AGENT_EXTENSION + index) for index in range(agents)]
+            staff = [employee, *(Employee(name=f"Agent {ext}", extension=ext, active=True) for ext in extensions)]
+            session.add_all(staff)
+            session.add_all(_binding(ext, uas, now) for ext in extensions)
             await session.flush()
-            group = QueueGroup(name="Bench", strategy="in_order", ring_time_s=20,
-                               members=[QueueMember(employee_id=employee.id, position=1)])
+            group = QueueGroup(name="Bench", strategy="evenly", ring_time_s=20, members=[
+                QueueMember(employee_id=member.id, position=index + 1) for index, member in enumerate(staff)])
             session.add(group)
             await session.flush()
             session.add(Number(
@@ -46,15 +77,18 @@ async def _seed(url: str, setup: CrmSetup, realm: str) -> None:
                 route_known_to_responsible=True,
             ))
             for index, caller in enumerate(setup.known_callers):
-                session.add(Contact(name=f"Known caller {index + 1}", responsible_id=employee.id,
+                owner = staff[1 + index % agents] if agents else employee
+                session.add(Contact(name=f"Known caller {index + 1}", responsible_id=owner.id,
                                     phones=[ItemPhone(value=caller, normalized=caller)]))
             await session.commit()
     finally:
         await engine.dispose()
 
 
-def seeded_database(path: Path, setup: CrmSetup = CrmSetup(), realm: str = "bench") -> str:
-    """A fresh database at `path` seeded for the CRM rows; its URL."""
+def seeded_database(
+    path: Path, setup: CrmSetup, uas: tuple[str, int], *, realm: str = "bench", agents: int = AGENTS
+) -> str:
+    """A fresh database at `path` seeded for the CRM rows, the agents' phones at `uas`; its URL."""
     url = fresh_database(path)
-    asyncio.run(_seed(url, setup, realm))
+    asyncio.run(_seed(url, setup, realm, uas, agents))
     return url

@@ -275,16 +275,18 @@ def _install_admin(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession],
 
 
 async def open_live_calls(
-    config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession], worker: OutboxWorker
+    config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession], lookups: async_sessionmaker[AsyncSession],
+    worker: OutboxWorker,
 ) -> LiveCalls:
-    """The routing directory (loaded now, before SIP listens) and the call journal."""
+    """The routing directory (loaded now, before SIP listens) and the call journal; `lookups` is the
+    router's own pool for per-call CRM reads."""
     backend = BuiltinCrm()
     directory = RoutingDirectory(sessionmaker, config.sip.realm)
     await directory.reload()
     journal = CallJournal(
         sessionmaker, backend, wake_outbox=worker.wake, employee_for_extension=directory.employee_for_extension
     )
-    return LiveCalls(directory, journal, sessionmaker, backend)
+    return LiveCalls(directory, journal, lookups, backend)
 
 
 async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher: Launcher = Launcher()) -> None:
@@ -297,6 +299,7 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     engine: AsyncEngine | None = None
+    lookup_engine: AsyncEngine | None = None
     background: list[asyncio.Task[None]] = []
     live: LiveCalls | None = None
     if gateway is None:
@@ -305,7 +308,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
         persistence = BindingPersistence(bindings, SqlBindingBackend(sessionmaker), mono=loop.time)
         await persistence.load()
         worker = OutboxWorker(sessionmaker, BuiltinCrm())
-        live = await open_live_calls(config, sessionmaker, worker)
+        lookup_engine = make_engine(config.database.url)
+        live = await open_live_calls(config, sessionmaker, make_sessionmaker(lookup_engine), worker)
         gateway = crm_gateway(config, sessionmaker, bindings, live)
         background += [
             loop.create_task(worker.run_forever(stop=stop)),
@@ -341,6 +345,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
                 await task
         if engine is not None:
             await engine.dispose()
+        if lookup_engine is not None:
+            await lookup_engine.dispose()
     log.info("gateway stopped")
 
 

@@ -94,6 +94,8 @@ class CallJournal:
         self.work = work or KeyedWork()
         self._calls: dict[str, RoutedCall] = {}
         self._answered_by: dict[str, int | None] = {}
+        # Who was offered each call, written with its answer or its end: one transaction fewer per offer.
+        self._offered: dict[str, list[int]] = {}
         # Caller E.164 → (interaction key whose item creation is queued, when): forgotten once old
         # enough that the creation is applied or parked, so the map holds recent new callers only.
         self._creating: dict[str, tuple[str, float]] = {}
@@ -108,8 +110,10 @@ class CallJournal:
         """The router decided (or refused) a call: log its start and decide its CRM outcome."""
         failed_early = self._routing.pop(call.call_id, None)
         self._calls[call.call_id] = call
-        self.work.submit(call.call_id, lambda: self._start(call))
-        if call.number_id is not None:
+        if call.number_id is None:
+            self.work.submit(call.call_id, lambda: self._start(call))
+        else:
+            # The call log's row is written with the CRM decision, in one transaction.
             self._queue_decision(call)
             self.work.submit(call.call_id, lambda: self._plan(call))
         if failed_early is not None:
@@ -126,16 +130,15 @@ class CallJournal:
     def leg_offered(self, event: LegOffered) -> None:
         employee_id = self._employee(event.target)
         if employee_id is not None and event.call_id in self._calls:
-            self.work.submit(event.call_id, lambda: self._write(call_log.record_offer, event.call_id, employee_id))
+            self._offered.setdefault(event.call_id, []).append(employee_id)
 
     def call_answered(self, event: CallAnswered) -> None:
         if event.call_id not in self._calls:
             return
         employee_id = self._employee(event.target)
         self._answered_by[event.call_id] = employee_id
-        at = utcnow()
-        self.work.submit(event.call_id, lambda: self._write(
-            call_log.record_answer, event.call_id, answered_at=at, employee_id=employee_id))
+        at, offered = utcnow(), self._offered.pop(event.call_id, [])
+        self.work.submit(event.call_id, lambda: self._answer(event.call_id, offered, at, employee_id))
 
     def call_failed(self, event: CallFailed) -> None:
         call = self._calls.pop(event.call_id, None)
@@ -149,14 +152,16 @@ class CallJournal:
             outcome = MISSED
         else:
             outcome = REJECTED if not call.decision.forwards and event.status < 500 else FAILED
-        self.work.submit(event.call_id, lambda: self._end(call, outcome, event.status, None, 0.0))
+        offered = self._offered.pop(event.call_id, [])
+        self.work.submit(event.call_id, lambda: self._end(call, outcome, event.status, None, 0.0, offered))
 
     def call_ended(self, event: CallEnded) -> None:
         call = self._calls.pop(event.call_id, None)
         if call is None:
             return
         answered_by = self._answered_by.pop(event.call_id, None)
-        self.work.submit(event.call_id, lambda: self._end(call, ANSWERED, 200, answered_by, event.duration))
+        offered = self._offered.pop(event.call_id, [])
+        self.work.submit(event.call_id, lambda: self._end(call, ANSWERED, 200, answered_by, event.duration, offered))
 
     def _employee(self, target: Target | None) -> int | None:
         if target is None:
@@ -166,25 +171,32 @@ class CallJournal:
         return self.employee_for_extension(target.extension)
 
     # -- the jobs ------------------------------------------------------------------------------
-    async def _write(self, write: Any, call_id: str, *args: Any, **kwargs: Any) -> None:
-        async with self.sessionmaker() as session:
-            await write(session, call_hooks.call_key(call_id), *args, **kwargs)
+    async def _answer(self, call_id: str, offered: list[int], at: datetime, employee_id: int | None) -> None:
+        key = call_hooks.call_key(call_id)
+        async with self.work.slot, self.sessionmaker() as session:
+            for offered_id in offered:
+                await call_log.record_offer(session, key, offered_id)
+            await call_log.record_answer(session, key, answered_at=at, employee_id=employee_id)
             await session.commit()
 
     async def _start(self, call: RoutedCall) -> None:
+        async with self.work.slot, self.sessionmaker() as session:
+            await self._record_start(session, call)
+            await session.commit()
+
+    @staticmethod
+    async def _record_start(session: AsyncSession, call: RoutedCall) -> None:
         decision = call.decision
         routing = {
             "rule_ids": [*call.identity_rule_ids, *decision.rule_ids],
             "notes": [*call.identity_notes, *decision.notes],
             "explanation": explain_lines(decision),
         }
-        async with self.sessionmaker() as session:
-            await call_log.record_start(
-                session, key=call_hooks.call_key(call.call_id), call_id=call.call_id, direction=call.direction,
-                number_id=call.number_id, number=call.number, party_raw=call.party_raw,
-                party_e164=call.party_e164, started_at=call.started_at, routing=routing,
-            )
-            await session.commit()
+        await call_log.record_start(
+            session, key=call_hooks.call_key(call.call_id), call_id=call.call_id, direction=call.direction,
+            number_id=call.number_id, number=call.number, party_raw=call.party_raw,
+            party_e164=call.party_e164, started_at=call.started_at, routing=routing,
+        )
 
     # -- one caller's calls are decided in the order they came ---------------------------------------
     def _queue_decision(self, call: RoutedCall) -> None:
@@ -247,7 +259,8 @@ class CallJournal:
         self._creating = {phone: entry for phone, entry in self._creating.items() if entry[1] >= horizon}
 
     async def _plan_now(self, call: RoutedCall, decided: call_hooks.CallDecision | None) -> Any:
-        async with self.sessionmaker() as session:
+        async with self.work.slot, self.sessionmaker() as session:
+            await self._record_start(session, call)
             plan = await call_hooks.plan_call(
                 session, call_id=call.call_id, number=call.number, party_raw=call.party_raw,
                 direction=call.direction, backend=self.backend, now=call.started_at, decided=decided,
@@ -265,7 +278,7 @@ class CallJournal:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CREATION_WAIT
         while loop.time() < deadline:
-            async with self.sessionmaker() as session:
+            async with self.work.slot, self.sessionmaker() as session:
                 waiting = await session.scalar(
                     sa.select(sa.func.count()).select_from(OutboxEntry).where(
                         OutboxEntry.interaction_key == key, OutboxEntry.kind == LINK_PLAN,
@@ -279,11 +292,14 @@ class CallJournal:
         log.warning("call %s: its new item is still not written; deciding the next call without it", key)
 
     async def _end(
-        self, call: RoutedCall, outcome: str, status: int, answered_by: int | None, duration: float
+        self, call: RoutedCall, outcome: str, status: int, answered_by: int | None, duration: float,
+        offered: list[int],
     ) -> None:
         ended_at = utcnow()
         key = call_hooks.call_key(call.call_id)
-        async with self.sessionmaker() as session:
+        async with self.work.slot, self.sessionmaker() as session:
+            for offered_id in offered:
+                await call_log.record_offer(session, key, offered_id)
             await call_log.record_end(session, key, ended_at=ended_at, outcome=outcome, status=status)
             if call.number_id is not None:
                 await call_hooks.finish_call(

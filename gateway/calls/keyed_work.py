@@ -26,13 +26,22 @@ RETRYABLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, Connecti
 class KeyedWork:
     """One queue of jobs per key, drained by one task per busy key."""
 
-    def __init__(self, *, first_delay: float = 0.2, max_delay: float = 10.0) -> None:
+    def __init__(self, *, first_delay: float = 0.2, max_delay: float = 10.0, concurrency: int = 4) -> None:
+        """`concurrency`: how many jobs may hold a `slot` at once (see there)."""
+        self._slots = asyncio.Semaphore(concurrency)
         self.first_delay = first_delay
         self.max_delay = max_delay
         self._queues: dict[str, deque[Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.retries = 0
         self.failures = 0
+
+    @property
+    def slot(self) -> asyncio.Semaphore:
+        """Held by a job around each of its database transactions, never while it waits for something
+        else (its turn): a database takes writes one (SQLite) or a few at a time, and more jobs at once
+        would only hold connections that the calls' lookups and the outbox need."""
+        return self._slots
 
     def __len__(self) -> int:
         """How many jobs wait or run now."""

@@ -33,17 +33,21 @@ class SipSide(Protocol):
 
 @dataclass
 class LiveCalls:
-    """The routing directory, the call journal and the CRM they read and write."""
+    """The routing directory, the call journal and the CRM they read and write.
+
+    `lookups` are the sessions of the router's per-call CRM reads: a pool of their own, so a call's
+    lookup never queues behind the journal's writes for a connection (the routing budget is short).
+    """
 
     directory: RoutingDirectory
     journal: CallJournal
-    sessionmaker: async_sessionmaker[AsyncSession]
+    lookups: async_sessionmaker[AsyncSession]
     backend: CrmBackend
 
     def router(self, sip: SipSide, static_routes: Sequence[StaticRoute], budget: float) -> LiveRouter:
         """The router of `sip`'s B2BUA (the B2BUA itself may be built after this call)."""
         return LiveRouter(
-            self.directory, self.sessionmaker, self.backend, self.journal,
+            self.directory, self.lookups, self.backend, self.journal,
             post=sip.run_in_sip,
             registered=sip.registered,
             busy=lambda: sip.b2bua.busy_employees(),

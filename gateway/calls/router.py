@@ -181,6 +181,23 @@ class LiveRouter:
         caller = self.directory.employee_for_extension(request.authenticated_user)
         if caller is not None:
             decision = replace(decision, caller_employee_id=caller)  # R3: busy while their call lasts
+        if number is not None or not decision.forwards:
+            self._journal(request, number, decision, identity, crm)
+        if sync:
+            deliver(decision, request.at)
+        else:
+            self.post(lambda now: deliver(decision, now))
+
+    def _journal(
+        self,
+        request: RouteRequest,
+        number: NumberSpec | None,
+        decision: RouteDecision,
+        identity: CallerIdentity | None,
+        crm: call_hooks.CallDecision | None,
+    ) -> None:
+        """Calls to the numbers, and calls refused (an unknown number), go to the call log (R7); an
+        extension dialled or a static route's pass-through are the PBX's own traffic, not the numbers'."""
         try:
             self.journal.routed(RoutedCall(
                 call_id=request.call_id,
@@ -196,10 +213,6 @@ class LiveRouter:
             ))
         except Exception:
             log.exception("call %s: not journaled", request.call_id)
-        if sync:
-            deliver(decision, request.at)
-        else:
-            self.post(lambda now: deliver(decision, now))
 
 
 class _Registered:

@@ -125,6 +125,13 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -
     # SQLite ignores FOREIGN KEY clauses (and ON DELETE) unless each connection turns them on.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Every call writes its call log and CRM entries: in WAL mode readers (the next call's lookup) never
+    # wait for a writer, and a commit no longer waits for an fsync of its own (NORMAL: durable at the
+    # next checkpoint; a power cut may lose the last commits, never corrupt the file). Writers queue for
+    # up to 5 s instead of failing at once with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
