@@ -58,4 +58,4 @@ lint: install
 	$(VENV)/bin/mypy --strict $(TYPED_PACKAGES)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache gateway.db
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache gateway.db gateway.db-wal gateway.db-shm
