@@ -183,6 +183,8 @@ class LiveRouter:
             decision = replace(decision, caller_employee_id=caller)  # R3: busy while their call lasts
         if number is not None or not decision.forwards:
             self._journal(request, number, decision, identity, crm)
+        else:
+            self.journal.not_logged(request.call_id)
         if sync:
             deliver(decision, request.at)
         else:

@@ -227,3 +227,11 @@ async def test_new_callers_remembered_for_their_next_call_are_forgotten_after_a_
     later = asyncio.get_running_loop().time() + journal_module.CREATION_MEMORY + 1
     live.journal._forget_old_creations(later)
     assert live.journal._creating == {}
+
+
+async def test_r7_an_extension_dialled_is_not_in_the_call_log_and_leaves_no_state(live: LiveWorld) -> None:
+    decision = await live.route(live.request("c1", "1001", dialled="1002", trusted=False, authenticated_user="1001"))
+    live.answer_and_hang_up("c1", live.bruno, decision)
+    await live.settle()
+    assert await live.rows("SELECT id FROM calls") == []
+    assert live.journal._routing == {} and live.journal._calls == {}
