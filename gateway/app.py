@@ -258,7 +258,7 @@ def crm_gateway(
     are routed by the database's numbers and queue groups, and admin API changes reload them."""
     state: dict[str, Any] = {"sip_realm": config.sip.realm}
     if live is not None:
-        state["on_config_change"] = live.directory.request_reload
+        state["on_config_change"] = live.directory.reload_now
     return Gateway(
         config,
         admin_routers=crm_routers(),

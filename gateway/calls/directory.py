@@ -118,8 +118,18 @@ class RoutingDirectory:
         self.loaded = True
 
     def request_reload(self, topic: str = "") -> None:
-        """The admin API changed something routing reads."""
+        """Something routing reads changed: reload soon, in the background."""
         self._wake.set()
+
+    async def reload_now(self, topic: str = "") -> None:
+        """The admin API changed something routing reads: reload before its answer goes out, so the
+        next call already uses the change. A database error leaves the reload to the background loop."""
+        try:
+            await self.reload()
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("routing directory not reloaded after a change to %s (%s); retrying in the background",
+                        topic or "the configuration", type(error).__name__)
+            self.request_reload(topic)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reload on request and every `refresh_interval` seconds until `stop`."""

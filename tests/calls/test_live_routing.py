@@ -235,3 +235,28 @@ async def test_r7_an_extension_dialled_is_not_in_the_call_log_and_leaves_no_stat
     await live.settle()
     assert await live.rows("SELECT id FROM calls") == []
     assert live.journal._routing == {} and live.journal._calls == {}
+
+
+async def test_an_admin_change_is_in_the_routing_directory_when_the_api_answers(live: LiveWorld) -> None:
+    async with live.sessionmaker() as session:
+        from sqlalchemy import text
+        await session.execute(text("UPDATE employees SET extension = '1009' WHERE id = :id"), {"id": live.bruno})
+        await session.commit()
+    assert live.directory.employee_for_extension("1009") is None  # the snapshot of before
+    await live.directory.reload_now("employees")
+    assert live.directory.employee_for_extension("1009") == live.bruno
+
+
+async def test_a_reload_that_cannot_read_the_database_keeps_the_old_tables_and_retries_later(
+    live: LiveWorld,
+) -> None:
+    from gateway.storage.session import make_engine, make_sessionmaker
+
+    down = make_engine("sqlite+aiosqlite:////nonexistent-dir/gateway.db")
+    before = live.directory.snapshot
+    live.directory.sessionmaker = make_sessionmaker(down)
+    try:
+        await live.directory.reload_now("numbers")
+        assert live.directory.snapshot is before and live.directory._wake.is_set()
+    finally:
+        await down.dispose()

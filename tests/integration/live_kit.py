@@ -35,9 +35,6 @@ from tests.integration.trunk import Trunk, TrunkCall, TrunkCalls, TrunkRun
 
 _EXTENSIONS = itertools.count(5101)
 _DIDS = itertools.count(1)
-# The directory snapshot reloads in the background after an admin API change; this is far more than a
-# reload of a few rows takes, and calls placed before it would meet the old tables.
-RELOAD_PAUSE_S = 0.4
 # Short ring steps for tests that wait on a no-answer (the admin API's minimum is 5 s).
 SHORT_RING_S = 5
 
@@ -151,23 +148,13 @@ class LiveWorld:
         row = self.admin.post("/numbers", body)
         return LiveNumber(row["id"], row["e164"], national)
 
-    def ready(self) -> None:
-        """Let the routing directory reload what was just configured (see RELOAD_PAUSE_S)."""
-        time.sleep(RELOAD_PAUSE_S)
-
     def phone(self, staff: Staff, mode: PhoneMode = "answer", **options: Any) -> Phone:
-        """Register `staff`'s phone with their secret; retried while the directory has not reloaded yet."""
-        for attempt in range(4):
-            try:
-                staff.phone = start_phone(self.gateway, staff.extension, sip_secret(staff.extension), mode,
-                                          registered_within_s=5, directory=self.phones.directory, **options)
-                self.phones.started.append(staff.phone)
-                return staff.phone
-            except AssertionError:
-                if attempt == 3:
-                    raise
-                time.sleep(RELOAD_PAUSE_S)
-        raise AssertionError("unreachable")
+        """Register `staff`'s phone with the secret just set through the admin API: the API reloads the
+        gateway's routing directory before it answers, so the first REGISTER must already succeed."""
+        staff.phone = start_phone(self.gateway, staff.extension, sip_secret(staff.extension), mode,
+                                  registered_within_s=5, directory=self.phones.directory, **options)
+        self.phones.started.append(staff.phone)
+        return staff.phone
 
     def staff(self, name: str, phone: PhoneMode | None = "answer", **options: Any) -> Staff:
         """An employee and, unless `phone` is None, their registered phone in that mode."""

@@ -53,7 +53,6 @@ def answered_once(run: Any) -> str:
 def test_t4a_new_caller_gets_a_lead_when_the_call_starts(world: LiveWorld) -> None:
     alice, bruno = world.staff("Alice"), world.staff("Bruno")
     number = world.number(world.queue([alice, bruno]), unknown_caller_action="auto_lead")
-    world.ready()
     ringing = world.start_call(number, "0655000101", talk_ms=2500)
     assert alice.phone is not None
     alice.phone.wait_calls(answered=1)
@@ -78,7 +77,6 @@ def test_t4a_new_caller_gets_a_lead_when_the_call_starts(world: LiveWorld) -> No
 def test_t4b_offer_in_card_creates_nothing_and_records_the_offer(world: LiveWorld) -> None:
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]), unknown_caller_action="offer_in_card")
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655000201")))
     assert entry["crm"]["action"] == "offer_in_card" and "T4b" in entry["crm"]["rule_ids"]
     decision = world.admin.get(f"/decisions/{entry['interaction_key']}")
@@ -92,7 +90,6 @@ def test_t4b_offer_in_card_creates_nothing_and_records_the_offer(world: LiveWorl
 def test_t5_a_number_creating_items_for_outgoing_calls_only_records_an_incoming_one(world: LiveWorld) -> None:
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]), create_for="outgoing")
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655000301")))
     assert entry["crm"]["action"] == "record_only" and entry["crm"]["rule_ids"] == ["T5"]
     assert entry["items"] == [] and world.activities(entry["interaction_key"]) == []
@@ -105,7 +102,6 @@ def test_t6_the_lead_carries_the_numbers_custom_source(world: LiveWorld) -> None
     assert fair["standard"] is False
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]), source_id=fair["id"])
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655000401")))
     assert "T6" in entry["crm"]["rule_ids"]
     [(kind, lead_id)] = world.items(entry, "created")
@@ -121,7 +117,6 @@ def test_t7_a_known_callers_call_is_attached_and_rings_their_responsible_only_wi
     lead = world.admin.post("/items/lead", {"title": "Known client", "phones": [caller], "default_region": "FR",
                                             "responsible_id": bruno.id})
     number = world.number(world.queue([alice]), route_known_to_responsible=route_to_responsible)
-    world.ready()
     entry = world.logged(answered_once(world.call(number, caller)))
     assert entry["crm"]["action"] == "attach" and "T7" in entry["crm"]["rule_ids"]
     assert world.items(entry) == [("lead", lead["id"])] and entry["items"][0]["how"] == "attached"
@@ -143,7 +138,6 @@ def test_t8_a_caller_on_the_exception_list_is_logged_and_rung_but_recorded_nowhe
     alice = world.staff("Alice")
     listed = world.admin.post("/exceptions", {"kind": "phone", "value": "06 55 00 08 01", "default_region": "FR"})
     number = world.number(world.queue([alice]))
-    world.ready()
     try:
         entry = world.logged(answered_once(world.call(number, "0655000801")))
     finally:
@@ -158,7 +152,6 @@ def test_t9_a_call_from_an_employees_own_number_is_logged_never_recorded_in_the_
     alice = world.staff("Alice")
     world.employee("Carla", mobiles=("06 55 00 09 01",), secret=False)
     number = world.number(world.queue([alice]))
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655000901")))
     assert entry["crm"]["action"] == "nothing" and entry["crm"]["rule_ids"] == ["T9"]
     assert entry["party_e164"] == "+33655000901" and entry["answered_by_id"] == alice.id
@@ -170,7 +163,6 @@ def test_t10_the_leads_responsible_is_position_one_whoever_was_skipped_or_answer
     alice = world.staff("Alice", phone=None)  # position 1 has no phone: skipped (R3), still responsible (T10)
     bruno = world.staff("Bruno")
     number = world.number(world.queue([alice, bruno]))
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655001001")))
     assert entry["answered_by_id"] == bruno.id and entry["offered_ids"] == [bruno.id]
     assert "R3.no_phone" in entry["routing"]["rule_ids"] and "T10" in entry["crm"]["rule_ids"]
@@ -186,7 +178,6 @@ def test_t12_simple_mode_creates_a_deal_in_the_selected_pipeline_with_a_contact(
                                       "deal_creation_mode": "contact"})
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]))
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655001201")))
     assert entry["crm"]["action"] == "create_deal" and "T12" in entry["crm"]["rule_ids"]
     created = dict(world.items(entry, "created"))
@@ -206,7 +197,6 @@ def test_m11_repeat_sales_a_returning_client_gets_a_repeat_lead_then_calls_attac
     client = world.admin.post("/items/contact", {"name": "Returning client", "phones": ["0655001101"],
                                                   "default_region": "FR", "responsible_id": bruno.id})
     number = world.number(world.queue([alice]))
-    world.ready()
     run = world.trunk.call(world.gateway, TrunkCall(number.dial, "0655001101"), TrunkCall(number.dial, "0655001101"))
     assert run.successes == 2, run.explain()
     first, second = (world.logged(call_id) for call_id in run.call_ids)
@@ -228,7 +218,6 @@ def test_r1_a_known_callers_responsible_rings_alone_then_the_queue_group_and_unk
                                      "responsible_id": bruno.id})
     number = world.number(world.queue([alice]), route_known_to_responsible=True,
                           responsible_ring_time_s=SHORT_RING_S)
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655000151", time_limit_s=20)))
     assert entry["offered_ids"] == [bruno.id, alice.id] and entry["answered_by_id"] == alice.id
     rules = entry["routing"]["rule_ids"]
@@ -246,7 +235,6 @@ def test_r1_a_known_callers_responsible_without_a_phone_is_skipped_for_the_queue
     lead = world.admin.post("/items/lead", {"title": "Bruno's client", "phones": ["0655000181"],
                                             "default_region": "FR", "responsible_id": bruno.id})
     number = world.number(world.queue([alice]), route_known_to_responsible=True)
-    world.ready()
     entry = world.logged(answered_once(world.call(number, "0655000181")))
     assert entry["offered_ids"] == [alice.id] and entry["answered_by_id"] == alice.id
     assert {"T7", "R3.no_phone", "R2.in_order"} <= set(entry["routing"]["rule_ids"])
@@ -256,7 +244,6 @@ def test_r1_a_known_callers_responsible_without_a_phone_is_skipped_for_the_queue
 def test_r6_callers_without_a_usable_number_are_logged_never_a_lead(world: LiveWorld) -> None:
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]))
-    world.ready()
     run = world.trunk.call(world.gateway,
                            TrunkCall(number.dial, None),  # anonymous
                            TrunkCall(number.dial, None, asserted="+33655000602", privacy="id"),  # withheld
@@ -278,7 +265,6 @@ def test_r6_callers_without_a_usable_number_are_logged_never_a_lead(world: LiveW
 def test_r7_the_call_log_holds_the_call_its_decisions_with_rule_ids_and_its_items(world: LiveWorld) -> None:
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]))
-    world.ready()
     call_id = answered_once(world.call(number, "0655000701", talk_ms=600))
     entry = world.logged(call_id)
     assert (entry["call_id"], entry["direction"], entry["number"], entry["number_id"]) == (
@@ -304,7 +290,6 @@ def test_r7_the_call_log_holds_the_call_its_decisions_with_rule_ids_and_its_item
 def test_r1_the_number_is_reached_in_e164_with_or_without_plus_and_in_national_form(world: LiveWorld) -> None:
     alice = world.staff("Alice")
     number = world.number(world.queue([alice]))
-    world.ready()
     forms = [number.e164, number.e164[1:], number.dial]
     run = world.trunk.call(world.gateway, *(TrunkCall(form, f"065500016{i}") for i, form in enumerate(forms)),
                            talk_ms=100)
@@ -322,14 +307,11 @@ def test_admin_api_changes_reach_the_next_call_and_phones_register_with_the_secr
         start_phone(world.gateway, alice.extension, sip_secret(alice.extension), registered_within_s=3,
                     directory=world.phones.directory)
     world.admin.patch(f"/employees/{alice.id}", {"sip_secret": sip_secret(alice.extension)})
-    world.ready()
     world.phone(alice)
     queue = world.queue([alice])
     number = world.number(queue)
-    world.ready()
     first = world.logged(answered_once(world.call(number, "0655000171")))
     world.admin.patch(f"/queue-groups/{queue['id']}", {"member_ids": [bruno.id]})
-    world.ready()
     second = world.logged(answered_once(world.call(number, "0655000172")))
     assert (first["answered_by_id"], second["answered_by_id"]) == (alice.id, bruno.id)
     assert world.admin.get(f"/employees/{alice.id}")["has_sip_secret"] is True

@@ -41,7 +41,6 @@ def answered(run: TrunkRun, calls: int = 1) -> list[str]:
 def test_r2_in_order_rings_position_one_first_then_the_next_member(world: LiveWorld) -> None:
     alice, bruno = world.staff("Alice", phone="ring"), world.staff("Bruno")
     number = world.number(world.queue([alice, bruno], "in_order"))
-    world.ready()
     [call_id] = answered(world.call(number, "0655002001", time_limit_s=20))
     entry = world.logged(call_id)
     assert entry["offered_ids"] == [alice.id, bruno.id] and entry["answered_by_id"] == bruno.id
@@ -52,7 +51,6 @@ def test_r2_in_order_rings_position_one_first_then_the_next_member(world: LiveWo
 def test_r2_evenly_offers_each_call_to_the_member_longest_since_their_last_offer(world: LiveWorld) -> None:
     members = [world.staff("Alice"), world.staff("Bruno"), world.staff("Carla")]
     number = world.number(world.queue(members, "evenly"))
-    world.ready()
     run = world.trunk.call(world.gateway, *(TrunkCall(number.dial, f"06550021{i:02d}") for i in range(4)),
                            talk_ms=100)
     entries = [world.logged(call_id) for call_id in answered(run, 4)]
@@ -66,7 +64,6 @@ def test_r2_evenly_offers_each_call_to_the_member_longest_since_their_last_offer
 def test_r2_evenly_counts_an_unanswered_offer_as_a_turn(world: LiveWorld) -> None:
     alice, bruno, carla = world.staff("Alice", phone="ring"), world.staff("Bruno"), world.staff("Carla")
     number = world.number(world.queue([alice, bruno, carla], "evenly"))
-    world.ready()
     run = world.trunk.call(world.gateway, TrunkCall(number.dial, "0655002151"), TrunkCall(number.dial, "0655002152"),
                            talk_ms=100, time_limit_s=25)
     first, second = (world.logged(call_id) for call_id in answered(run, 2))
@@ -78,7 +75,6 @@ def test_r2_evenly_counts_an_unanswered_offer_as_a_turn(world: LiveWorld) -> Non
 def test_r2_everybody_rings_every_member_at_once(world: LiveWorld) -> None:
     alice, bruno = world.staff("Alice", phone="ring"), world.staff("Bruno", answer_after_ms=500)
     number = world.number(world.queue([alice, bruno], "everybody"))
-    world.ready()
     [call_id] = answered(world.call(number, "0655002201"))
     entry = world.logged(call_id)
     assert sorted(entry["offered_ids"]) == sorted([alice.id, bruno.id]) and entry["answered_by_id"] == bruno.id
@@ -91,7 +87,6 @@ def test_r3_a_member_already_on_a_call_is_skipped(world: LiveWorld) -> None:
     alice, bruno = world.staff("Alice"), world.staff("Bruno")
     first_line = world.number(world.queue([alice]))
     second_line = world.number(world.queue([alice, bruno]))
-    world.ready()
     talking = world.start_call(first_line, "0655002301", talk_ms=3000)
     assert alice.phone is not None
     alice.phone.wait_calls(answered=1)
@@ -106,7 +101,6 @@ def test_r3_a_member_already_on_a_call_is_skipped(world: LiveWorld) -> None:
 def test_r3_a_member_whose_phone_answers_busy_is_skipped_for_the_next_member(world: LiveWorld) -> None:
     alice, bruno = world.staff("Alice", phone="busy"), world.staff("Bruno")
     number = world.number(world.queue([alice, bruno], "in_order"))
-    world.ready()
     [call_id] = answered(world.call(number, "0655002351"))
     entry = world.logged(call_id)
     assert entry["offered_ids"] == [alice.id, bruno.id] and entry["answered_by_id"] == bruno.id
@@ -118,7 +112,6 @@ def test_r3_a_member_with_no_phone_is_skipped(world: LiveWorld) -> None:
     carla = world.employee("Carla", secret=False)  # could not even register one
     bruno = world.staff("Bruno")
     number = world.number(world.queue([alice, carla, bruno], "everybody"))
-    world.ready()
     [call_id] = answered(world.call(number, "0655002401"))
     entry = world.logged(call_id)
     assert entry["offered_ids"] == [bruno.id] and entry["answered_by_id"] == bruno.id
@@ -132,7 +125,6 @@ def test_r3_no_answer_chain_passes_the_call_to_another_queue_group(world: LiveWo
     alice, bruno = world.staff("Alice", phone="ring"), world.staff("Bruno")
     backup = world.queue([bruno])
     number = world.number(world.queue([alice], no_answer_action="queue_group", no_answer_group_id=backup["id"]))
-    world.ready()
     [call_id] = answered(world.call(number, "0655002501", time_limit_s=20))
     entry = world.logged(call_id)
     assert entry["offered_ids"] == [alice.id, bruno.id] and entry["answered_by_id"] == bruno.id
@@ -143,7 +135,6 @@ def test_r3_no_answer_chain_passes_the_call_to_another_queue_group(world: LiveWo
 def test_r3_no_answer_chain_passes_the_call_to_an_employee(world: LiveWorld) -> None:
     alice, carla = world.staff("Alice", phone="ring"), world.staff("Carla")
     number = world.number(world.queue([alice], no_answer_action="employee", no_answer_employee_id=carla.id))
-    world.ready()
     [call_id] = answered(world.call(number, "0655002601", time_limit_s=20))
     entry = world.logged(call_id)
     assert entry["offered_ids"] == [alice.id, carla.id] and entry["answered_by_id"] == carla.id
@@ -153,7 +144,6 @@ def test_r3_no_answer_chain_passes_the_call_to_an_employee(world: LiveWorld) -> 
 def test_r3_no_answer_chain_hangs_up_a_missed_call_with_its_activity_left_open(world: LiveWorld) -> None:
     alice = world.staff("Alice", phone="ring")
     number = world.number(world.queue([alice], no_answer_action="hangup"))
-    world.ready()
     run = world.call(number, "0655002701", expect=408, time_limit_s=20)
     assert run.successes == 1 and run.statuses == [408], run.explain()  # the ring time ran out (§16.7 Timer C)
     entry = world.logged(run.call_ids[0])
@@ -181,7 +171,6 @@ def test_r3_a_loop_in_the_no_answer_chain_is_refused_at_configuration(world: Liv
 def test_caller_hanging_up_before_anyone_answers_leaves_a_missed_call_activity_open(world: LiveWorld) -> None:
     alice = world.staff("Alice", phone="ring")
     number = world.number(world.queue([alice], ring_time_s=30))
-    world.ready()
     run = world.call(number, "0655002801", cancel_after_ms=800)
     assert run.statuses == [487] and run.calls[0].cancelled, run.explain()
     entry = world.logged(run.call_ids[0])
@@ -200,7 +189,6 @@ def test_caller_hanging_up_before_anyone_answers_leaves_a_missed_call_activity_o
 def test_c2_a_retransmitted_invite_and_a_duplicated_bye_give_one_lead_and_one_activity(world: LiveWorld) -> None:
     alice = world.staff("Alice", answer_after_ms=500)
     number = world.number(world.queue([alice]))
-    world.ready()
     run = world.call(number, "0655002901", retransmit_invite_after_ms=0, duplicate_bye=True)
     [call_id] = answered(run)
     assert run.calls[0].invites_sent == 2 and run.calls[0].bye_statuses == (200, 200), run.explain()
@@ -213,7 +201,6 @@ def test_c2_a_retransmitted_invite_and_a_duplicated_bye_give_one_lead_and_one_ac
 def test_c2_two_simultaneous_calls_from_one_new_caller_give_one_lead(world: LiveWorld) -> None:
     alice = world.staff("Alice", answer_after_ms=300)
     number = world.number(world.queue([alice]))
-    world.ready()
     run = world.trunk.call(world.gateway, TrunkCall(number.dial, "0655003001"), TrunkCall(number.dial, "0655003001"),
                            concurrent=2, talk_ms=300)
     entries = [world.logged(call_id) for call_id in answered(run, 2)]
