@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.crm_bridge.call_hooks import NumberFacts, number_facts
+from gateway.crm_bridge.interactions import crm_mode_settings
 from gateway.routing.model import (
     EmployeeSpec,
     MemberSpec,
@@ -42,6 +44,7 @@ class DirectorySnapshot:
     employees: dict[int, EmployeeSpec] = field(default_factory=dict)
     extensions: dict[str, int] = field(default_factory=dict)  # extension → employee id
     credentials: dict[tuple[str, str], str] = field(default_factory=dict)  # (extension, algorithm) → HA1
+    facts: dict[int, NumberFacts] = field(default_factory=dict)  # by number id: what a decision reads
 
 
 def _number_spec(row: Number) -> NumberSpec:
@@ -73,7 +76,8 @@ def _group_spec(row: QueueGroup) -> QueueGroupSpec:
 
 async def load_snapshot(session: AsyncSession, realm: str) -> DirectorySnapshot:
     """Read the routing tables; HA1s computed for another realm are left out (they cannot match)."""
-    numbers = {row.e164: _number_spec(row) for row in await session.scalars(sa.select(Number))}
+    number_rows = list(await session.scalars(sa.select(Number)))
+    numbers = {row.e164: _number_spec(row) for row in number_rows}
     groups = {row.id: _group_spec(row) for row in await session.scalars(sa.select(QueueGroup))}
     employees: dict[int, EmployeeSpec] = {}
     extensions: dict[str, int] = {}
@@ -95,7 +99,10 @@ async def load_snapshot(session: AsyncSession, realm: str) -> DirectorySnapshot:
     if stale_realm:
         log.warning("%d employees' SIP secrets were set for another realm than %r: set them again", stale_realm, realm)
     regions = tuple(sorted({spec.default_region for spec in numbers.values()}))
-    return DirectorySnapshot(numbers, regions, groups, employees, extensions, credentials)
+    crm = await crm_mode_settings(session)
+    active = frozenset(spec.id for spec in employees.values() if spec.active)
+    facts = {row.id: await number_facts(session, row, crm, active) for row in number_rows}
+    return DirectorySnapshot(numbers, regions, groups, employees, extensions, credentials, facts)
 
 
 class RoutingDirectory:

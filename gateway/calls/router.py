@@ -137,10 +137,13 @@ class LiveRouter:
     async def _lookup(
         self, request: RouteRequest, number: NumberSpec, identity: CallerIdentity
     ) -> call_hooks.CallDecision:
+        """The caller's CRM knowledge and the engine's plan: one query, the number's settings coming from
+        the directory (as fresh as the last admin change)."""
         async with self.sessionmaker() as session:
             return await call_hooks.decide_call(
                 session, key=call_hooks.call_key(request.call_id), number=number.e164,
                 party_raw=_party_raw(identity), direction=Direction.INBOUND, backend=self.backend,
+                facts=self.directory.snapshot.facts.get(number.id),
             )
 
     def _decide(

@@ -9,6 +9,7 @@ enqueues; the :class:`~gateway.crm_bridge.outbox.OutboxWorker` writes later (C4)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from gateway.crm_bridge.linking import (
     Action,
     Channel,
     ChannelSettings,
+    CrmModeSettings,
     Direction,
     Interaction,
     LinkPlan,
@@ -116,6 +118,29 @@ async def channel_settings(session: AsyncSession, number: Number) -> ChannelSett
     )
 
 
+@dataclass(frozen=True)
+class NumberFacts:
+    """What a call's decision reads about its number, read once and kept by the live router's routing
+    directory so a call's lookup is the caller's CRM knowledge alone (one query)."""
+
+    number: str  # as the admin wrote it
+    default_region: str
+    settings: ChannelSettings
+    crm: CrmModeSettings
+    active_employee_ids: frozenset[int]
+
+    def inactive(self, employee_ids: Iterable[int | None]) -> frozenset[int]:
+        """Which of `employee_ids` are not active employees (T10: never made responsible)."""
+        return frozenset(e for e in employee_ids if e is not None and e not in self.active_employee_ids)
+
+
+async def number_facts(
+    session: AsyncSession, number: Number, crm: CrmModeSettings, active: frozenset[int]
+) -> NumberFacts:
+    """The facts of `number` for `decide_call(facts=...)`; `crm` and `active` are read once for all numbers."""
+    return NumberFacts(number.number, number.default_region, await channel_settings(session, number), crm, active)
+
+
 async def decide_call(
     session: AsyncSession,
     *,
@@ -126,14 +151,26 @@ async def decide_call(
     agent_id: int | None = None,
     backend: CrmBackend | None = None,
     occurred_at: datetime | None = None,
+    facts: NumberFacts | None = None,
 ) -> CallDecision:
-    """Read everything a call's decision needs and run the linking engine. Writes nothing."""
+    """Read everything a call's decision needs and run the linking engine. Writes nothing.
+
+    With `facts` (the number's settings as the routing directory holds them) only the caller's CRM
+    knowledge is read; without, the number, its settings and the employees are read too.
+    """
     direction = Direction(direction)
-    found = await find_number(session, number)
-    party_phone = normalize_phone(party_raw, found.default_region)
+    if facts is None:
+        found = await find_number(session, number)
+        facts = NumberFacts(found.number, found.default_region, await channel_settings(session, found),
+                            await crm_mode_settings(session), frozenset())
+        inactive_of: Any = None
+    else:
+        inactive_of = facts.inactive
+    party_phone = normalize_phone(party_raw, facts.default_region)
     knowledge = await (backend or BuiltinCrm()).find_party(session, phone=party_phone)
-    settings = await channel_settings(session, found)
+    settings = facts.settings
     candidates = {*settings.queue_member_ids, *(item.responsible_id for item in knowledge.items), agent_id}
+    inactive = inactive_of(candidates) if inactive_of is not None else await inactive_employees(session, candidates)
     interaction = Interaction(
         key=key,
         channel=Channel.CALL,
@@ -141,19 +178,19 @@ async def decide_call(
         party_phone=party_phone,
         party_email=None,
         settings=settings,
-        crm=await crm_mode_settings(session),
+        crm=facts.crm,
         knowledge=knowledge,
         agent_id=agent_id,
-        inactive_employee_ids=await inactive_employees(session, candidates),
+        inactive_employee_ids=inactive,
     )
     context = PlanContext(
         channel=Channel.CALL,
         direction=direction,
         party_phone=party_phone,
         party_name=None if party_phone else (party_raw.strip() or None),
-        default_region=found.default_region,
+        default_region=facts.default_region,
         occurred_at=occurred_at,
-        details={"number": found.number, "party": party_raw},
+        details={"number": facts.number, "party": party_raw},
     )
     return CallDecision(plan=decide(interaction), interaction=interaction, context=context)
 

@@ -260,3 +260,21 @@ async def test_a_reload_that_cannot_read_the_database_keeps_the_old_tables_and_r
         assert live.directory.snapshot is before and live.directory._wake.is_set()
     finally:
         await down.dispose()
+
+
+async def test_c1_the_routers_one_query_decision_equals_the_full_read_of_the_number(live: LiveWorld) -> None:
+    """The directory's number facts must give the engine exactly what reading the number would."""
+    from gateway.crm_bridge import call_hooks
+
+    first = await live.route(live.request("c1", NEW))
+    live.answer_and_hang_up("c1", live.alice, first)
+    await live.settle()
+    number = next(iter(live.directory.snapshot.numbers.values()))
+    facts = live.directory.snapshot.facts[number.id]
+    for caller in (NEW, "0699887766", "anonymous"):  # known now, new, unusable (R6)
+        async with live.sessionmaker() as session:
+            full = await call_hooks.decide_call(session, key="call:k", number=number.e164, party_raw=caller,
+                                                direction="inbound")
+            quick = await call_hooks.decide_call(session, key="call:k", number=number.e164, party_raw=caller,
+                                                 direction="inbound", facts=facts)
+        assert quick.plan == full.plan and quick.interaction == full.interaction

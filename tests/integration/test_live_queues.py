@@ -189,7 +189,9 @@ def test_caller_hanging_up_before_anyone_answers_leaves_a_missed_call_activity_o
 def test_c2_a_retransmitted_invite_and_a_duplicated_bye_give_one_lead_and_one_activity(world: LiveWorld) -> None:
     alice = world.staff("Alice", answer_after_ms=500)
     number = world.number(world.queue([alice]))
-    run = world.call(number, "0655002901", retransmit_invite_after_ms=0, duplicate_bye=True)
+    # The copy goes 100 ms after the last response (the 180): well before the 200 at 500 ms, never racing
+    # a response that follows the 100 Trying within a millisecond.
+    run = world.call(number, "0655002901", retransmit_invite_after_ms=100, duplicate_bye=True)
     [call_id] = answered(run)
     assert run.calls[0].invites_sent == 2 and run.calls[0].bye_statuses == (200, 200), run.explain()
     entry = world.logged(call_id)  # the log filter by Call-ID asserts a single row
