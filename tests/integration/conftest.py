@@ -54,6 +54,29 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+def free_media_port() -> int:
+    """A base port for SIPp's media (`-mp`): SIPp binds it and the next three (audio and video RTP, and
+    their RTCP) over UDP, so all four must be free — one free port alone let SIPp fail at start now and
+    then with "Unable to bind video RTP socket"."""
+    for _ in range(200):
+        base = free_port()
+        sockets = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind((HOST, port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        if not _HANDED_OUT.intersection(range(base + 1, base + 4)):
+            _HANDED_OUT.update(range(base, base + 4))
+            return base
+    raise RuntimeError("no four free ports in a row for SIPp's media")
+
+
 @dataclass
 class GatewayProcess:
     """The running gateway and the ports the tests need."""
@@ -176,7 +199,7 @@ class Sipp:
     def command(self, scenario: str, *args: str, port: int | None = None, calls: int = 1) -> list[str]:
         scenario_args = ["-sn", scenario[3:]] if scenario.startswith("sn:") else ["-sf", str(SCENARIOS / scenario)]
         return [
-            "sipp", *scenario_args, "-i", HOST, "-p", str(port or free_port()), "-mp", str(free_port()),
+            "sipp", *scenario_args, "-i", HOST, "-p", str(port or free_port()), "-mp", str(free_media_port()),
             "-cp", str(free_port()), "-nostdin", "-m", str(calls), "-timeout", "20s", "-timeout_error",
             "-trace_err", "-error_file", str(self.directory / f"{scenario.replace(':', '_')}-{time.monotonic_ns()}.err"),
             *args,

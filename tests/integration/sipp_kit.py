@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.conftest import HOST, free_port
+from tests.integration.conftest import HOST, free_media_port, free_port
 
 KIT_SCENARIOS = Path(__file__).resolve().parent / "scenarios" / "kit"
 _BLOCK = re.compile(r"<!--@IF (\w+)-->(.*?)<!--@END \1-->", re.DOTALL)
@@ -123,7 +123,7 @@ class SippProcess:
         self.trace_path = directory / f"{name}.messages.log"
         self.error_path = directory / f"{name}.errors.log"
         self.command = [
-            "sipp", "-i", HOST, "-p", str(self.port), "-mp", str(free_port()), "-cp", str(free_port()),
+            "sipp", "-i", HOST, "-p", str(self.port), "-mp", str(free_media_port()), "-cp", str(free_port()),
             "-nostdin", "-timeout", f"{max(1, round(lifetime_s))}s",
             "-trace_msg", "-message_file", str(self.trace_path),
             "-trace_err", "-error_file", str(self.error_path), *arguments,

@@ -21,6 +21,7 @@ import pytest
 from tests.integration.conftest import (
     HOST,
     GatewayProcess,
+    free_media_port,
     free_port,
     start_gateway,
     stop_gateway,
@@ -43,7 +44,7 @@ def short_calls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
 
 def _sipp(directory: Path, scenario: str, port: int, *args: str) -> list[str]:
     return [
-        "sipp", "-sf", str(SCENARIOS / scenario), "-i", HOST, "-p", str(port), "-mp", str(free_port()),
+        "sipp", "-sf", str(SCENARIOS / scenario), "-i", HOST, "-p", str(port), "-mp", str(free_media_port()),
         "-cp", str(free_port()), "-nostdin", "-m", "1", "-timeout", "20s", "-timeout_error",
         "-trace_err", "-error_file", str(directory / f"{scenario}.err"), *args,
     ]
