@@ -229,7 +229,7 @@ async def test_new_callers_remembered_for_their_next_call_are_forgotten_after_a_
     assert live.journal._creating == {}
 
 
-async def test_r7_an_extension_dialled_is_not_in_the_call_log_and_leaves_no_state(live: LiveWorld) -> None:
+async def test_an_extension_dialled_is_the_pbxs_own_traffic_not_in_the_call_log_and_leaves_no_state(live: LiveWorld) -> None:
     decision = await live.route(live.request("c1", "1001", dialled="1002", trusted=False, authenticated_user="1001"))
     live.answer_and_hang_up("c1", live.bruno, decision)
     await live.settle()
