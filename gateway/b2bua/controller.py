@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.b2bua import propagation
 from gateway.b2bua.call import Branch, Call, Relay
@@ -67,6 +67,16 @@ class SipPort:
     def new_call_id(self) -> str: ...
 
 
+class ClientOwner(Protocol):
+    """Something other than a call that sends requests through the B2BUA's endpoint (an outbound
+    registration to a provider): the answers to its transactions reach it, not a call."""
+
+    def on_response(self, transaction: object, response: Response, now: float) -> None: ...
+
+    def on_no_answer(self, transaction: object, status: int, now: float) -> None:
+        """No final answer: Timer B/F (408) or a transport error (503)."""
+
+
 def _every_connection_open(target: Target) -> bool:
     return True
 
@@ -114,6 +124,7 @@ class B2bua:
         self.calls: set[Call] = set()
         self._dialogs: dict[tuple[str, str], tuple[Call, int]] = {}
         self._transactions: dict[object, tuple[Call, object]] = {}
+        self._owned: dict[object, ClientOwner] = {}
         self._invites: dict[object, Call] = {}
         # §8.2.2.2: initial INVITEs by (Call-ID, From tag, CSeq), to spot the same request on a new branch.
         self._merged: dict[tuple[str, str, int], Call] = {}
@@ -264,6 +275,13 @@ class B2bua:
 
     def _on_response(self, event: ResponseReceived, now: float) -> None:
         response = event.response
+        if event.transaction is not None and self._owned:
+            owner = self._owned.get(event.transaction)
+            if owner is not None:
+                if response.status >= 200:
+                    del self._owned[event.transaction]
+                owner.on_response(event.transaction, response, now)
+                return
         bound = self._transactions.get(event.transaction) if event.transaction is not None else None
         if bound is None:
             # A 2xx retransmission: the ACK we sent for it was lost (§13.2.2.4).
@@ -286,6 +304,10 @@ class B2bua:
         self._on_no_answer(event.transaction, propagation.UNREACHABLE, now)  # §8.1.3.1: as a 503
 
     def _on_no_answer(self, transaction: object, status: int, now: float) -> None:
+        owner = self._owned.pop(transaction, None)
+        if owner is not None:
+            owner.on_no_answer(transaction, status, now)
+            return
         bound = self._transactions.pop(transaction, None)
         if bound is None:
             return
@@ -361,6 +383,10 @@ class B2bua:
 
     def bind_transaction(self, transaction: object, call: Call, purpose: object) -> None:
         self._transactions[transaction] = (call, purpose)
+
+    def own_transaction(self, transaction: object, owner: ClientOwner) -> None:
+        """`owner` (not a call) hears the answers of `transaction` (see `ClientOwner`)."""
+        self._owned[transaction] = owner
 
     def bind_dialog(self, leg: Leg, call: Call, side: int) -> None:
         self._dialogs[(leg.call_id, leg.local_tag)] = (call, side)

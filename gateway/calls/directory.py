@@ -30,6 +30,7 @@ from gateway.routing.model import (
 from gateway.routing.numbers import dialled_candidates
 from gateway.routing.request import RouteRequest
 from gateway.storage.models import Employee, Number, QueueGroup
+from gateway.trunks.model import TrunkSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class DirectorySnapshot:
     extensions: dict[str, int] = field(default_factory=dict)  # extension → employee id
     credentials: dict[tuple[str, str], str] = field(default_factory=dict)  # (extension, algorithm) → HA1
     facts: dict[int, NumberFacts] = field(default_factory=dict)  # by number id: what a decision reads
+    trunks: dict[int, TrunkSpec] = field(default_factory=dict)  # by trunk id
+    default_outbound_number_id: int | None = None  # SPEC R4: for employees without their own
 
 
 def _number_spec(row: Number) -> NumberSpec:

@@ -31,6 +31,7 @@ class EmployeeSpec:
     id: int
     extension: str | None
     active: bool = True
+    outbound_number_id: int | None = None  # SPEC R4: the number their outside calls leave from
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class NumberSpec:
     queue_group_id: int | None
     responsible_ring_time: float = DEFAULT_RESPONSIBLE_RING_TIME
     route_known_to_responsible: bool = False
+    trunk_id: int | None = None  # the trunk that delivers it (SPEC T1) and carries its outbound calls (R4)
 
     def __post_init__(self) -> None:
         _check_ring_time(self.responsible_ring_time, f"the responsible ring time of number {self.e164}")
