@@ -71,7 +71,8 @@ class ClientOwner(Protocol):
     """Something other than a call that sends requests through the B2BUA's endpoint (an outbound
     registration to a provider): the answers to its transactions reach it, not a call."""
 
-    def on_response(self, transaction: object, response: Response, now: float) -> None: ...
+    def on_response(self, transaction: object, response: Response, source: Target, now: float) -> None:
+        """A response to `transaction`, from `source` (transport, host, port)."""
 
     def on_no_answer(self, transaction: object, status: int, now: float) -> None:
         """No final answer: Timer B/F (408) or a transport error (503)."""
@@ -280,7 +281,7 @@ class B2bua:
             if owner is not None:
                 if response.status >= 200:
                     del self._owned[event.transaction]
-                owner.on_response(event.transaction, response, now)
+                owner.on_response(event.transaction, response, event.source, now)
                 return
         bound = self._transactions.get(event.transaction) if event.transaction is not None else None
         if bound is None:
