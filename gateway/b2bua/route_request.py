@@ -10,7 +10,8 @@ from gateway.sip.message import Request
 
 
 def read_route_request(
-    request: Request, source: Source, trusted: bool, authenticated_user: str | None, now: float
+    request: Request, source: Source, trusted: bool, authenticated_user: str | None, now: float,
+    trunk_id: int | None = None,
 ) -> RouteRequest:
     """`request`'s routing facts; `authenticated_user` is the digest user that authorised it, if any.
 
@@ -40,6 +41,9 @@ def read_route_request(
         trusted=trusted,
         authenticated_user=authenticated_user,
         at=now,
+        trunk_id=trunk_id,
+        called_party_user=_first_user(request.get("P-Called-Party-ID")) if trusted else None,
+        diversion_user=_first_user(request.get("Diversion")) if trusted else None,
     )
 
 
@@ -66,6 +70,18 @@ def _user(uri: str) -> str | None:
     if not uri.startswith(("sip:", "sips:")):
         return None
     return request_user(uri)
+
+
+def _first_user(value: str | None) -> str | None:
+    """The user of the first name-addr of a P-Called-Party-ID (RFC 3455) or Diversion (RFC 5806) value."""
+    if not value:
+        return None
+    close = value.find(">")
+    first = value[: close + 1] if close >= 0 else value.split(",", 1)[0].split(";", 1)[0]
+    try:
+        return _user(display_and_uri(first)[1])
+    except RemoteProtocolError:
+        return None
 
 
 def _asserted(value: str) -> str | None:

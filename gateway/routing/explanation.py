@@ -5,7 +5,7 @@ Named `explanation`, not `explain`: a submodule `explain` would replace the pack
 
 from __future__ import annotations
 
-from gateway.routing import numbers, queues, steps
+from gateway.routing import numbers, outbound, queues, steps
 from gateway.routing.decision import RouteDecision, explain
 from gateway.routing.static import RULE_NO_MATCH, RULE_NO_USER, RULE_NOT_REGISTERED
 from gateway.routing.targets import TargetKind
@@ -37,6 +37,15 @@ RULE_TEXTS: dict[str, str] = {
     "R3.no_answer.hangup": "when nobody answers, the call ends",
     queues.RULE_CHAIN_LOOP: "the no-answer chain comes back to a group it passed, so it stops there",
     queues.RULE_CHAIN_MISSING_GROUP: "the no-answer chain names a queue group that does not exist",
+    queues.RULE_NO_TRUNK: "the number has no trunk, so the no-answer chain cannot reach an outside number",
+    outbound.RULE_OUTBOUND: "an employee's call to an outside number leaves through the trunk of their outbound "
+                            "number, with that number as caller ID",
+    outbound.RULE_EMPLOYEE_NUMBER: "the employee's own outbound number is used",
+    outbound.RULE_DEFAULT_NUMBER: "the employee has no outbound number of their own, so the default one is used",
+    outbound.RULE_NO_OUTBOUND_NUMBER: "the employee has no outbound number and there is no default outbound number",
+    outbound.RULE_NO_TRUNK: "the outbound number has no trunk to leave through",
+    outbound.RULE_DENIED: "the number dialled matches a deny pattern of the trunk (emergency or premium numbers)",
+    outbound.RULE_NOT_A_NUMBER: "what was dialled is not a phone number",
     RULE_NO_MATCH: "no static route matches the dialled user",
     RULE_NO_USER: "the Request-URI has no user to route",
     RULE_NOT_REGISTERED: "the static route's user has no registered phone",

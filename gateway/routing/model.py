@@ -14,6 +14,7 @@ from enum import StrEnum
 from gateway.config import StaticRoute
 from gateway.crm_bridge.linking.ringing import RingPlan
 from gateway.routing.request import RouteRequest
+from gateway.trunks.model import TrunkSpec
 
 #: SPEC R1's default for how long a known caller's responsible rings alone.
 DEFAULT_RESPONSIBLE_RING_TIME = 20.0
@@ -194,3 +195,4 @@ class RoutingInputs:
     last_offer: Mapping[int, float] = field(default_factory=dict)
     static: StaticTable = field(default_factory=StaticTable)
     crm_unavailable_reason: str | None = None
+    trunks: Mapping[int, TrunkSpec] = field(default_factory=dict)  # by id: where outside numbers leave

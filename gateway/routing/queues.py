@@ -8,6 +8,7 @@ Rule ids (each step of a route names the rules that put it there; the decision n
 - ``R2.already_rung``: a member some earlier step rings already (the responsible, or a member of an
   earlier group of the chain) is not rung again.
 - ``R3.no_answer.queue_group|employee|outside_number|hangup``: the group's no-answer chain.
+- ``R3.no_trunk``: a no-answer chain to an outside number when the number has no trunk to leave through.
 - ``R3.chain_loop``: the chain came back to a group it had passed (refused at configuration; the run-time
   guard ends the chain there), ``R3.chain_missing_group``: the chain names a group that does not exist.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.crm_bridge.identity import normalize_phone
 from gateway.routing.chain import find_chain_loop
 from gateway.routing.draft import Draft
 from gateway.routing.model import (
@@ -26,6 +28,7 @@ from gateway.routing.model import (
     RoutingInputs,
     Strategy,
 )
+from gateway.routing.outbound import format_number
 from gateway.routing.targets import RingStep, Target
 
 RULE_R2 = "R2"
@@ -38,6 +41,7 @@ RULE_ALREADY_RUNG = "R2.already_rung"
 RULE_CHAIN_LOOP = "R3.chain_loop"
 RULE_CHAIN_MISSING_GROUP = "R3.chain_missing_group"
 RULE_NOBODY_IN_GROUP = "R2.nobody_available"
+RULE_NO_TRUNK = "R3.no_trunk"
 
 
 def strategy_rule(strategy: Strategy) -> str:
@@ -131,6 +135,21 @@ def _steps_of(group: QueueGroupSpec, ringing: list[tuple[MemberSpec, Target]], r
     )
 
 
+def _chain_to_outside(draft: Draft, dialled: str, rule: str, inputs: RoutingInputs) -> Draft:
+    """The call is forwarded out through the trunk of the number it came in on, with that number as
+    caller ID (providers refuse a caller ID that is not theirs)."""
+    number = inputs.number
+    trunk = inputs.trunks.get(number.trunk_id) if number is not None and number.trunk_id is not None else None
+    if number is None or trunk is None or not trunk.enabled:
+        return draft.add(rule_ids=(rule, RULE_NO_TRUNK),
+                         notes=(f"the no-answer chain's outside number {dialled!r} has no trunk to leave through",))
+    e164 = normalize_phone(dialled, number.default_region) or dialled
+    form, region = trunk.caller_id_format, number.default_region
+    target = Target.outside(e164, trunk.uri(format_number(e164, form, region)), trunk_id=trunk.id,
+                            caller_id=format_number(number.e164, form, region))
+    return draft.add(steps=(RingStep((target,), None, (rule,)),), rule_ids=(rule,))
+
+
 def follow_no_answer_chain(draft: Draft, start: QueueGroupSpec, inputs: RoutingInputs) -> Draft:
     """`draft` with what `start`'s no-answer chain rings appended, group after group (SPEC R3).
 
@@ -149,9 +168,7 @@ def follow_no_answer_chain(draft: Draft, start: QueueGroupSpec, inputs: RoutingI
             return _chain_to_employee(draft, group, no_answer.employee_id, inputs)
         if no_answer.kind is NoAnswerKind.OUTSIDE_NUMBER:
             assert no_answer.number is not None
-            # The trunk an outside number leaves through is chosen when trunks exist (R4); '' until then.
-            step = RingStep((Target.outside(no_answer.number, ""),), None, (rule,))
-            return draft.add(steps=(step,), rule_ids=(rule,))
+            return _chain_to_outside(draft, no_answer.number, rule, inputs)
         assert no_answer.group_id is not None
         following = _next_group(group, no_answer.group_id, visited, inputs)
         if isinstance(following, tuple):

@@ -34,6 +34,9 @@ class RouteRequest:
     trusted: bool
     authenticated_user: str | None
     at: float
+    trunk_id: int | None = None
+    called_party_user: str | None = None
+    diversion_user: str | None = None
 
 
 #: Called exactly once with the decision and the SIP clock's `now` at delivery.

@@ -32,6 +32,8 @@ class Target:
     employee_id: int | None = None
     extension: str | None = None
     number: str | None = None
+    trunk_id: int | None = None  # the trunk a TRUNK/OUTSIDE target leaves through (its credentials)
+    caller_id: str | None = None  # SPEC R4: the From (and P-Asserted-Identity) user towards the trunk
 
     @classmethod
     def employee(cls, employee_id: int, extension: str) -> Target:
@@ -46,8 +48,12 @@ class Target:
         return cls(TargetKind.TRUNK, uri=host_uri)
 
     @classmethod
-    def outside(cls, number: str, trunk_uri: str) -> Target:
-        return cls(TargetKind.OUTSIDE, uri=trunk_uri, number=number)
+    def outside(
+        cls, number: str, trunk_uri: str, *, trunk_id: int | None = None, caller_id: str | None = None
+    ) -> Target:
+        """`number` (E.164) through the trunk at `trunk_uri`, whose user part is the number as the trunk
+        wants it written; `caller_id`, when set, replaces the caller's identity on that leg."""
+        return cls(TargetKind.OUTSIDE, uri=trunk_uri, number=number, trunk_id=trunk_id, caller_id=caller_id)
 
     @classmethod
     def sip_uri(cls, uri: str) -> Target:

@@ -22,10 +22,13 @@ from gateway.routing import (
     RoutingInputs,
     Strategy,
 )
+from gateway.trunks.model import CallerIdFormat, TrunkKind, TrunkSpec
 from tests.crm_bridge.test_linking import QUEUE, call, known
 
 GROUP_ID = 10
-NUMBER = NumberSpec(1, "+33142685300", "FR", GROUP_ID, responsible_ring_time=15.0, route_known_to_responsible=True)
+TRUNK = TrunkSpec(4, "provider", TrunkKind.PROVIDER, "sip.provider.example", caller_id_format=CallerIdFormat.NATIONAL)
+NUMBER = NumberSpec(1, "+33142685300", "FR", GROUP_ID, responsible_ring_time=15.0, route_known_to_responsible=True,
+                    trunk_id=TRUNK.id)
 #: A client the CRM knows, whose responsible is employee 11 (outside the queue group).
 CLIENT = (known("contact", 3, 11), known("deal", 20, 11))
 
@@ -91,6 +94,7 @@ def inputs(
     fields.setdefault("request", request())
     fields.setdefault("number", NUMBER)
     fields.setdefault("employees", EMPLOYEES)
+    fields.setdefault("trunks", {TRUNK.id: TRUNK})
     return RoutingInputs(ring_plan=ring_plan, groups=table, presence=presence, **fields)
 
 

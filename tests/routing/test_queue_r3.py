@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from gateway.routing import EmployeeSpec, NoAnswer, NoAnswerKind, Strategy, Target, TargetKind, route
-from tests.routing.builders import EMPLOYEES, busy, extension, group, inputs, rung, without_phone
+from tests.routing.builders import EMPLOYEES, NUMBER, busy, extension, group, inputs, rung, without_phone
 
 
 def test_r3_busy_member_skipped() -> None:
@@ -79,12 +79,19 @@ def test_r3_no_answer_employee_already_rung_is_not_rung_again() -> None:
     assert "R2.already_rung" in decision.rule_ids
 
 
-def test_r3_no_answer_chain_to_outside() -> None:
-    decision = route(inputs(group(no_answer=NoAnswer.to_outside("+33612345678"))))
+def test_r3_no_answer_chain_to_outside_leaves_through_the_numbers_trunk() -> None:
+    decision = route(inputs(group(no_answer=NoAnswer.to_outside("06 12 34 56 78"))))
     last = decision.steps[-1]
-    assert last.targets == (Target(TargetKind.OUTSIDE, uri="", number="+33612345678"),)
+    assert last.targets == (Target(TargetKind.OUTSIDE, uri="sip:0612345678@sip.provider.example:5060",
+                                   number="+33612345678", trunk_id=4, caller_id="0142685300"),)
     assert last.ring_time is None
     assert decision.rule_ids[-1] == "R3.no_answer.outside_number"
+
+
+def test_r3_no_answer_chain_to_outside_without_a_trunk_rings_nobody_there() -> None:
+    decision = route(inputs(group(no_answer=NoAnswer.to_outside("+33612345678")), number=replace(NUMBER, trunk_id=None)))
+    assert all(target.kind is not TargetKind.OUTSIDE for target in decision.targets)
+    assert decision.rule_ids[-2:] == ("R3.no_answer.outside_number", "R3.no_trunk")
 
 
 def test_r3_no_answer_outside_number_rings_even_when_no_member_can() -> None:
