@@ -29,6 +29,7 @@ from gateway.calls.directory import RoutingDirectory
 from gateway.calls.journal import CallJournal
 from gateway.calls.live import LiveCalls
 from gateway.calls.router import LiveRouter
+from gateway.calls.trunk_index import CurrentTrunks
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
@@ -112,6 +113,7 @@ class Gateway:
             connected=self._connected,
             nat_contacts=sip.nat_contacts,
             max_call_seconds=sip.max_call_seconds,
+            trunks=CurrentTrunks(lambda: live.directory.trunk_index) if live is not None else None,
         )
         self.runtime: SipRuntime | None = None
         self.transports: list[UdpTransport | TcpTransport] = []

@@ -104,6 +104,10 @@ class CallContext(Protocol):
 
     def release(self, call: Any) -> None: ...
 
+    def trunk_credentials(self, trunk_id: int) -> tuple[str, str] | None:
+        """The username and secret a trunk challenges our INVITEs for (SPEC R4), None when it has none."""
+        ...
+
     def schedule(self, deadline: float, callback: Callable[[float], None]) -> Cancellable:
         """Call `callback(now)` once the clock reaches `deadline`."""
         ...

@@ -78,6 +78,24 @@ class ClientOwner(Protocol):
         """No final answer: Timer B/F (408) or a transport error (503)."""
 
 
+class TrunkSide:
+    """What the B2BUA asks about the database's trunks (SPEC T1); this default knows none.
+
+    `by_source(host, port)`: the trunk an INVITE from there comes from (trusted by its address or by
+    our registration to it); `by_login(username)`: the trunk whose credentials a digest-authenticated
+    INVITE used (a PBX); `credentials(trunk_id)`: what we answer a trunk's challenge with.
+    """
+
+    def by_source(self, host: str, port: int) -> int | None:
+        return None
+
+    def by_login(self, username: str) -> int | None:
+        return None
+
+    def credentials(self, trunk_id: int) -> tuple[str, str] | None:
+        return None
+
+
 def _every_connection_open(target: Target) -> bool:
     return True
 
@@ -106,6 +124,7 @@ class B2bua:
         nat_contacts: str = NAT_SOURCE,
         session_timers: SessionTimerPolicy = SessionTimerPolicy(),
         max_call_seconds: float = 0.0,
+        trunks: TrunkSide | None = None,
     ) -> None:
         if nat_contacts not in NAT_CONTACTS:
             raise ValueError(f"nat_contacts must be one of {', '.join(NAT_CONTACTS)}, not {nat_contacts!r}")
@@ -121,6 +140,7 @@ class B2bua:
         self.registrar = registrar
         self.invite_gate = invite_gate
         self.trusted = trusted
+        self.trunks = trunks or TrunkSide()
         self.contacts: dict[str, str] = {}
         self.calls: set[Call] = set()
         self._dialogs: dict[tuple[str, str], tuple[Call, int]] = {}
@@ -243,7 +263,8 @@ class B2bua:
         if merged_key in self._merged:
             self._answer(txn, request, 482, now)  # §8.2.2.2: the same request again, on another branch
             return
-        trusted = self.trusted(source[1], source[2])
+        trunk_id = self.trunks.by_source(source[1], source[2])
+        trusted = trunk_id is not None or self.trusted(source[1], source[2])
         authenticated: str | None = None
         if not trusted:
             verdict = self.invite_gate.verify(request, "Proxy-Authorization", now)
@@ -255,12 +276,16 @@ class B2bua:
                 self.respond(txn, response, now)  # type: ignore[arg-type]
                 return
             authenticated = verdict.username
+            # A customer's PBX authenticates with its trunk's own credentials: a trunk call, not a phone's.
+            trunk_id = self.trunks.by_login(authenticated) if authenticated is not None else None
+            if trunk_id is not None:
+                trusted, authenticated = True, None
         try:
             offer = read_offer(request, self.session_timers)
         except IntervalTooSmall as small:
             self.respond(txn, interval_too_small(request, small.min_se, self.port.new_tag()), now)  # type: ignore[arg-type]
             return
-        route_request = read_route_request(request, source, trusted, authenticated, now)
+        route_request = read_route_request(request, source, trusted, authenticated, now, trunk_id)
         call = Call(self, request, txn, source, route_request.request_user or "", now, offer)  # type: ignore[arg-type]
         self.calls.add(call)
         self._invites[txn] = call
@@ -349,6 +374,9 @@ class B2bua:
 
     def new_tag(self) -> str:
         return self.port.new_tag()
+
+    def trunk_credentials(self, trunk_id: int) -> tuple[str, str] | None:
+        return self.trunks.credentials(trunk_id)
 
     def new_call_id(self) -> str:
         return self.port.new_call_id()

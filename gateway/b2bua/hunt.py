@@ -17,6 +17,7 @@ route of one-target steps (static routes) answers the last failure, as sequentia
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -28,8 +29,10 @@ from gateway.b2bua.leg import Leg, learn_remote
 from gateway.b2bua.propagation import Failure, best_failure
 from gateway.b2bua.session_timer import TimerOffer, write_offer
 from gateway.routing.targets import RingStep, Target, TargetKind
+from gateway.sip.auth import build_authorization
 from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
 from gateway.sip.message import Request, Response
+from gateway.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from gateway.sip.transaction import ClientTransaction
@@ -83,12 +86,13 @@ class Branch:
     (ring time over, another leg answered, the caller cancelled) and sent its CANCEL.
     """
 
-    __slots__ = ("leg", "txn", "target", "timer_c", "timer_c_fired", "pending", "given_up")
+    __slots__ = ("leg", "txn", "target", "timer_c", "timer_c_fired", "pending", "given_up", "authenticated")
 
     def __init__(self, leg: Leg, txn: ClientTransaction, target: Target) -> None:
         self.leg = leg
         self.txn = txn
         self.target = target
+        self.authenticated = False  # a trunk's 401/407 is answered once (SPEC R4)
         self.timer_c: Cancellable | None = None
         self.timer_c_fired = False
         self.pending = True
@@ -163,10 +167,12 @@ class Hunt:
             log.warning("cannot ring %s: %s", target.describe(), error)
             self.failures.append((propagation.UNREACHABLE, True, None))
             return
+        # The caller's identity crosses (propagation rule), unless the trunk needs ours (SPEC R4).
+        identity = _caller_id_uri(target, target_uri) if target.caller_id else None
         leg = Leg(
             call_id=ctx.new_call_id(),
             local_tag=ctx.new_tag(),
-            local_uri=owner.legs[A].remote_uri,  # the caller's identity crosses (propagation rule)
+            local_uri=identity or owner.legs[A].remote_uri,
             remote_uri=f"<{target_uri}>",
             remote_target=target_uri,
             transport=transport,
@@ -177,12 +183,7 @@ class Hunt:
             flow_host=flow_host,
             flow_open=ctx.flow_open,
         )
-        invite = leg.create_request("INVITE")
-        a_invite = owner.invite
-        hops = a_invite.max_forwards
-        invite.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
-        propagation.copy_body(a_invite, invite)
-        write_offer(owner.offer, invite)
+        invite = self._leg_invite(leg, identity)
         txn = ctx.request(invite, hop, now)
         if txn is None:
             self.failures.append((propagation.UNREACHABLE, True, None))
@@ -193,7 +194,49 @@ class Hunt:
         ctx.bind_dialog(leg, owner, B)
         ctx.bind_transaction(txn, owner, branch)
         self._arm_timer_c(branch, now)
-        ctx.observer.leg_offered(LegOffered(a_invite.call_id, target, now))
+        ctx.observer.leg_offered(LegOffered(owner.invite.call_id, target, now))
+
+    def _leg_invite(self, leg: Leg, identity: str | None) -> Request:
+        """Leg B's INVITE: leg A's body, Max-Forwards and session-timer offer; our caller ID when set."""
+        invite = leg.create_request("INVITE")
+        a_invite = self.owner.invite
+        hops = a_invite.max_forwards
+        invite.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
+        if identity is not None:
+            invite.set("P-Asserted-Identity", identity)  # RFC 3325: the trunk trusts us to assert it
+        propagation.copy_body(a_invite, invite)
+        write_offer(self.owner.offer, invite)
+        return invite
+
+    def _answer_challenge(self, branch: Branch, response: Response, now: float) -> bool:
+        """A trunk's 401/407 to leg B's INVITE, answered once with the trunk's credentials (SPEC R4).
+        False when it cannot be (no credentials, an unreadable challenge, already answered)."""
+        target = branch.target
+        if branch.authenticated or target.trunk_id is None:
+            return False
+        credentials = self.ctx.trunk_credentials(target.trunk_id)
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        challenge = response.get(header)
+        if credentials is None or challenge is None:
+            return False
+        leg = branch.leg
+        invite = self._leg_invite(leg, _caller_id_uri(target, leg.remote_target) if target.caller_id else None)
+        try:
+            answer = build_authorization(challenge, method="INVITE", uri=leg.remote_target, username=credentials[0],
+                                         password=credentials[1], cnonce=secrets.token_hex(8))
+        except RemoteProtocolError as error:
+            log.warning("trunk %s: cannot answer its challenge: %s", target.trunk_id, error)
+            return False
+        invite.set("Authorization" if response.status == 401 else "Proxy-Authorization", answer)
+        txn = self.ctx.request(invite, leg.next_hop(), now)
+        if txn is None:
+            return False
+        branch.authenticated = True
+        branch.txn = txn
+        branch.pending = True
+        self.ctx.bind_transaction(txn, self.owner, branch)
+        self._arm_timer_c(branch, now)
+        return True
 
     # -- timers --------------------------------------------------------------------------------
     def _arm_timer_c(self, branch: Branch, now: float) -> None:
@@ -259,6 +302,8 @@ class Hunt:
             else:
                 # It answered a CANCEL we sent (given up, or the caller gave up): end it at once.
                 self._end_stray(branch.leg, response, now)
+            return
+        if counted and status in (401, 407) and self._answer_challenge(branch, response, now):
             return
         if counted:
             min_se = response.get("Min-SE") if status == 422 else None
@@ -366,6 +411,16 @@ class Hunt:
         self._stop_step_timer()
         for branch in self.branches:
             self._stop_timer_c(branch)
+
+
+def _caller_id_uri(target: Target, target_uri: str) -> str:
+    """Our caller ID on a trunk leg, at the trunk's host (what providers expect in From)."""
+    try:
+        host = parse_uri(target_uri).host
+    except RemoteProtocolError:
+        host = "invalid"
+    host = f"[{host}]" if ":" in host else host
+    return f"<sip:{target.caller_id}@{host}>"
 
 
 def _hunts_on(target: Target, status: int) -> bool:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.calls.trunk_index import RegisteredSource, TrunkIndex
 from gateway.crm_bridge.call_hooks import NumberFacts, number_facts
 from gateway.crm_bridge.interactions import crm_mode_settings
 from gateway.routing.model import (
@@ -27,10 +28,10 @@ from gateway.routing.model import (
     QueueGroupSpec,
     Strategy,
 )
-from gateway.routing.numbers import dialled_candidates
+from gateway.routing.numbers import dialled_candidates_of
 from gateway.routing.request import RouteRequest
 from gateway.storage.models import Employee, Number, QueueGroup
-from gateway.trunks.model import TrunkSpec
+from gateway.trunks.model import NumberHeader, TrunkSpec
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,16 @@ async def load_snapshot(session: AsyncSession, realm: str) -> DirectorySnapshot:
     return DirectorySnapshot(numbers, regions, groups, employees, extensions, credentials, facts)
 
 
+def _header_user(request: RouteRequest, header: NumberHeader) -> str | None:
+    if header is NumberHeader.REQUEST_URI:
+        return request.request_user
+    if header is NumberHeader.TO:
+        return request.to_user
+    if header is NumberHeader.P_CALLED_PARTY_ID:
+        return request.called_party_user
+    return request.diversion_user
+
+
 class RoutingDirectory:
     """The current snapshot, and the reloading of it."""
 
@@ -118,13 +129,19 @@ class RoutingDirectory:
         self.realm = realm
         self.refresh_interval = refresh_interval
         self.snapshot = DirectorySnapshot()
+        self.trunk_index = TrunkIndex({}, realm)
+        # Set by the gateway once it registers to providers: INVITEs from their registrars are trusted.
+        self.registered_source: RegisteredSource = lambda _host, _port: None
         self._wake = asyncio.Event()
         self.loaded = False
 
     async def reload(self) -> None:
         """Read the tables again; on a database error the previous snapshot stays."""
         async with self.sessionmaker() as session:
-            self.snapshot = await load_snapshot(session, self.realm)
+            snapshot = await load_snapshot(session, self.realm)
+        index = TrunkIndex(snapshot.trunks, self.realm, lambda host, port: self.registered_source(host, port))
+        await index.resolve_names()
+        self.snapshot, self.trunk_index = snapshot, index
         self.loaded = True
 
     def request_reload(self, topic: str = "") -> None:
@@ -158,16 +175,27 @@ class RoutingDirectory:
 
     # -- what the SIP side asks, synchronously ----------------------------------------------
     def ha1(self, username: str, algorithm: str) -> str | None:
-        """The stored HA1 of an employee's phone (the digest gate's lookup)."""
-        return self.snapshot.credentials.get((username, algorithm))
+        """The stored HA1 of an employee's phone, else of a PBX trunk's login (the digest gate's lookup)."""
+        found = self.snapshot.credentials.get((username, algorithm))
+        return found if found is not None else self.trunk_index.ha1(username, algorithm)
 
     def number_for(self, request: RouteRequest) -> NumberSpec | None:
-        """The gateway number the call dialled (Request-URI user, else To user; any written form)."""
+        """The gateway number the call dialled, any written form: read from the headers its trunk names,
+        in the trunk's order (SPEC T1), else the Request-URI user, then the To user."""
         snapshot = self.snapshot
-        for candidate in dialled_candidates(request.request_user, request.to_user, snapshot.regions):
+        trunk = snapshot.trunks.get(request.trunk_id) if request.trunk_id is not None else None
+        users = ([_header_user(request, header) for header in trunk.number_headers] if trunk is not None
+                 else [request.request_user, request.to_user])
+        for candidate in dialled_candidates_of(users, snapshot.regions):
             found = snapshot.numbers.get(candidate)
             if found is not None:
                 return found
+        return None
+
+    def number_by_id(self, number_id: int) -> NumberSpec | None:
+        for number in self.snapshot.numbers.values():
+            if number.id == number_id:
+                return number
         return None
 
     def employee_for_extension(self, extension: str | None) -> int | None:

@@ -73,6 +73,7 @@ class RoutedCall:
     started_at: datetime = field(default_factory=utcnow)
     identity_rule_ids: tuple[str, ...] = ()  # how the caller was identified (R6)
     identity_notes: tuple[str, ...] = ()
+    agent_id: int | None = None  # the employee who placed an outbound call (T10: its responsible)
 
 
 class CallJournal:
@@ -268,6 +269,7 @@ class CallJournal:
             plan = await call_hooks.plan_call(
                 session, call_id=call.call_id, number=call.number, party_raw=call.party_raw,
                 direction=call.direction, backend=self.backend, now=call.started_at, decided=decided,
+                agent_id=call.agent_id,
             )
             await call_log.record_crm(session, call_hooks.call_key(call.call_id), {
                 "action": str(plan.action), "rule_ids": list(plan.rule_ids), "notes": list(plan.notes),

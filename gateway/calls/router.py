@@ -28,6 +28,7 @@ from gateway.crm_bridge.linking import Direction, RingPlan, ring_responsible
 from gateway.routing.decision import RouteDecision
 from gateway.routing.model import NumberSpec, Presence, RoutingInputs, StaticTable
 from gateway.routing.numbers import CallerIdentity, caller_identity
+from gateway.routing.outbound import OutboundInputs, is_outside_number, route_outbound
 from gateway.routing.request import Deliver, RouteRequest
 from gateway.routing.steps import route as decide_route
 from gateway.routing.targets import RingStep, Target
@@ -82,6 +83,10 @@ class LiveRouter:
             return
         number = self.directory.number_for(request)
         if number is None:
+            outbound = self._outbound(request)
+            if outbound is not None:
+                self._finish_outbound(request, outbound, deliver)
+                return
             self._finish(request, None, self._decide(request, None, None, None), None, None, deliver, sync=True)
             return
         task = asyncio.get_running_loop().create_task(self._route_number(request, number, deliver))
@@ -108,6 +113,41 @@ class LiveRouter:
             return None
         step = RingStep((Target.employee(employee_id, request.request_user),), None, (RULE_EXTENSION,))
         return RouteDecision((step,), None, (RULE_EXTENSION,))
+
+    def _outbound(self, request: RouteRequest) -> RouteDecision | None:
+        """SPEC R4: an employee's phone dialling an outside number, once trunks exist (before that the
+        configuration's static routes carry such calls)."""
+        snapshot = self.directory.snapshot
+        employee_id = self.directory.employee_for_extension(request.authenticated_user)
+        dialled = request.request_user
+        if employee_id is None or not snapshot.trunks or not is_outside_number(dialled):
+            return None
+        assert dialled is not None
+        numbers = {spec.id: spec for spec in snapshot.numbers.values()}
+        return route_outbound(OutboundInputs(
+            dialled, snapshot.employees[employee_id], numbers, snapshot.trunks, snapshot.default_outbound_number_id,
+        ))
+
+    def _finish_outbound(self, request: RouteRequest, decision: RouteDecision, deliver: Deliver) -> None:
+        """Every outbound call is logged (R7), refused ones too; the CRM decides it in the journal (T5, T10:
+        the placing employee is responsible)."""
+        outside = next((target.number for target in decision.targets if target.number), None)
+        # A refused call never left: the call log holds it, the CRM has nothing to record.
+        number = self.directory.snapshot.numbers.get(decision.number) if decision.number and outside else None
+        try:
+            self.journal.routed(RoutedCall(
+                call_id=request.call_id,
+                direction=Direction.OUTBOUND.value,
+                number_id=number.id if number is not None else None,
+                number=decision.number or "",
+                party_raw=outside or (request.request_user or ""),
+                party_e164=outside,
+                decision=decision,
+                agent_id=decision.caller_employee_id,
+            ))
+        except Exception:
+            log.exception("call %s: not journaled", request.call_id)
+        deliver(decision, request.at)
 
     async def _route_number(self, request: RouteRequest, number: NumberSpec, deliver: Deliver) -> None:
         identity = caller_identity(request, trusted=request.trusted, region=number.default_region)
@@ -160,6 +200,7 @@ class LiveRouter:
             last_offer=self.last_offer,
             static=self._static_table(request),
             crm_unavailable_reason=unavailable,
+            trunks=snapshot.trunks,
         )
         return decide_route(inputs)
 

@@ -36,9 +36,14 @@ def dialled_candidates(request_user: str | None, to_user: str | None, regions: I
     form of each of `regions` (ISO 3166 alpha-2, e.g. the numbers' default regions), then as E.164
     digits without '+'. Raises ValueError for a region phonenumbers does not know.
     """
+    return dialled_candidates_of((request_user, to_user), regions)
+
+
+def dialled_candidates_of(users: Iterable[str | None], regions: Iterable[str]) -> tuple[str, ...]:
+    """`dialled_candidates` of any number of users, in order (a trunk's header order, SPEC T1)."""
     region_list = tuple(regions)
     forms: list[str] = []
-    for user in (request_user, to_user):
+    for user in users:
         if user:
             forms.extend(_e164_forms(user, region_list))
     return tuple(dict.fromkeys(forms))
