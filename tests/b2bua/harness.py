@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.b2bua.controller import B2bua
+from gateway.b2bua.controller import B2bua, TrunkSide
 from gateway.b2bua.events import CallEvent
 from gateway.b2bua.leg import uri_target
 from gateway.b2bua.observer import CallObserver, ObserverSet
@@ -148,6 +148,7 @@ def make_gateway(
     nat_contacts: str = "source",
     max_call_seconds: float = 0.0,
     observer: CallObserver | None = None,
+    trunks: TrunkSide | None = None,
 ) -> tuple[B2bua, Recorder]:
     """The gateway on `GW`; `observer` hears about calls too, after the returned recorder.
 
@@ -161,6 +162,7 @@ def make_gateway(
         node.endpoint, observers,  # type: ignore[arg-type]
         router if router is not None else StaticRouter(routes, registrar.store), registrar, gate, trusted,
         connected=node.streams.__contains__, nat_contacts=nat_contacts, max_call_seconds=max_call_seconds,
+        trunks=trunks,
     )
     b2bua.set_contact("udp", *GW)
     node.endpoint.sent_by["tcp"] = GW

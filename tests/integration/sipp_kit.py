@@ -115,7 +115,8 @@ class SippProcess:
     """One SIPp process: its own ports, a message trace, an error file, a lifetime it cannot outlive."""
 
     def __init__(self, directory: Path, name: str, arguments: list[str], *, lifetime_s: float,
-                 port: int | None = None) -> None:
+                 port: int | None = None, host: str = HOST) -> None:
+        """`host`: the loopback address SIPp binds (another one than the gateway's is a distinct peer)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.name = name
@@ -123,7 +124,7 @@ class SippProcess:
         self.trace_path = directory / f"{name}.messages.log"
         self.error_path = directory / f"{name}.errors.log"
         self.command = [
-            "sipp", "-i", HOST, "-p", str(self.port), "-mp", str(free_media_port()), "-cp", str(free_port()),
+            "sipp", "-i", host, "-p", str(self.port), "-mp", str(free_media_port()), "-cp", str(free_port()),
             "-nostdin", "-timeout", f"{max(1, round(lifetime_s))}s",
             "-trace_msg", "-message_file", str(self.trace_path),
             "-trace_err", "-error_file", str(self.error_path), *arguments,
