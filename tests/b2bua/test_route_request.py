@@ -50,3 +50,17 @@ def test_r6_unparseable_asserted_identity_is_none() -> None:
     request = read_route_request(
         _invite("<sip:a@h>;tag=1", "<sip:2000@gw>", extra=[("P-Asserted-Identity", "<<<")]), SOURCE, False, "1001", 2.0)
     assert (request.asserted, request.trusted, request.authenticated_user) == (None, False, "1001")
+
+
+def test_t1_a_trunks_called_party_and_diversion_headers_are_read() -> None:
+    extra = [("P-Called-Party-ID", "<sip:+33184880001@provider.example>"),
+             ("Diversion", "<sip:0184880002@provider.example>;reason=unconditional, <sip:999@x>")]
+    request = read_route_request(_invite("<sip:a@h>;tag=1", "<sip:acct@gw>", extra=extra), SOURCE, True, None, 1.0,
+                                 trunk_id=7)
+    assert (request.called_party_user, request.diversion_user, request.trunk_id) == ("+33184880001", "0184880002", 7)
+
+
+def test_t1_an_untrusted_source_cannot_name_the_number_in_those_headers() -> None:
+    extra = [("P-Called-Party-ID", "<sip:+33184880001@x>"), ("Diversion", "<sip:+33184880002@x>")]
+    request = read_route_request(_invite("<sip:a@h>;tag=1", "<sip:2000@gw>", extra=extra), SOURCE, False, "1001", 1.0)
+    assert (request.called_party_user, request.diversion_user) == (None, None)

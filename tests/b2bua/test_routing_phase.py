@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.b2bua.call import ROUTING_TIMEOUT
+from gateway.b2bua.controller import TrunkSide
 from gateway.b2bua.events import CallOffered, CallStarted
 from gateway.b2bua.observer import MetricsObserver
 from gateway.metrics import CallStats
@@ -204,3 +205,37 @@ def test_target_no_invite_can_reach_is_skipped_as_unreachable(net: Network, part
     alice.call("2001")
     router.deliver(net, RouteDecision((RingStep((Target.sip_uri("sip:bob@[::1"),)),), None, ("R2",)))
     assert alice.finals() == [200, 503]  # the second call: nobody to ring
+
+
+class PbxLogin(TrunkSide):
+    """User 1001 of the harness's gate stands for a customer PBX's trunk login; 10.0.0.7 is a provider."""
+
+    def by_login(self, username: str) -> int | None:
+        return 3 if username == "1001" else None
+
+    def by_source(self, host: str, port: int) -> int | None:
+        return 1 if host == "10.0.0.7" else None
+
+
+def test_t1_a_pbx_authenticating_with_its_trunk_login_is_a_trunk_call(net: Network) -> None:
+    router = LaterRouter()
+    make_gateway(net, [], router=router, trusted=lambda host, port: False, trunks=PbxLogin())
+    pbx = Phone(net, "10.0.0.1", 5061, "1001")
+    pbx.call("2000")
+    challenge = pbx.responses()[-1].get("Proxy-Authenticate") or ""
+    authorization = build_authorization(challenge, method="INVITE", uri=f"sip:2000@{GW[0]}:{GW[1]}",
+                                        username="1001", password=USERS["1001"], cnonce="c0ffee")
+    pbx.call("2000", extra=[("Proxy-Authorization", authorization)])
+    [(request, _)] = router.asked
+    assert (request.trusted, request.trunk_id, request.authenticated_user) == (True, 3, None)
+
+
+def test_t1_a_trunk_trusted_by_source_is_not_challenged(net: Network) -> None:
+    router = LaterRouter()
+    make_gateway(net, [], router=router, trusted=lambda host, port: False, trunks=PbxLogin())
+    Phone(net, "10.0.0.7", 5060, "provider").call("+33184880000")
+    [(request, _)] = router.asked
+    assert (request.trusted, request.trunk_id) == (True, 1)
+    stranger = Phone(net, "10.0.0.8", 5060, "stranger")
+    stranger.call("+33184880000")
+    assert stranger.finals() == [407] and len(router.asked) == 1
