@@ -77,6 +77,7 @@ class Gateway:
         self.admin_setup = admin_setup
         self.admin_routers = list(admin_routers)
         self.admin_state = dict(admin_state or {})
+        self.live = live
         sip = config.sip
         self.endpoint = SipEndpoint(
             sent_by={addr.transport: (addr.host, addr.port) for addr in reversed(sip.listen)},
@@ -150,6 +151,10 @@ class Gateway:
         loop = asyncio.get_running_loop()
         resolver = SipResolver(self.config.sip.dns_servers, self.config.sip.dns_timeout)
         self.runtime = SipRuntime(self.endpoint, self.b2bua.handle, loop, resolver)
+        if self.live is not None:
+            # Trunks trusted by a host name are looked up as SIP looks names up (dns_servers).
+            self.live.directory.resolve = resolver.resolve
+            self.live.directory.request_reload("trunk addresses")
         for address in self.config.sip.listen:
             try:
                 if address.transport == "udp":

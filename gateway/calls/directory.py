@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.calls.trunk_index import RegisteredSource, TrunkIndex
+from gateway.calls.trunk_index import RegisteredSource, Resolve, TrunkIndex
 from gateway.crm_bridge.call_hooks import NumberFacts, number_facts
 from gateway.crm_bridge.interactions import crm_mode_settings
 from gateway.routing.model import (
@@ -132,6 +132,7 @@ class RoutingDirectory:
         self.trunk_index = TrunkIndex({}, realm)
         # Set by the gateway once it registers to providers: INVITEs from their registrars are trusted.
         self.registered_source: RegisteredSource = lambda _host, _port: None
+        self.resolve: Resolve | None = None  # the SIP side's resolver, once it runs
         self._wake = asyncio.Event()
         self.loaded = False
 
@@ -140,7 +141,7 @@ class RoutingDirectory:
         async with self.sessionmaker() as session:
             snapshot = await load_snapshot(session, self.realm)
         index = TrunkIndex(snapshot.trunks, self.realm, lambda host, port: self.registered_source(host, port))
-        await index.resolve_names()
+        await index.resolve_names(self.resolve)
         self.snapshot, self.trunk_index = snapshot, index
         self.loaded = True
 

@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from gateway.b2bua.controller import TrunkSide
 from gateway.sip.auth import compute_ha1
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Asked for a trunk we register to: its id when `(host, port)` is where its registrar answered from.
 RegisteredSource = Callable[[str, int], "int | None"]
+#: The SIP side's resolver (`SipResolver.resolve`): (transport, host, port) → address targets.
+Resolve = Callable[[tuple[str, str, int]], Awaitable[tuple[tuple[str, str, int], ...]]]
 
 
 def _literal(host: str) -> str | None:
@@ -28,6 +30,19 @@ def _literal(host: str) -> str | None:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return None
+
+
+async def _addresses(trunk: TrunkSpec, resolve: Resolve | None) -> list[str]:
+    if resolve is not None:
+        try:
+            return [found[1] for found in await resolve((trunk.transport, trunk.host, trunk.port))]
+        except Exception as error:  # noqa: BLE001 - any resolver failure falls back to the system's
+            log.debug("trunk %r: %s", trunk.name, error)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(trunk.host, trunk.port, type=socket.SOCK_DGRAM)
+    except OSError:
+        return []
+    return [str(info[4][0]) for info in infos]
 
 
 def _no_registration(host: str, port: int) -> int | None:
@@ -59,20 +74,19 @@ class TrunkIndex(TrunkSide):
         # A PBX sends from ephemeral ports as often as from its listening one: the address is the trust.
         self._sources.setdefault((address, None), trunk.id)
 
-    async def resolve_names(self) -> None:
-        """Look up the host names of trunks trusted by source address (a name that fails is logged)."""
-        loop = asyncio.get_running_loop()
+    async def resolve_names(self, resolve: Resolve | None = None) -> None:
+        """Look up the host names of trunks trusted by source address with the SIP side's resolver
+        (`resolve`; the names in /etc/hosts, which DNS does not know, through the system's). A name
+        that does not resolve is logged, and its trunk's calls are challenged until it does."""
         for trunk in self.trunks.values():
             if trunk.trust is not TrunkTrust.SOURCE or _literal(trunk.host) is not None:
                 continue
-            try:
-                infos = await loop.getaddrinfo(trunk.host, trunk.port, type=socket.SOCK_DGRAM)
-            except OSError as error:
-                log.warning("trunk %r: cannot resolve %s (%s); its calls are challenged until it resolves",
-                            trunk.name, trunk.host, error)
-                continue
-            for info in infos:
-                self._add_source(str(info[4][0]), trunk)
+            addresses = await _addresses(trunk, resolve)
+            if not addresses:
+                log.warning("trunk %r: cannot resolve %s; its calls are challenged until it resolves",
+                            trunk.name, trunk.host)
+            for address in addresses:
+                self._add_source(address, trunk)
 
     # -- TrunkSide ------------------------------------------------------------------------------
     def by_source(self, host: str, port: int) -> int | None:

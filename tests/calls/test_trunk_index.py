@@ -110,3 +110,26 @@ def test_t1_calls_from_no_database_trunk_read_the_request_uri_then_to() -> None:
     directory = directory_with(PROVIDER)
     found = directory.number_for(request(request_user="0184880002"))
     assert found is not None and found.e164 == "+33184880002"
+
+
+def test_t1_source_trunk_names_go_through_the_sip_resolver_first() -> None:
+    asked: list[tuple[str, str, int]] = []
+
+    async def resolve(target: tuple[str, str, int]) -> tuple[tuple[str, str, int], ...]:
+        asked.append(target)
+        return (("udp", "203.0.113.5", 5060),)
+
+    named = replace(LOCALHOST, host="pbx.customer.example")
+    index = TrunkIndex({4: named}, "gw")
+    asyncio.run(index.resolve_names(resolve))
+    assert asked == [("udp", "pbx.customer.example", 5060)]
+    assert index.by_source("203.0.113.5", 5060) == 4
+
+
+def test_t1_a_name_dns_does_not_know_falls_back_to_the_systems_hosts() -> None:
+    async def fails(target: tuple[str, str, int]) -> tuple[tuple[str, str, int], ...]:
+        raise LookupError(target[1])
+
+    index = TrunkIndex({4: LOCALHOST}, "gw")
+    asyncio.run(index.resolve_names(fails))
+    assert index.by_source("127.0.0.1", 5060) == 4
