@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -120,12 +121,20 @@ class RoutingDirectory:
         self.snapshot = DirectorySnapshot()
         self._wake = asyncio.Event()
         self.loaded = False
+        # Called with each snapshot a reload produced (e.g. the trunks' registrations follow the trunks).
+        self.on_reload: list[Callable[[DirectorySnapshot], None]] = []
 
     async def reload(self) -> None:
         """Read the tables again; on a database error the previous snapshot stays."""
         async with self.sessionmaker() as session:
             self.snapshot = await load_snapshot(session, self.realm)
         self.loaded = True
+        for listener in self.on_reload:
+            try:
+                listener(self.snapshot)
+            except Exception:
+                # A listener's bug must not make the reload look failed: the snapshot is in place.
+                log.exception("routing directory: a reload listener failed")
 
     def request_reload(self, topic: str = "") -> None:
         """Something routing reads changed: reload soon, in the background."""
