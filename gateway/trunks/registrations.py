@@ -186,13 +186,13 @@ class TrunkRegistrations:
         if response.status >= 200:
             del self._transactions[transaction]
         entry, _ = found
-        self._drive(entry, entry.machine.on_response(response, source, now), now)
+        self._drive(entry, lambda: entry.machine.on_response(response, source, now), now)
 
     def on_no_answer(self, transaction: object, status: int, now: float) -> None:
         found = self._transactions.pop(transaction, None)
         if found is not None:
             entry, cseq = found
-            self._drive(entry, entry.machine.on_no_answer(cseq, status, now), now)
+            self._drive(entry, lambda: entry.machine.on_no_answer(cseq, status, now), now)
 
     # -- inside ------------------------------------------------------------------------------
     def _start(self, trunk_id: int, trunk: TrunkSpec, now: float) -> None:
@@ -208,18 +208,19 @@ class TrunkRegistrations:
         entry = _Entry(trunk, machine)
         self._entries[trunk_id] = entry
         log.info("trunk %s (#%d): registering at %s", trunk.name, trunk_id, machine.request_uri)
-        self._drive(entry, machine.start(now), now)
+        self._drive(entry, lambda: machine.start(now), now)
 
     def _stop(self, trunk_id: int, now: float, *, unregister: bool) -> None:
         entry = self._entries.pop(trunk_id)
         self._failures[trunk_id] = self._failures.get(trunk_id, 0) + entry.machine.failures
         log.info("trunk %s (#%d): registration stopped", entry.trunk.name, trunk_id)
-        self._drive(entry, entry.machine.stop(now, unregister=unregister), now)
+        self._drive(entry, lambda: entry.machine.stop(now, unregister=unregister), now)
 
-    def _drive(self, entry: _Entry, request: Request | None, now: float) -> None:
-        """Send what the machine asked for, re-arm its timer, log what changed."""
+    def _drive(self, entry: _Entry, step: Callable[[], Request | None], now: float) -> None:
+        """Feed the machine (`step`), send what it asks for, re-arm its timer, log what changed."""
         machine = entry.machine
-        before = (machine.state, machine.last_status)
+        before = (machine.state, machine.last_status, machine.failures)
+        request = step()
         while request is not None:
             cseq = machine.pending_cseq or 0
             target = (entry.trunk.transport, entry.trunk.host, entry.trunk.port)
@@ -235,7 +236,7 @@ class TrunkRegistrations:
             self._tell_all_left()
         elif machine.state is RegistrationState.STOPPED:
             self._leaving.add(entry)
-        if (machine.state, machine.last_status) != before:
+        if (machine.state, machine.last_status, machine.failures) != before:
             self._log_change(entry)
 
     def _arm(self, entry: _Entry) -> None:
@@ -248,7 +249,7 @@ class TrunkRegistrations:
 
     def _on_timer(self, entry: _Entry, now: float) -> None:
         entry.timer = None
-        self._drive(entry, entry.machine.on_timer(now), now)
+        self._drive(entry, lambda: entry.machine.on_timer(now), now)
 
     def _log_change(self, entry: _Entry) -> None:
         machine = entry.machine
