@@ -182,6 +182,9 @@ class OutboundRegistration:
             return None
         self._pending = None
         status = response.status
+        if self.state is RegistrationState.STOPPED and not self._unregistering:
+            # Stopped while this REGISTER was out: the un-REGISTER could not go before its answer.
+            return self._unregister(now, bound=200 <= status < 300 and self._granted_expiry(response) > 0)
         if status in (401, 407):
             return self._on_challenge(response, now)
         if self._unregistering:
@@ -201,20 +204,29 @@ class OutboundRegistration:
         if self._pending != cseq:
             return None
         self._pending = None
+        if self.state is RegistrationState.STOPPED and not self._unregistering:
+            return self._unregister(now, bound=False)
         if not self._unregistering:
             self._fail(status, _NO_ANSWER_REASONS.get(status, "no answer"), now)
         return None
 
     def stop(self, now: float, *, unregister: bool = True) -> Request | None:
-        """Stop for good; with `unregister`, the un-REGISTER (Expires: 0) when a binding may exist
-        at the registrar (one was granted and has not expired, or a REGISTER is unanswered)."""
+        """Stop for good; with `unregister`, the un-REGISTER (Expires: 0) when a binding may exist at
+        the registrar. §10.2 allows one REGISTER at a time: with one awaiting its answer, the
+        un-REGISTER is what `on_response` / `on_no_answer` return once it comes."""
         if self.state is RegistrationState.STOPPED:
             return None
         self.state = RegistrationState.STOPPED
         self.next_attempt = None
-        maybe_bound = self._pending is not None or (self.registered_until is not None and self.registered_until > now)
-        self._pending = None
-        if not (unregister and maybe_bound):
+        if not unregister:
+            self._pending = None
+            return None
+        if self._pending is not None:
+            return None
+        return self._unregister(now, bound=False)
+
+    def _unregister(self, now: float, *, bound: bool) -> Request | None:
+        if not (bound or (self.registered_until is not None and self.registered_until > now)):
             return None
         self._unregistering = True
         self.expires = 0

@@ -264,14 +264,32 @@ def test_t1_stop_unregisters_a_live_binding_answering_its_challenge() -> None:
     assert reg.stop(11.0) is None and reg.on_timer(1000.0) is None
 
 
-def test_t1_stop_unregisters_when_a_register_is_unanswered_and_ignores_its_late_answer() -> None:
+def test_t1_stop_during_a_register_unregisters_only_after_its_answer() -> None:
     reg = machine()
     first = reg.start(0.0)
-    bye = reg.stop(0.1)
-    assert bye is not None and bye.get("Expires") == "0"
-    assert reg.on_response(answer(first, 200), REGISTRAR, 0.2) is None and not reg.finished
+    assert reg.stop(0.1) is None and not reg.finished  # RFC 3261 §10.2: one REGISTER at a time
+    bye = reg.on_response(answer(first, 200), REGISTRAR, 0.2)
+    assert bye is not None and bye.get("Expires") == "0" and bye.cseq[0] == 2
     reg.on_no_answer(bye.cseq[0], 408, 32.0)
     assert reg.finished and reg.state is RegistrationState.STOPPED
+
+
+def test_t1_stop_during_a_refused_first_register_sends_nothing_more() -> None:
+    reg = machine()
+    first = reg.start(0.0)
+    reg.stop(0.1)
+    assert reg.on_response(answer(first, 403), REGISTRAR, 0.2) is None and reg.finished
+    timed_out = machine()
+    request = timed_out.start(0.0)
+    timed_out.stop(0.1)
+    assert timed_out.on_no_answer(request.cseq[0], 408, 32.0) is None and timed_out.finished
+
+
+def test_t1_stop_for_a_replacing_registration_drops_the_pending_answer() -> None:
+    reg = machine()
+    first = reg.start(0.0)
+    assert reg.stop(0.1, unregister=False) is None and reg.finished
+    assert reg.on_response(answer(first, 200), REGISTRAR, 0.2) is None
 
 
 def test_t1_stop_without_a_binding_sends_nothing() -> None:

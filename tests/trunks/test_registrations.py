@@ -197,6 +197,8 @@ def test_t1_changed_settings_register_again_and_a_rename_only_relabels() -> None
     assert len(world.port.sent) == sent + 1  # the same binding: replaced, not un-REGISTERed first
     assert fresh.get("Expires") == "600" and fresh.cseq[0] == 1
     assert fresh.call_id != world.port.sent[0][0].call_id
+    world.provider = Provider(password="rotated")
+    world.register()
 
     world.registrations.sync({1: provider_trunk(id=1, host="sip2.acme.test", secret="rotated")}, 3.0)
     unregister, moved = world.port.sent[-2][0], world.port.sent[-1][0]
