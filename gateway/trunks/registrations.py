@@ -155,6 +155,11 @@ class TrunkRegistrations:
             "registrar": f"{registrar[1]}:{registrar[2]}" if registrar is not None else None,
         }
 
+    def registration(self, trunk_id: int) -> RegistrationStatus | None:
+        """The registration of `trunk_id` as the machine sees it (times on the SIP loop clock)."""
+        entry = self._entries.get(trunk_id)
+        return entry.machine.status if entry is not None else None
+
     def registrar_address(self, trunk_id: int) -> Target | None:
         """Where the last 2xx of `trunk_id`'s registration came from."""
         entry = self._entries.get(trunk_id)
