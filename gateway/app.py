@@ -25,7 +25,7 @@ from gateway.admin.routes.mail import set_mail_config
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
 from gateway.b2bua.static_router import StaticRouter
-from gateway.calls.directory import RoutingDirectory
+from gateway.calls.directory import DirectorySnapshot, RoutingDirectory
 from gateway.calls.journal import CallJournal
 from gateway.calls.live import LiveCalls
 from gateway.calls.router import LiveRouter
@@ -45,6 +45,7 @@ from gateway.transport.resolver import SipResolver
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
 from gateway.transport.udp import UdpTransport
+from gateway.trunks.registrations import TrunkRegistrations
 from mail_bridge.demo import announcement, seed_demo_mailbox
 from mail_bridge.service import run_mail_bridge
 
@@ -124,6 +125,12 @@ class Gateway:
         )
         if live is not None:
             self.metrics_registry.register(metrics.JournalCollector(live.journal.work))
+        # Outbound registrations to providers follow the directory's trunks (synced once SIP listens).
+        self.directory = live.directory if live is not None else None
+        self.trunk_registrations = TrunkRegistrations(self.b2bua, self.endpoint.sent_by, clock=self._sip_now)
+        self.metrics_registry.register(metrics.TrunkRegistrationCollector(self.trunk_registrations.metrics))
+        if self.directory is not None:
+            self.directory.on_reload.append(self._trunks_changed)
 
     def run_in_sip(self, callback: Callable[[float], None]) -> None:
         """Run `callback(now)` inside the SIP loop (an async lookup's answer re-entering the B2BUA)."""
@@ -171,6 +178,24 @@ class Gateway:
             self.b2bua.set_contact(address.transport, host, port)
             log.info("SIP listening on %s:%s:%d", address.transport, host, port)
         self.listening = True
+        if self.directory is not None:
+            self._trunks_changed(self.directory.snapshot)  # re-registration after a restart: register at start
+
+    def _trunks_changed(self, snapshot: DirectorySnapshot) -> None:
+        if self.listening:
+            trunks = snapshot.trunks
+            self.run_in_sip(lambda now: self.trunk_registrations.sync(trunks, now))
+
+    async def unregister_trunks(self, grace: float = 2.0) -> None:
+        """Best effort before SIP stops: un-REGISTER at every provider, waiting up to `grace` seconds
+        for their answers (a challenged un-REGISTER needs a second round trip)."""
+        if self.runtime is None or not self.listening:
+            return
+        done = asyncio.Event()
+        self.run_in_sip(lambda now: self.trunk_registrations.stop_all(now, on_done=done.set))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await done.wait()
 
     def stop_sip(self) -> None:
         for transport in self.transports:
@@ -197,7 +222,8 @@ class Gateway:
     def admin_server(self) -> uvicorn.Server:
         """The uvicorn server of the admin API, to be served inside this loop."""
         admin = self.config.admin
-        state = {"gateway": self, "metrics_registry": self.metrics_registry, **self.admin_state}
+        state = {"gateway": self, "metrics_registry": self.metrics_registry,
+                 "trunk_registrations": self.trunk_registrations, **self.admin_state}
         app = create_admin_app(sip_ready=lambda: self.listening, routers=self.admin_routers, state=state)
         if self.admin_setup is not None:
             self.admin_setup(app)
@@ -339,6 +365,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
             raise RuntimeError(f"admin API on {config.admin.host}:{config.admin.port} stopped (port in use?)")
     finally:
         server.should_exit = True
+        with contextlib.suppress(Exception):
+            await gateway.unregister_trunks()
         gateway.stop_sip()
         stop.set()
         with contextlib.suppress(Exception):

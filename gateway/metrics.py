@@ -8,7 +8,7 @@ with the default one. SIP message and transaction counts are read from the endpo
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -162,6 +162,39 @@ class JournalCollector(Collector):
         yield CounterMetricFamily("gateway_call_journal_failures",
                                   "Call-log and CRM writes of calls skipped after an unexpected error (not retried)",
                                   value=self._work.failures)
+
+
+class TrunkRegistrationLine(Protocol):
+    """One trunk's registration as `TrunkRegistrationCollector` reads it."""
+
+    @property
+    def trunk(self) -> str: ...
+
+    @property
+    def registered(self) -> bool: ...
+
+    @property
+    def failures(self) -> int: ...
+
+
+class TrunkRegistrationCollector(Collector):
+    """gateway_trunk_registered{trunk} (1 while registered at the provider) and
+    gateway_trunk_registration_failures_total{trunk}, per trunk the gateway registers to."""
+
+    def __init__(self, lines: Callable[[], Iterable[TrunkRegistrationLine]]) -> None:
+        self._lines = lines
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        registered = GaugeMetricFamily("gateway_trunk_registered",
+                                       "1 while the gateway is registered at the trunk's provider", labels=["trunk"])
+        failures = CounterMetricFamily("gateway_trunk_registration_failures",
+                                       "Failed registrations at the trunk's provider (refused, no answer, unreachable)",
+                                       labels=["trunk"])
+        for line in sorted(self._lines(), key=lambda line: line.trunk):
+            registered.add_metric([line.trunk], 1 if line.registered else 0)
+            failures.add_metric([line.trunk], line.failures)
+        yield registered
+        yield failures
 
 
 def gateway_registry(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -135,6 +136,8 @@ class RoutingDirectory:
         self.resolve: Resolve | None = None  # the SIP side's resolver, once it runs
         self._wake = asyncio.Event()
         self.loaded = False
+        # Called with each snapshot a reload produced (e.g. the trunks' registrations follow the trunks).
+        self.on_reload: list[Callable[[DirectorySnapshot], None]] = []
 
     async def reload(self) -> None:
         """Read the tables again; on a database error the previous snapshot stays."""
@@ -144,6 +147,12 @@ class RoutingDirectory:
         await index.resolve_names(self.resolve)
         self.snapshot, self.trunk_index = snapshot, index
         self.loaded = True
+        for listener in self.on_reload:
+            try:
+                listener(self.snapshot)
+            except Exception:
+                # A listener's bug must not make the reload look failed: the snapshot is in place.
+                log.exception("routing directory: a reload listener failed")
 
     def request_reload(self, topic: str = "") -> None:
         """Something routing reads changed: reload soon, in the background."""
