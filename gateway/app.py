@@ -131,6 +131,8 @@ class Gateway:
         self.metrics_registry.register(metrics.TrunkRegistrationCollector(self.trunk_registrations.metrics))
         if self.directory is not None:
             self.directory.on_reload.append(self._trunks_changed)
+            # INVITEs from a provider's registrar we are registered with are that provider's calls (T1).
+            self.directory.registered_source = self.trunk_registrations.trusted_source
 
     def run_in_sip(self, callback: Callable[[float], None]) -> None:
         """Run `callback(now)` inside the SIP loop (an async lookup's answer re-entering the B2BUA)."""
