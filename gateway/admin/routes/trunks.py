@@ -51,7 +51,8 @@ async def _numbers_of(session: AsyncSession, trunk_ids: list[int]) -> dict[int, 
         select(Number.trunk_id, Number.id).where(Number.trunk_id.in_(trunk_ids)).order_by(Number.id))
     carried: dict[int, list[int]] = defaultdict(list)
     for trunk_id, number_id in rows:
-        carried[trunk_id].append(number_id)
+        if trunk_id is not None:  # always, by the query; the column itself is nullable
+            carried[trunk_id].append(number_id)
     return carried
 
 
