@@ -31,6 +31,7 @@ from gateway.storage.models import (
     QueueGroup,
     QueueMember,
     Source,
+    Trunk,
 )
 
 DEMO_NUMBER = "+33 1 84 88 00 00"
@@ -77,8 +78,8 @@ class DemoSeed:
 
 
 async def database_is_empty(session: AsyncSession) -> bool:
-    """True when no employee, number or queue group exists yet (the migration's seed rows do not count)."""
-    for model in (Employee, Number, QueueGroup):
+    """True when no employee, number, queue group or trunk exists yet (the migration's seed rows do not count)."""
+    for model in (Employee, Number, QueueGroup, Trunk):
         if await session.scalar(select(func.count()).select_from(model)):
             return False
     return True
@@ -121,10 +122,14 @@ async def seed_demo(
         session.add(sales)
         await session.flush()
         call_source = await session.scalar(select(Source.id).where(Source.code == "CALL"))
+        # The demo's provider is a SIPp on this host, trusted by its source address.
+        provider = Trunk(name="Demo provider", kind="provider", host="127.0.0.1", port=5090, trust="source")
+        session.add(provider)
+        await session.flush()
         session.add(Number(
             kind="rented", number=DEMO_NUMBER, e164=number_e164(DEMO_NUMBER, DEMO_REGION),
             name="Demo main line", default_region=DEMO_REGION,
-            queue_group_id=sales.id, trunk_host="127.0.0.1", trunk_port=5090,
+            queue_group_id=sales.id, trunk_id=provider.id, default_outbound=True,
             unknown_caller_action="auto_lead", create_for="all", source_id=call_source,
             route_known_to_responsible=True, change_responsible_on_transfer=True,
         ))

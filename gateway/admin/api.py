@@ -37,10 +37,12 @@ def crm_routers() -> list[APIRouter]:
         queues,
         simulate,
         tokens,
+        trunks,
     )
 
     routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, catalog.router,
-               items.router, decisions.router, simulate.router, calls.router, mailboxes.router, mail.router]
+               items.router, decisions.router, simulate.router, calls.router, mailboxes.router, mail.router,
+               trunks.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers

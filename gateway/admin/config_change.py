@@ -11,7 +11,7 @@ from typing import Literal
 
 from fastapi import Request
 
-Topic = Literal["employees", "numbers", "queue_groups", "crm"]
+Topic = Literal["employees", "numbers", "queue_groups", "crm", "trunks"]
 
 
 async def config_changed(request: Request, topic: Topic) -> None:

@@ -78,7 +78,8 @@ async def _crm_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 # Write-only fields: a 422 never echoes what was sent in them (FastAPI's errors quote the input).
-SECRET_FIELDS = frozenset({"sip_secret", "trunk_password"})
+# trunk_password: the field moved to /trunks (as `secret`); a request still sending it gets a 422 too.
+SECRET_FIELDS = frozenset({"sip_secret", "trunk_password", "secret"})
 _REDACTED = "***"
 
 

@@ -31,8 +31,9 @@ from gateway.routing.model import (
 )
 from gateway.routing.numbers import dialled_candidates_of
 from gateway.routing.request import RouteRequest
-from gateway.storage.models import Employee, Number, QueueGroup
-from gateway.trunks.model import NumberHeader, TrunkSpec
+from gateway.storage.models import Employee, Number, QueueGroup, Trunk
+from gateway.storage.models.trunks import split_number_headers
+from gateway.trunks.model import CallerIdFormat, NumberHeader, TrunkKind, TrunkSpec, TrunkTrust
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,18 @@ def _number_spec(row: Number) -> NumberSpec:
         queue_group_id=row.queue_group_id,
         responsible_ring_time=float(row.responsible_ring_time_s),
         route_known_to_responsible=row.route_known_to_responsible,
+        trunk_id=row.trunk_id,
+    )
+
+
+def trunk_spec(row: Trunk) -> TrunkSpec:
+    """A stored trunk as the SIP side reads it (the stored strings become the domain's enums)."""
+    return TrunkSpec(
+        id=row.id, name=row.name, kind=TrunkKind(row.kind), host=row.host, port=row.port,
+        transport=row.transport, trust=TrunkTrust(row.trust), username=row.username, secret=row.secret,
+        number_headers=tuple(NumberHeader(header) for header in split_number_headers(row.number_headers)),
+        caller_id_format=CallerIdFormat(row.caller_id_format), register_expires=row.register_expires,
+        deny_patterns=tuple(row.deny_patterns), enabled=row.enabled,
     )
 
 
@@ -89,7 +102,8 @@ async def load_snapshot(session: AsyncSession, realm: str) -> DirectorySnapshot:
     credentials: dict[tuple[str, str], str] = {}
     stale_realm = 0
     for row in await session.scalars(sa.select(Employee)):
-        employees[row.id] = EmployeeSpec(id=row.id, extension=row.extension, active=row.active)
+        employees[row.id] = EmployeeSpec(id=row.id, extension=row.extension, active=row.active,
+                                         outbound_number_id=row.outbound_number_id)
         if row.extension is None:
             continue
         extensions[row.extension] = row.id
@@ -107,7 +121,10 @@ async def load_snapshot(session: AsyncSession, realm: str) -> DirectorySnapshot:
     crm = await crm_mode_settings(session)
     active = frozenset(spec.id for spec in employees.values() if spec.active)
     facts = {row.id: await number_facts(session, row, crm, active) for row in number_rows}
-    return DirectorySnapshot(numbers, regions, groups, employees, extensions, credentials, facts)
+    trunks = {row.id: trunk_spec(row) for row in await session.scalars(sa.select(Trunk))}
+    default_outbound = next((row.id for row in number_rows if row.default_outbound), None)
+    return DirectorySnapshot(numbers, regions, groups, employees, extensions, credentials, facts, trunks,
+                             default_outbound)
 
 
 def _header_user(request: RouteRequest, header: NumberHeader) -> str | None:

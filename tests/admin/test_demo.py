@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from gateway.admin.api import build_app
 from gateway.demo import DEMO_NUMBER, DEMO_SIP_SECRETS, seed_demo, seed_demo_if_new
-from gateway.storage.models import ApiToken, Employee, Number, QueueGroup
+from gateway.storage.models import ApiToken, Employee, Number, QueueGroup, Trunk
 from gateway.storage.session import make_engine, make_sessionmaker
 
 
@@ -87,8 +87,12 @@ async def test_demo_is_a_working_telephony_setup(sessionmaker):
     async with sessionmaker() as session:
         number = await session.scalar(select(Number))
         group = await session.scalar(select(QueueGroup))
+        trunk = await session.scalar(select(Trunk))
         employees = {e.extension: e for e in await session.scalars(select(Employee))}
     assert number.e164 == "+33184880000" and number.queue_group_id == group.id
+    # T1/R4: it comes through the demo provider (SIPp on 127.0.0.1:5090) and is the default outbound number.
+    assert (number.trunk_id, number.default_outbound) == (trunk.id, True)
+    assert (trunk.kind, trunk.host, trunk.port, trunk.trust) == ("provider", "127.0.0.1", 5090, "source")
     assert (group.strategy, group.ring_time_s) == ("in_order", 20)
     assert [m.employee_id for m in sorted(group.members, key=lambda m: m.position)] == [
         employees["1001"].id, employees["1002"].id]

@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 from gateway.admin.api import build_app
 from gateway.admin.auth import hash_token
 from gateway.admin.deps import set_sessionmaker
-from gateway.storage.models import ApiToken, Employee, Number, QueueGroup, QueueMember
+from gateway.storage.models import ApiToken, Employee, Number, QueueGroup, QueueMember, Trunk
 from gateway.storage.session import make_engine, make_sessionmaker
 
 FUZZ_TOKEN = "gwt_schemathesis-admin-token"
@@ -44,7 +44,9 @@ async def _seed(maker) -> None:
         session.add(group)
         await session.flush()
         session.add(Number(kind="rented", number="+33184880099", name="Main", default_region="FR",
-                           queue_group_id=group.id, source_id=1, trunk_password="never-returned"))
+                           queue_group_id=group.id, source_id=1,
+                           trunk=Trunk(name="Provider", kind="provider", host="sip.provider.example",
+                                       trust="registration", username="main", secret="never-returned")))
         await session.commit()
 
 

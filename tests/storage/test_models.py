@@ -162,8 +162,7 @@ async def test_queue_members_load_in_position_order_with_the_number(
             QueueMember(employee=cid, position=3), QueueMember(employee=ann, position=1),
             QueueMember(employee=bob, position=2),
         ])
-        session.add(Number(number="+33 1 23 45 67 89", default_region="fr", queue_group=group,
-                           trunk_password="s3cret"))
+        session.add(Number(number="+33 1 23 45 67 89", default_region="fr", queue_group=group))
     async with sessions() as session:
         number = await session.scalar(
             sa.select(Number).options(selectinload(Number.queue_group)).where(Number.number.like("+33%"))

@@ -17,11 +17,11 @@ from gateway.admin.auth import AdminPrincipal, CurrentPrincipal
 from gateway.admin.config_change import config_changed
 from gateway.admin.deps import IdPath, PageDep, SessionDep
 from gateway.admin.errors import conflict, invalid
-from gateway.admin.lookup import changes, email_or_422, get_or_404, phone_or_422
+from gateway.admin.lookup import changes, email_or_422, get_or_404, phone_or_422, referenced
 from gateway.admin.schemas.common import Page
 from gateway.admin.schemas.employees import EmployeeCreate, EmployeeOut, EmployeeUpdate, ItemRight
 from gateway.admin.sip_credentials import clear_sip_secret, has_sip_secret, set_sip_secret, sip_realm
-from gateway.storage.models import Employee, EmployeeEmail, EmployeePhone, EmployeeRight
+from gateway.storage.models import Employee, EmployeeEmail, EmployeePhone, EmployeeRight, Number
 
 router = APIRouter(prefix="/employees", tags=["employees"])
 
@@ -34,6 +34,7 @@ def employee_out(employee: Employee) -> EmployeeOut:
         phones=[p.value for p in employee.phones], emails=[e.value for e in employee.emails],
         rights=[ItemRight(item_type=r.item_type, view=r.view, edit=r.edit) for r in employee.rights],
         has_sip_secret=has_sip_secret(employee), sip_realm=employee.sip_realm if has_sip_secret(employee) else None,
+        outbound_number_id=employee.outbound_number_id,
         created_at=employee.created_at,
     )
 
@@ -57,6 +58,11 @@ async def _keep_an_admin(session: AsyncSession, employee: Employee) -> None:
     if not others:
         raise conflict(f"employee {employee.id} is the last active administrator; make another "
                        "employee an administrator first")
+
+
+async def _check_outbound_number(session: AsyncSession, number_id: int | None) -> None:
+    if number_id is not None:
+        await referenced(session, Number, number_id, "number", "outbound_number_id")
 
 
 def _phones(raw: list[str], region: str | None) -> list[EmployeePhone]:
@@ -110,11 +116,12 @@ async def create_employee(
 ) -> EmployeeOut:
     """Admins only. A `sip_secret` needs an `extension` (422 otherwise)."""
     await _check_extension_free(session, body.extension, None)
+    await _check_outbound_number(session, body.outbound_number_id)
     employee = Employee(
         name=body.name, is_admin=body.is_admin,
         can_manage_numbers=body.can_manage_numbers, active=body.active,
         phones=_phones(body.phones, body.default_region), emails=_emails(body.emails),
-        rights=_rights(body.rights),
+        rights=_rights(body.rights), outbound_number_id=body.outbound_number_id,
     )
     _sip_credentials(request, employee, {"extension": body.extension, "sip_secret": body.sip_secret})
     employee.extension = body.extension
@@ -142,6 +149,7 @@ async def update_employee(
     region = patch.pop("default_region", None)
     if "extension" in patch:
         await _check_extension_free(session, patch["extension"], employee.id)
+    await _check_outbound_number(session, patch.get("outbound_number_id"))
     if "phones" in patch:
         employee.phones = _phones(body.phones or [], region)
     if "emails" in patch:
@@ -151,9 +159,9 @@ async def update_employee(
     if patch.get("is_admin") is False or patch.get("active") is False:
         await _keep_an_admin(session, employee)
     _sip_credentials(request, employee, patch)
-    for name in ("name", "extension", "is_admin", "can_manage_numbers", "active"):
-        # null means "unchanged" for the fields that cannot be empty; extension: null removes it.
-        if name in patch and (patch[name] is not None or name == "extension"):
+    for name in ("name", "extension", "is_admin", "can_manage_numbers", "active", "outbound_number_id"):
+        # null means "unchanged" for the fields that cannot be empty; extension, outbound_number_id: null removes it.
+        if name in patch and (patch[name] is not None or name in ("extension", "outbound_number_id")):
             setattr(employee, name, patch[name])
     await session.commit()
     await session.refresh(employee)

@@ -1,14 +1,14 @@
 """/numbers: numbers and their CRM-integration settings (SPEC T1-T11).
 
 T2: only administrators and employees holding the manage-numbers right may create, change or delete
-a number, or see its trunk settings; every employee may list and read numbers' CRM settings, and
-nobody ever reads a trunk password back.
+a number, or see which trunk it comes through; every employee may list and read numbers' CRM settings.
+A trunk's own settings and secret are under /trunks.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin.auth import CurrentPrincipal, NumberManager, Principal
@@ -19,27 +19,23 @@ from gateway.admin.lookup import changes, get_or_404, referenced
 from gateway.admin.schemas.common import Page
 from gateway.admin.schemas.numbers import NumberCreate, NumberOut, NumberUpdate
 from gateway.storage.e164 import number_e164
-from gateway.storage.models import Number, QueueGroup, Source
+from gateway.storage.models import Number, QueueGroup, Source, Trunk
 
 router = APIRouter(prefix="/numbers", tags=["numbers"])
 
 DEFAULT_SOURCE_CODE = "CALL"
-_PLAIN_FIELDS = ("kind", "number", "default_region", "name", "trunk_port", "unknown_caller_action",
+_PLAIN_FIELDS = ("kind", "number", "default_region", "name", "unknown_caller_action", "default_outbound",
                  "create_for", "route_known_to_responsible", "responsible_ring_time_s",
                  "change_responsible_on_transfer")
-_NULLABLE_FIELDS = ("queue_group_id", "source_id", "trunk_host", "trunk_username", "trunk_password")
+_NULLABLE_FIELDS = ("queue_group_id", "source_id", "trunk_id")
 
 
 def number_out(row: Number, principal: Principal) -> NumberOut:
-    """The API view of a number: never the trunk password (a flag says whether one is set); the trunk
-    settings (host, port, username, that flag) only for admins and number managers (T2)."""
-    trunk = principal.may_manage_numbers
+    """The API view of a number; which trunk it comes through only for admins and number managers (T2)."""
     return NumberOut(
         id=row.id, kind=row.kind, number=row.number, e164=row.e164, name=row.name, default_region=row.default_region,
         queue_group_id=row.queue_group_id,
-        trunk_host=row.trunk_host if trunk else None, trunk_port=row.trunk_port if trunk else None,
-        trunk_username=row.trunk_username if trunk else None,
-        has_trunk_password=bool(row.trunk_password) if trunk else None,
+        trunk_id=row.trunk_id if principal.may_manage_numbers else None, default_outbound=row.default_outbound,
         unknown_caller_action=row.unknown_caller_action, create_for=row.create_for,
         source_id=row.source_id, route_known_to_responsible=row.route_known_to_responsible,
         responsible_ring_time_s=row.responsible_ring_time_s,
@@ -75,6 +71,18 @@ async def _check_references(session: AsyncSession, patch: dict) -> None:
         await referenced(session, QueueGroup, patch["queue_group_id"], "queue group", "queue_group_id")
     if patch.get("source_id") is not None:
         await referenced(session, Source, patch["source_id"], "source", "source_id")
+    if patch.get("trunk_id") is not None:
+        await referenced(session, Trunk, patch["trunk_id"], "trunk", "trunk_id")
+
+
+async def _clear_other_default_outbound(session: AsyncSession, patch: dict, number_id: int | None) -> None:
+    # R4 has one default outbound number: choosing one unsets the others (before this row's own
+    # change is flushed, so the unique index never sees two).
+    if patch.get("default_outbound"):
+        others = update(Number).where(Number.default_outbound.is_(True))
+        if number_id is not None:
+            others = others.where(Number.id != number_id)
+        await session.execute(others.values(default_outbound=False))
 
 
 @router.get("", response_model=Page[NumberOut], summary="List numbers (no secrets)")
@@ -96,6 +104,7 @@ async def create_number(
     await _check_references(session, data)
     if data["source_id"] is None:
         data["source_id"] = await _default_source_id(session)
+    await _clear_other_default_outbound(session, data, None)
     row = Number(**data)
     session.add(row)
     await session.commit()
@@ -120,6 +129,7 @@ async def update_number(
     row = await get_or_404(session, Number, number_id, "number")
     patch = changes(body)
     await _check_references(session, patch)
+    await _clear_other_default_outbound(session, patch, row.id)
     did = patch.get("number") or row.number
     region = patch.get("default_region") or row.default_region
     if "number" in patch or "default_region" in patch:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from gateway.admin.schemas.common import Name, Out, Region, ShortText, Strict, printable
+from gateway.admin.schemas.common import Name, Out, Region, RowId, ShortText, Strict, printable
 
 ItemType = Literal["lead", "contact", "company", "deal"]
 Scope = Literal["none", "own", "all"]
@@ -32,6 +32,9 @@ class ItemRight(Strict):
 
 
 RightList = Annotated[list[ItemRight], Field(max_length=4)]
+OutboundNumberId = Annotated[
+    RowId, Field(description="SPEC R4: the number the employee's outside calls leave from (its trunk, its "
+                             "caller ID); null: the default outbound number")]
 
 
 class EmployeeCreate(Strict):
@@ -48,6 +51,7 @@ class EmployeeCreate(Strict):
     default_region: Region | None = Field(
         default=None, description="region for phones written without +country code; omit for E.164 only")
     sip_secret: SipSecret | None = None
+    outbound_number_id: OutboundNumberId | None = None
 
 
 class EmployeeUpdate(Strict):
@@ -63,6 +67,7 @@ class EmployeeUpdate(Strict):
     rights: RightList | None = None
     default_region: Region | None = None
     sip_secret: SipSecret | None = None
+    outbound_number_id: OutboundNumberId | None = None
 
 
 class EmployeeOut(Out):
@@ -79,4 +84,5 @@ class EmployeeOut(Out):
     rights: list[ItemRight]
     has_sip_secret: bool = Field(description="whether the employee's phones can register (a SIP secret is set)")
     sip_realm: str | None = Field(description="the digest realm the stored SIP secret was set for")
+    outbound_number_id: int | None
     created_at: datetime

@@ -1,17 +1,17 @@
-"""Numbers (rented DIDs and SIP PBX trunks) with their CRM-integration settings (SPEC T1-T11).
+"""Numbers (rented DIDs and SIP PBX numbers) with their CRM-integration settings (SPEC T1-T11).
 
-`trunk_password` is write-only: it is accepted on create/update and never serialised back; responses
-carry `has_trunk_password` instead (T2, security by default).
+A number names the trunk that delivers it (`trunk_id`, see /trunks); the trunk's settings and secret
+live there. The per-number `trunk_*` fields of earlier versions are refused with what to send instead.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from gateway.admin.schemas.common import Name, Out, Region, RingTime, RowId, Secret, Strict
+from gateway.admin.schemas.common import Name, Out, Region, RingTime, RowId, Strict
 
 NumberKind = Literal["rented", "sip_pbx"]
 UnknownCallerAction = Literal["auto_lead", "offer_in_card"]
@@ -21,14 +21,30 @@ Did = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_
                 Field(description="the DID as written by the admin; must be a valid phone number read in "
                                   "default_region (its E.164 form is what calls are matched by)",
                       examples=["+33 1 84 88 00 00"])]
-Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255,
-                                        pattern=r"^[A-Za-z0-9.\-:\[\]]+$"),
-                 Field(description="trunk host name or IP address", examples=["sip.provider.example"])]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Username = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+TrunkId = Annotated[RowId, Field(description="the trunk that delivers the number and carries its outbound "
+                                             "calls (see /trunks)")]
+DefaultOutbound = Annotated[bool, Field(description="SPEC R4: employees without an outbound number of their own "
+                                                    "call out from this one; setting it clears it on the others")]
+
+#: Fields numbers had before trunks were their own resource, and where each went.
+MOVED_FIELDS = {
+    "trunk_host": "host", "trunk_port": "port", "trunk_username": "username", "trunk_password": "secret",
+}
 
 
-class NumberCreate(Strict):
+class _NoMovedFields(Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_moved_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old in MOVED_FIELDS:
+                if old in data:
+                    raise ValueError(f"{old} moved to trunks (as {MOVED_FIELDS[old]}): create the trunk with "
+                                     "POST /trunks and set trunk_id")
+        return data
+
+
+class NumberCreate(_NoMovedFields):
     """A number to create, with every CRM-integration setting (defaults: T4a, T5 incoming, ...)."""
 
     kind: NumberKind
@@ -36,10 +52,8 @@ class NumberCreate(Strict):
     name: Name
     default_region: Region
     queue_group_id: RowId | None = None
-    trunk_host: Host | None = None
-    trunk_port: Port = 5060
-    trunk_username: Username | None = None
-    trunk_password: Secret | None = Field(default=None, description="write-only; never returned")
+    trunk_id: TrunkId | None = None
+    default_outbound: DefaultOutbound = False
     unknown_caller_action: UnknownCallerAction = "auto_lead"
     create_for: CreateFor = "incoming"
     source_id: RowId | None = Field(default=None, description="lead source (T6); default: CALL")
@@ -49,18 +63,16 @@ class NumberCreate(Strict):
     change_responsible_on_transfer: bool = False
 
 
-class NumberUpdate(Strict):
-    """A partial change. `trunk_password: null` removes the stored password."""
+class NumberUpdate(_NoMovedFields):
+    """A partial change. `trunk_id: null` detaches the number from its trunk."""
 
     kind: NumberKind | None = None
     number: Did | None = None
     name: Name | None = None
     default_region: Region | None = None
     queue_group_id: RowId | None = None
-    trunk_host: Host | None = None
-    trunk_port: Port | None = None
-    trunk_username: Username | None = None
-    trunk_password: Secret | None = Field(default=None, description="write-only; null clears it")
+    trunk_id: TrunkId | None = None
+    default_outbound: DefaultOutbound | None = None
     unknown_caller_action: UnknownCallerAction | None = None
     create_for: CreateFor | None = None
     source_id: RowId | None = None
@@ -70,8 +82,8 @@ class NumberUpdate(Strict):
 
 
 class NumberOut(Out):
-    """A number as the caller may see it: no secret, only whether one is set; the trunk settings
-    (`trunk_*`, `has_trunk_password`) are null for employees who may not manage numbers (T2)."""
+    """A number as the caller may see it; `trunk_id` is null for employees who may not manage numbers
+    (T2: the trunk is number configuration they may not see)."""
 
     id: int
     kind: str
@@ -80,10 +92,8 @@ class NumberOut(Out):
     name: str
     default_region: str
     queue_group_id: int | None
-    trunk_host: str | None
-    trunk_port: int | None
-    trunk_username: str | None
-    has_trunk_password: bool | None
+    trunk_id: int | None
+    default_outbound: bool
     unknown_caller_action: str
     create_for: str
     source_id: int | None

@@ -20,6 +20,7 @@ from gateway.storage.models.enums import (
     ActivityDirection,
     ActivityKind,
     AnyAddressCreates,
+    CallerIdFormat,
     CallOutcome,
     CreateFor,
     CrmMode,
@@ -34,6 +35,10 @@ from gateway.storage.models.enums import (
     PartyItemType,
     QueueStrategy,
     RightLevel,
+    TrunkKind,
+    TrunkNumberHeader,
+    TrunkTransport,
+    TrunkTrust,
     UnknownCallerAction,
 )
 from gateway.storage.models.mail import (
@@ -52,6 +57,7 @@ from gateway.storage.models.registrations import RegistrarBinding
 from gateway.storage.models.reliability import Decision, IdempotencyKey, OutboxEntry
 from gateway.storage.models.settings import CRM_SETTINGS_ID, CrmSettings, ExceptionEntry, Pipeline, Source
 from gateway.storage.models.telephony import DEFAULT_RING_TIME_S, Number, QueueGroup, QueueMember
+from gateway.storage.models.trunks import Trunk
 
 __all__ = [
     "CRM_SETTINGS_ID",
@@ -65,6 +71,7 @@ __all__ = [
     "Base",
     "Call",
     "CallOutcome",
+    "CallerIdFormat",
     "Company",
     "CompanyContact",
     "Contact",
@@ -111,6 +118,11 @@ __all__ = [
     "Source",
     "TimelineEntry",
     "TlsMode",
+    "Trunk",
+    "TrunkKind",
+    "TrunkNumberHeader",
+    "TrunkTransport",
+    "TrunkTrust",
     "UnknownCallerAction",
     "metadata",
     "utcnow",

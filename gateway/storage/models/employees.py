@@ -30,6 +30,11 @@ class Employee(Base):
     sip_realm: Mapped[str | None] = mapped_column(sa.String(255))
     sip_ha1_md5: Mapped[str | None] = mapped_column(sa.String(32))
     sip_ha1_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    # SPEC R4: the number their outside calls leave from (None: the default outbound number).
+    # use_alter: employees and numbers refer to each other through queue groups, a cycle to create.
+    outbound_number_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("numbers.id", ondelete="SET NULL", use_alter=True), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     # Small collections needed whenever an employee is shown or checked: loaded eagerly so async

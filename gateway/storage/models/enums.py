@@ -99,3 +99,44 @@ class CallOutcome(StrEnum):
     MISSED = "missed"
     REJECTED = "rejected"
     FAILED = "failed"
+
+
+# The trunk words below are stored copies of gateway.trunks.model's (storage stays below the domain);
+# a test holds the two sets of values equal.
+class TrunkKind(StrEnum):
+    """SPEC T1: a SIP provider's trunk (rented numbers) or a customer's own SIP PBX."""
+
+    PROVIDER = "provider"
+    PBX = "pbx"
+
+
+class TrunkTransport(StrEnum):
+    """How SIP reaches the trunk."""
+
+    UDP = "udp"
+    TCP = "tcp"
+
+
+class TrunkTrust(StrEnum):
+    """How an INVITE is recognised as coming from the trunk."""
+
+    SOURCE = "source"
+    REGISTRATION = "registration"
+    DIGEST = "digest"
+
+
+class TrunkNumberHeader(StrEnum):
+    """Where the dialled number of a trunk's INVITE may be read (a trunk stores an ordered list)."""
+
+    REQUEST_URI = "request_uri"
+    TO = "to"
+    P_CALLED_PARTY_ID = "p_called_party_id"
+    DIVERSION = "diversion"
+
+
+class CallerIdFormat(StrEnum):
+    """How the trunk wants our caller ID written."""
+
+    E164_PLUS = "e164_plus"
+    E164 = "e164"
+    NATIONAL = "national"

@@ -21,6 +21,7 @@ from gateway.storage.models.enums import (
 if TYPE_CHECKING:
     from gateway.storage.models.employees import Employee
     from gateway.storage.models.settings import Source
+    from gateway.storage.models.trunks import Trunk
 
 
 DEFAULT_RING_TIME_S = 20
@@ -93,15 +94,18 @@ def _e164_on_insert(context: sa.engine.interfaces.ExecutionContext) -> str | Non
 
 
 class Number(Base):
-    """A DID the gateway answers: its trunk and its per-number CRM-integration settings.
+    """A DID the gateway answers: the trunk that delivers it and its per-number CRM-integration settings.
 
-    `trunk_password` is a secret: never log it, never return it from the API (SPEC T2).
-    `e164` is `number` read in `default_region`: the call path finds a dialled number by it. When not
+    A trunk carrying numbers cannot be deleted. `default_outbound`: the number employees without an
+    outbound number of their own call out from (SPEC R4); at most one number has it (a partial unique
+    index holds that). `e164` is `number` read in `default_region`: the call path finds a dialled number by it. When not
     given it is computed on insert; whoever changes `number` or `default_region` sets it again.
     """
 
     __tablename__ = "numbers"
     __table_args__ = (
+        sa.Index("ix_numbers_default_outbound", "default_outbound", unique=True,
+                 sqlite_where=sa.text("default_outbound"), postgresql_where=sa.text("default_outbound")),
         enum_check("kind", NumberKind),
         enum_check("unknown_caller_action", UnknownCallerAction),
         enum_check("create_for", CreateFor),
@@ -118,10 +122,8 @@ class Number(Base):
     queue_group_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("queue_groups.id", ondelete="SET NULL"), index=True
     )
-    trunk_host: Mapped[str | None] = mapped_column(sa.String(255))
-    trunk_port: Mapped[int | None] = mapped_column()
-    trunk_username: Mapped[str | None] = mapped_column(sa.String(200))
-    trunk_password: Mapped[str | None] = mapped_column(sa.String(200))
+    trunk_id: Mapped[int | None] = mapped_column(sa.ForeignKey("trunks.id"), index=True)
+    default_outbound: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     unknown_caller_action: Mapped[str] = mapped_column(
         sa.String(16), default=UnknownCallerAction.AUTO_LEAD.value,
         server_default=UnknownCallerAction.AUTO_LEAD.value,
@@ -140,6 +142,7 @@ class Number(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
     queue_group: Mapped[QueueGroup | None] = relationship()
+    trunk: Mapped[Trunk | None] = relationship()
     source: Mapped[Source | None] = relationship()
 
     @validates("kind")
