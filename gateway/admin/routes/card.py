@@ -29,7 +29,7 @@ from gateway.admin.deps import SessionDep
 from gateway.admin.errors import conflict, forbidden
 from gateway.admin.schemas.card import CardCreate, CardCreated, CardNote, CardNoted
 from gateway.calls.card_events import CardHub
-from gateway.crm_bridge import call_hooks
+from gateway.crm_bridge import call_hooks, call_notes
 from gateway.crm_bridge.rights import load_actor
 from gateway.storage.models import Call
 
@@ -150,8 +150,8 @@ async def note_on_card(body: CardNote, request: Request, session: SessionDep,
     hub = _hub(request)
     call = await _card_call(session, hub, body.call_id, principal)
     try:
-        await call_hooks.note_call(session, call_id=body.call_id, employee_id=principal.employee_id, text=body.text)
-    except call_hooks.NoCallActivity as error:
+        await call_notes.note_call(session, call_id=body.call_id, employee_id=principal.employee_id, text=body.text)
+    except call_notes.NoCallActivity as error:
         raise conflict(str(error)) from None
     except LookupError as error:
         raise conflict(f"{error}: the call's CRM decision is not written yet") from None
