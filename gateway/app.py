@@ -25,6 +25,8 @@ from gateway.admin.routes.mail import set_mail_config
 from gateway.b2bua.controller import B2bua
 from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
 from gateway.b2bua.static_router import StaticRouter
+from gateway.calls.card_events import CardHub
+from gateway.calls.card_facts import DatabaseCardReader
 from gateway.calls.directory import DirectorySnapshot, RoutingDirectory
 from gateway.calls.journal import CallJournal
 from gateway.calls.live import LiveCalls
@@ -104,6 +106,8 @@ class Gateway:
             self.live_router = router = live.router(self, sip.static_routes, sip.routing_budget_ms / 1000)
             self.observers.add(live.journal)
             self.observers.add(self.live_router)
+            if live.card is not None:
+                self.observers.add(live.card)
         self.b2bua = B2bua(
             self.endpoint,  # type: ignore[arg-type]
             self.observers,
@@ -294,6 +298,7 @@ def crm_gateway(
     state: dict[str, Any] = {"sip_realm": config.sip.realm}
     if live is not None:
         state["on_config_change"] = live.directory.reload_now
+        state["card_hub"] = live.card
     return Gateway(
         config,
         admin_routers=crm_routers(),
@@ -321,7 +326,9 @@ async def open_live_calls(
     journal = CallJournal(
         sessionmaker, backend, wake_outbox=worker.wake, employee_for_extension=directory.employee_for_extension
     )
-    return LiveCalls(directory, journal, lookups, backend)
+    card = CardHub(DatabaseCardReader(lookups, backend), routed_call=journal.routed_call,
+                   employee_for_extension=directory.employee_for_extension, wake_outbox=worker.wake)
+    return LiveCalls(directory, journal, lookups, backend, card)
 
 
 async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher: Launcher = Launcher()) -> None:
@@ -369,6 +376,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
         server.should_exit = True
         with contextlib.suppress(Exception):
             await gateway.unregister_trunks()
+        if live is not None and live.card is not None:
+            live.card.close()  # open card streams would keep the admin API from stopping
         gateway.stop_sip()
         stop.set()
         with contextlib.suppress(Exception):

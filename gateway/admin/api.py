@@ -26,6 +26,7 @@ def crm_routers() -> list[APIRouter]:
     """Every router of the admin API's configuration and CRM resources (all need a bearer token)."""
     from gateway.admin.routes import (
         calls,
+        card,
         catalog,
         crm,
         decisions,
@@ -42,7 +43,7 @@ def crm_routers() -> list[APIRouter]:
 
     routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, catalog.router,
                items.router, decisions.router, simulate.router, calls.router, mailboxes.router, mail.router,
-               trunks.router]
+               trunks.router, card.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers

@@ -121,6 +121,10 @@ class CallJournal:
             # The caller gave up during the lookup (CANCEL): the call is over before it rang.
             self.call_failed(CallFailed(call.call_id, failed_early, 0.0))
 
+    def routed_call(self, call_id: str) -> RoutedCall | None:
+        """What the router decided for a call still on (None: not one of the numbers', or over)."""
+        return self._calls.get(call_id)
+
     def not_logged(self, call_id: str) -> None:
         """The router decided a call the call log does not hold (an extension, a static route)."""
         self._routing.pop(call_id, None)

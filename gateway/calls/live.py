@@ -8,6 +8,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.calls.card_events import CardHub
 from gateway.calls.directory import RoutingDirectory
 from gateway.calls.journal import CallJournal
 from gateway.calls.router import LiveRouter
@@ -43,6 +44,7 @@ class LiveCalls:
     journal: CallJournal
     lookups: async_sessionmaker[AsyncSession]
     backend: CrmBackend
+    card: CardHub | None = None  # the call card's events (R8), an observer of the calls like the journal
 
     def router(self, sip: SipSide, static_routes: Sequence[StaticRoute], budget: float) -> LiveRouter:
         """The router of `sip`'s B2BUA (the B2BUA itself may be built after this call)."""

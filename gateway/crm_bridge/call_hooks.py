@@ -255,6 +255,11 @@ async def _card_item_types(session: AsyncSession, key: str) -> set[str]:
     return made
 
 
+async def card_item_types(session: AsyncSession, call_id: str) -> set[str]:
+    """What the card of call `call_id` created (or queued): T4b allows one item per call."""
+    return await _card_item_types(session, call_key(call_id))
+
+
 async def _lead_from_card(session: AsyncSession, key: str) -> bool:
     """True when a lead was created (or is queued to be) from this call's card (T4b)."""
     return "lead" in await _card_item_types(session, key)
@@ -394,3 +399,4 @@ async def finish_call(
     payload = {"answered_by": answered_by, "duration_s": duration_s, "ended_at": ended_at.isoformat()}
     await outbox.enqueue(session, key, CALL_ENDED, payload, now=ended_at)
     return True
+

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.crm_bridge.backend import CrmBackend, NewItem
 from gateway.crm_bridge.linking import Channel, Direction, ItemRef, LinkPlan
-from gateway.storage.models import IdempotencyKey
+from gateway.storage.models import Activity, IdempotencyKey
 
 if TYPE_CHECKING:
     from gateway.storage.models import OutboxEntry
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 LINK_PLAN = "link_plan"
 TRANSFER = "transfer"
 CALL_ENDED = "call_ended"
+CALL_NOTE = "call_note"
 
 
 class PermanentOutboxError(Exception):
@@ -262,6 +263,24 @@ async def carry_out_call_end(
     return int(activity_id)
 
 
+async def carry_out_call_note(
+    session: AsyncSession, backend: CrmBackend, interaction_key: str, note: Mapping[str, Any]
+) -> int | None:
+    """A note from the call card: kept in the call activity's details and shown on each of its items'
+    timelines. Queued behind the call's plan, so the activity exists by now; None when it recorded none."""
+    recorded = await session.get(IdempotencyKey, f"{interaction_key}:activity")
+    activity_id = (recorded.result or {}).get("activity_id") if recorded is not None else None
+    activity = await session.get(Activity, int(activity_id)) if activity_id is not None else None
+    if activity is None:
+        return None
+    notes = [*(activity.details or {}).get("notes", ()), dict(note)]
+    await backend.complete_activity(session, activity.id, completed_at=None, details={"notes": notes})
+    for binding in activity.bindings:
+        await backend.add_timeline(session, ItemRef(binding.item_type, binding.item_id), kind="note",
+                                   text=str(note["text"]), employee_id=note.get("employee_id"))
+    return activity.id
+
+
 async def _handle_link_plan(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
     try:
         plan = LinkPlan.from_dict(entry.payload["plan"])
@@ -287,9 +306,16 @@ async def _handle_call_ended(session: AsyncSession, backend: CrmBackend, entry: 
     await carry_out_call_end(session, backend, entry.interaction_key, entry.payload)
 
 
+async def _handle_call_note(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
+    if not isinstance(entry.payload.get("text"), str):
+        raise PermanentOutboxError(f"malformed call_note payload: {entry.payload!r}")
+    await carry_out_call_note(session, backend, entry.interaction_key, entry.payload)
+
+
 #: Outbox entry kind → how to apply it (used by :class:`gateway.crm_bridge.outbox.OutboxWorker`).
 HANDLERS: dict[str, Callable[[AsyncSession, CrmBackend, OutboxEntry], Awaitable[None]]] = {
     LINK_PLAN: _handle_link_plan,
     TRANSFER: _handle_transfer,
     CALL_ENDED: _handle_call_ended,
+    CALL_NOTE: _handle_call_note,
 }

@@ -1,0 +1,226 @@
+"""The call card's hub (SPEC R8): call events become per-employee card events, in order, replayable by
+Last-Event-ID, in bounded memory. The CRM read is a fake here (a future the test resolves); the real read
+and the stream are proven end to end with SIPp in tests/integration/test_live_card.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallStarted, LegOffered
+from gateway.calls.card_events import CardHub
+from gateway.calls.card_feed import STREAM_QUEUE, CardEvent
+from gateway.calls.journal import RoutedCall
+from gateway.routing.decision import RouteDecision
+from gateway.routing.request import RouteRequest
+from gateway.routing.targets import Target
+
+ALICE, BRUNO, CHLOE = 11, 12, 13
+
+
+class Crm:
+    """A CardReader whose answers the test releases, so it can make the read slow."""
+
+    def __init__(self, *, slow: bool = False) -> None:
+        self.slow = slow
+        self.release = asyncio.Event()
+        self.read_calls: list[str] = []
+
+    async def __call__(self, routed: RoutedCall) -> dict[str, Any]:
+        self.read_calls.append(routed.call_id)
+        if self.slow:
+            await self.release.wait()
+        return {"available": True, "action": "offer_in_card", "items": [], "offer": {"create": ["lead", "contact"]}}
+
+
+def routed(call_id: str) -> RoutedCall:
+    return RoutedCall(call_id=call_id, direction="inbound", number_id=7, number="+33184880000",
+                      party_raw="0655000101", party_e164="+33655000101", decision=RouteDecision((), None, ()))
+
+
+def request(call_id: str) -> RouteRequest:
+    return RouteRequest(call_id=call_id, request_user="0184880000", to_user="0184880000",
+                        caller_uri="sip:0655000101@trunk.test", caller_user="0655000101", caller_display=None,
+                        asserted=None, privacy=None, source=("udp", "127.0.0.1", 5090), trusted=True,
+                        authenticated_user=None, at=0.0)
+
+
+def hub(crm: Crm, **options: Any) -> CardHub:
+    return CardHub(crm, routed_call=routed, **options)
+
+
+def ring(card: CardHub, call_id: str, *employees: int) -> None:
+    card.call_started(CallStarted(call_id, request(call_id), 0.0))
+    for employee_id in employees:
+        card.leg_offered(LegOffered(call_id, Target.employee(employee_id, str(1000 + employee_id)), 0.0))
+
+
+def answer_and_end(card: CardHub, call_id: str, employee_id: int) -> None:
+    card.call_answered(CallAnswered(call_id, 1.0, 1.0, Target.employee(employee_id, str(1000 + employee_id))))
+    card.call_ended(CallEnded(call_id, 4.0, "caller", 5.0))
+
+
+def kinds(events: list[CardEvent]) -> list[tuple[str, str]]:
+    return [(event.kind, event.call_id) for event in events]
+
+
+def seen(card: CardHub, employee_id: int, after: int | None = None) -> list[CardEvent]:
+    stream = card.subscribe(employee_id, after)
+    live = []
+    while not stream.queue.empty():
+        item = stream.queue.get_nowait()
+        assert item is not None
+        live.append(item)
+    card.unsubscribe(employee_id, stream)
+    return [*stream.backlog, *live]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_r8_each_employee_offered_sees_ringing_answered_ended_in_order_with_the_card() -> None:
+    card = hub(Crm())
+    ring(card, "c1", ALICE, BRUNO)
+    await settle()
+    answer_and_end(card, "c1", BRUNO)
+    for employee_id in (ALICE, BRUNO):
+        events = seen(card, employee_id, after=0)
+        assert kinds(events) == [("ringing", "c1"), ("answered", "c1"), ("ended", "c1")]
+        assert [e.id for e in events] == sorted(e.id for e in events) and len({e.id for e in events}) == 3
+    [ringing, answered, ended] = seen(card, ALICE, after=0)
+    assert ringing.data["caller"] == {"as_dialled": "0655000101", "e164": "+33655000101"}
+    assert ringing.data["number"]["e164"] == "+33184880000" and ringing.data["crm"]["offer"]
+    assert answered.data["answered_by"]["employee_id"] == BRUNO
+    assert (ended.data["outcome"], ended.data["duration_s"]) == ("answered", 4.0)
+    assert seen(card, CHLOE, after=0) == []  # never offered: nothing
+
+
+async def test_r8_a_slow_crm_read_holds_the_calls_events_back_in_order() -> None:
+    crm = Crm(slow=True)
+    card = hub(crm)
+    ring(card, "c1", ALICE)
+    answer_and_end(card, "c1", ALICE)
+    await settle()
+    assert seen(card, ALICE, after=0) == []  # nothing before the ringing it follows
+    crm.release.set()
+    await settle()
+    assert kinds(seen(card, ALICE, after=0)) == [("ringing", "c1"), ("answered", "c1"), ("ended", "c1")]
+    assert crm.read_calls == ["c1"]  # one read per call, whoever else it rings
+
+
+async def test_r8_a_crm_read_past_its_time_still_rings_the_card_without_crm_knowledge() -> None:
+    card = hub(Crm(slow=True), read_timeout=0.01)
+    ring(card, "c1", ALICE)
+    await asyncio.sleep(0.05)
+    [ringing] = seen(card, ALICE, after=0)
+    assert ringing.data["crm"]["available"] is False and "in time" in ringing.data["crm"]["reason"]
+    assert ringing.data["caller"]["e164"] == "+33655000101"
+
+
+async def test_r8_last_event_id_replays_only_what_the_client_missed() -> None:
+    card = hub(Crm())
+    ring(card, "c1", ALICE)
+    await settle()
+    [first] = seen(card, ALICE, after=0)
+    card.call_answered(CallAnswered("c1", 1.0, 1.0, Target.employee(ALICE, "1011")))
+    assert kinds(seen(card, ALICE, after=first.id)) == [("answered", "c1")]
+    # A new stream (no Last-Event-ID) starts with the cards of the calls still on.
+    assert kinds(seen(card, ALICE)) == [("ringing", "c1"), ("answered", "c1")]
+
+
+async def test_r8_a_live_stream_gets_new_events_after_its_backlog() -> None:
+    card = hub(Crm())
+    stream = card.subscribe(ALICE, None)
+    ring(card, "c1", ALICE)
+    await settle()
+    event = await asyncio.wait_for(stream.queue.get(), 1.0)
+    assert event is not None and event.kind == "ringing" and stream.backlog == []
+    card.close()
+    assert await asyncio.wait_for(stream.queue.get(), 1.0) is None  # the stream is told to end
+
+
+async def test_r8_an_ended_calls_events_are_dropped_after_the_grace_period() -> None:
+    card = hub(Crm(), grace=0.05)
+    ring(card, "c1", ALICE)
+    await settle()
+    answer_and_end(card, "c1", ALICE)
+    assert kinds(seen(card, ALICE, after=0))[-1] == ("ended", "c1")  # a reconnect within the grace sees the end
+    assert seen(card, ALICE) == []  # a new stream: the call is no longer on
+    await asyncio.sleep(0.1)
+    assert seen(card, ALICE, after=0) == [] and card.buffered() == 0 and card.offered_to("c1") == ()
+
+
+async def test_r8_a_missed_call_ends_the_card_as_missed() -> None:
+    card = hub(Crm(), grace=0.05)
+    ring(card, "c1", ALICE)
+    await settle()
+    card.call_failed(CallFailed("c1", 487, 2.0))
+    assert [(e.kind, e.data.get("outcome")) for e in seen(card, ALICE, after=0)] == [
+        ("ringing", None), ("ended", "missed")]
+
+
+async def test_r8_memory_is_bounded_per_employee_and_in_calls_followed() -> None:
+    card = hub(Crm(), feed_cap=5, max_calls=3)
+    for n in range(3):
+        ring(card, f"c{n}", ALICE)
+    ring(card, "c-over", ALICE)  # past max_calls: no card, nothing kept
+    await settle()
+    assert card.offered_to("c-over") == () and card.offered_to("c0") == (ALICE,)
+    for n in range(3):
+        answer_and_end(card, f"c{n}", ALICE)
+    assert card.buffered() == 5  # 9 events, only the newest 5 kept
+    assert kinds(seen(card, ALICE, after=0))[-1] == ("ended", "c2")
+
+
+async def test_r8_a_stream_that_falls_behind_is_ended_and_replays_on_reconnect() -> None:
+    card = hub(Crm(), feed_cap=STREAM_QUEUE * 4)
+    stream = card.subscribe(ALICE, None)
+    for n in range(STREAM_QUEUE + 1):
+        ring(card, f"c{n}", ALICE)
+    await settle()
+    assert stream.queue.get_nowait() is None  # dropped: the client reconnects with its last id
+    assert len(seen(card, ALICE, after=0)) == STREAM_QUEUE + 1
+
+
+async def test_r8_an_employee_offered_twice_gets_one_ringing() -> None:
+    card = hub(Crm())
+    ring(card, "c1", ALICE, ALICE)
+    await settle()
+    assert kinds(seen(card, ALICE, after=0)) == [("ringing", "c1")]
+
+
+async def test_r8_transferred_lights_up_with_any_transfer_event_shape() -> None:
+    card = hub(Crm())
+    ring(card, "c1", ALICE)
+    await settle()
+
+    class CallTransferred:  # the transfers package's event, as far as the card needs it
+        call_id = "c1"
+        target = Target.employee(BRUNO, "1012")
+        kind = "blind"
+
+    card.call_transferred(CallTransferred())
+    card.call_transferred(object())  # no call_id: ignored, never raises
+    [_, transferred] = seen(card, ALICE, after=0)
+    assert transferred.kind == "transferred" and transferred.data["to"]["employee_id"] == BRUNO
+
+
+def test_r8_an_event_is_one_sse_message() -> None:
+    text = CardEvent(42, "ringing", "c1", {"note": "two\nlines"}).sse()
+    assert text.startswith("id: 42\nevent: ringing\ndata: {") and text.endswith("}\n\n")
+    assert text.count("\n") == 4  # the JSON's newline is escaped: one data line
+
+
+@pytest.mark.parametrize("extension_only", [True, False])
+async def test_r8_a_phone_target_names_its_employee_by_extension(extension_only: bool) -> None:
+    card = CardHub(Crm(), routed_call=routed, employee_for_extension={"1011": ALICE}.get)
+    card.call_started(CallStarted("c1", request("c1"), 0.0))
+    target = Target.phone("sip:1011@10.0.0.1", extension="1011",
+                          employee_id=None if extension_only else ALICE)
+    card.leg_offered(LegOffered("c1", target, 0.0))
+    await settle()
+    assert kinds(seen(card, ALICE, after=0)) == [("ringing", "c1")]
