@@ -33,6 +33,9 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.demo import first_admin_id, seed_demo_if_new
+from gateway.guard.metrics import GuardCollector
+from gateway.guard.policy import SourceGuard
+from gateway.guard.wiring import GuardWiring
 from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.registrar.persistence import BindingPersistence, JournaledBindingStore
@@ -83,11 +86,16 @@ class Gateway:
         )
         passwords = {user.username: user.password for user in sip.users}
         ha1 = live.directory.ha1 if live is not None else _no_ha1
+        # Trunks are trusted by address: never rate-limited nor banned (see gateway.guard.policy).
+        self.guard = SourceGuard(config.security, exempt=lambda host: any(t.host == host for t in sip.trunks))
+        guard_wiring = GuardWiring(self.guard)
+        self.endpoint.screen = guard_wiring.screen
+        self._ignores = guard_wiring.ignores
         self.bindings = bindings if bindings is not None else BindingStore()
         self.registrar = Registrar(
             self.bindings,
             DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms,
-                       ha1=ha1),
+                       ha1=ha1, node_id=sip.node_id, on_failure=guard_wiring.auth_failed),
             min_expires=sip.min_expires,
             max_expires=sip.max_expires,
             default_expires=sip.default_expires,
@@ -107,7 +115,7 @@ class Gateway:
             router,
             self.registrar,
             DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms,
-                       ha1=ha1),
+                       ha1=ha1, node_id=sip.node_id, on_failure=guard_wiring.auth_failed),
             self._trusted,
             connected=self._connected,
             nat_contacts=sip.nat_contacts,
@@ -119,6 +127,7 @@ class Gateway:
         self.metrics_registry = metrics.gateway_registry(
             self.endpoint.stats, lambda: len(self.bindings), self.call_stats, lambda: self.listening
         )
+        self.metrics_registry.register(GuardCollector(self.guard, self._sip_now))
         if live is not None:
             self.metrics_registry.register(metrics.JournalCollector(live.journal.work))
 
@@ -148,6 +157,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         resolver = SipResolver(self.config.sip.dns_servers, self.config.sip.dns_timeout)
         self.runtime = SipRuntime(self.endpoint, self.b2bua.handle, loop, resolver)
+        self.runtime.ignores = self._ignores
         for address in self.config.sip.listen:
             try:
                 if address.transport == "udp":
@@ -190,7 +200,8 @@ class Gateway:
     def admin_server(self) -> uvicorn.Server:
         """The uvicorn server of the admin API, to be served inside this loop."""
         admin = self.config.admin
-        state = {"gateway": self, "metrics_registry": self.metrics_registry, **self.admin_state}
+        state = {"gateway": self, "metrics_registry": self.metrics_registry, "source_guard": self.guard,
+                 "sip_clock": self._sip_now, **self.admin_state}
         app = create_admin_app(sip_ready=lambda: self.listening, routers=self.admin_routers, state=state)
         if self.admin_setup is not None:
             self.admin_setup(app)

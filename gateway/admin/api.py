@@ -35,12 +35,14 @@ def crm_routers() -> list[APIRouter]:
         mailboxes,
         numbers,
         queues,
+        security,
         simulate,
         tokens,
     )
 
     routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, catalog.router,
-               items.router, decisions.router, simulate.router, calls.router, mailboxes.router, mail.router]
+               items.router, decisions.router, simulate.router, calls.router, mailboxes.router, mail.router,
+               security.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers
