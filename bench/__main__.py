@@ -41,6 +41,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parse-seconds", type=float, default=2.0, help="parser micro-benchmark length")
     parser.add_argument("--crm", default="new,known",
                         help="CRM rows after the gateway row: calls from new and/or known callers ('' for none)")
+    parser.add_argument("--flood-seconds", type=float, default=10.0,
+                        help="the flood row: calls at half capacity while one source floods INVITEs at 10x (0: none)")
+    parser.add_argument("--flood-capacity", type=int, default=0,
+                        help="the capacity the flood row assumes (default: the gateway row's max, else 800 cps)")
     parser.add_argument("--mail-messages", type=int, default=500,
                         help="messages for the mail row (Dovecot inbox → CRM activities; 0: none)")
     return parser.parse_args(argv)
@@ -98,6 +102,20 @@ def run_mail(messages: int) -> str:
         return f"mail: not measured ({type(exc).__name__}: {exc})"
 
 
+def run_flood(args: argparse.Namespace, settings: BenchSettings, results: dict[str, TargetResult]) -> str:
+    """The flood row (bench/flood.py) at the measured (or given) capacity of the gateway."""
+    gateway = results.get("gateway")
+    capacity = args.flood_capacity or (gateway.max_cps if gateway and gateway.max_cps else 800)
+    print(f"bench: flood: calls at {capacity // 2} cps while {capacity * 10} INVITEs/s come from one source",
+          flush=True)
+    try:
+        from bench.flood import run_flood_row
+
+        return run_flood_row(settings, capacity, args.flood_seconds, lambda line: print(line, flush=True)).row()
+    except Exception as exc:  # one row that cannot run must not cost the others
+        return f"flood: not measured ({type(exc).__name__}: {exc})"
+
+
 def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -117,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, TargetResult] = {}
     parse = ParseResult(0.0, "not run")
     mail = "mail: not run"
+    flood = "flood: not run"
     interrupted = False
     try:
         print(f"bench: parser micro-benchmark ({args.parse_seconds:g} s)", flush=True)
@@ -138,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             if box.name == "gateway":
                 for mode in [m.strip() for m in args.crm.split(",") if m.strip()]:
                     results[f"crm-{mode}"] = run_crm(mode, settings, args.half_seconds)
+        if args.flood_seconds > 0 and shutil.which("sipp") is not None:
+            flood = run_flood(args, settings, results)
         if args.mail_messages > 0:
             mail = run_mail(args.mail_messages)
     except KeyboardInterrupt:
@@ -156,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sippy ran {settings.sippy_workers} UDP worker thread(s), Kamailio {settings.kamailio_children} UDP "
           "worker(s): more of either can deliver a 180 after its 200, which SIPp's uac fails")
     print(f"({meta['seconds']:.0f} s; per-step results in {settings.results_file})")
+    print(flood)
     print(mail)
     print(machine_line(results, parse), flush=True)
     return 1 if interrupted else 0

@@ -36,6 +36,9 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.demo import first_admin_id, seed_demo_if_new
+from gateway.guard.metrics import GuardCollector
+from gateway.guard.policy import SourceGuard
+from gateway.guard.wiring import GuardWiring
 from gateway.registrar import BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.registrar.persistence import BindingPersistence, JournaledBindingStore
@@ -88,11 +91,16 @@ class Gateway:
         )
         passwords = {user.username: user.password for user in sip.users}
         ha1 = live.directory.ha1 if live is not None else _no_ha1
+        # Trunks are trusted by address: never rate-limited nor banned (see gateway.guard.policy).
+        self.guard = SourceGuard(config.security, exempt=self._trunk_address)
+        guard_wiring = GuardWiring(self.guard)
+        self.endpoint.screen = guard_wiring.screen
+        self._ignores = guard_wiring.ignores
         self.bindings = bindings if bindings is not None else BindingStore()
         self.registrar = Registrar(
             self.bindings,
             DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms,
-                       ha1=ha1),
+                       ha1=ha1, node_id=sip.node_id, on_failure=guard_wiring.auth_failed),
             min_expires=sip.min_expires,
             max_expires=sip.max_expires,
             default_expires=sip.default_expires,
@@ -114,7 +122,7 @@ class Gateway:
             router,
             self.registrar,
             DigestGate(sip.nonce_secret, sip.realm, sip.nonce_max_age, passwords, algorithms=sip.digest_algorithms,
-                       ha1=ha1),
+                       ha1=ha1, node_id=sip.node_id, on_failure=guard_wiring.auth_failed),
             self._trusted,
             connected=self._connected,
             nat_contacts=sip.nat_contacts,
@@ -127,6 +135,7 @@ class Gateway:
         self.metrics_registry = metrics.gateway_registry(
             self.endpoint.stats, lambda: len(self.bindings), self.call_stats, lambda: self.listening
         )
+        self.metrics_registry.register(GuardCollector(self.guard, self._sip_now))
         if live is not None:
             self.metrics_registry.register(metrics.JournalCollector(live.journal.work))
         # Outbound registrations to providers follow the directory's trunks (synced once SIP listens).
@@ -156,6 +165,12 @@ class Gateway:
     def _connected(self, peer: tuple[str, str, int]) -> bool:
         return self.runtime is not None and self.runtime.is_connected(peer)
 
+    def _trunk_address(self, host: str) -> bool:
+        """Whether `host` is a trunk's address (the configuration's, or a database trunk trusted by source)."""
+        if any(t.host == host for t in self.config.sip.trunks):
+            return True
+        return self.live is not None and self.live.directory.trunk_index.by_source(host, 0) is not None
+
     def _trusted(self, host: str, port: int) -> bool:
         return any(t.host == host and (t.port is None or t.port == port) for t in self.config.sip.trunks)
 
@@ -168,6 +183,7 @@ class Gateway:
             # Trunks trusted by a host name are looked up as SIP looks names up (dns_servers).
             self.live.directory.resolve = resolver.resolve
             self.live.directory.request_reload("trunk addresses")
+        self.runtime.ignores = self._ignores
         for address in self.config.sip.listen:
             try:
                 if address.transport == "udp":
@@ -228,8 +244,8 @@ class Gateway:
     def admin_server(self) -> uvicorn.Server:
         """The uvicorn server of the admin API, to be served inside this loop."""
         admin = self.config.admin
-        state = {"gateway": self, "metrics_registry": self.metrics_registry,
-                 "trunk_registrations": self.trunk_registrations, **self.admin_state}
+        state = {"gateway": self, "metrics_registry": self.metrics_registry, "source_guard": self.guard,
+                 "sip_clock": self._sip_now, "trunk_registrations": self.trunk_registrations, **self.admin_state}
         app = create_admin_app(sip_ready=lambda: self.listening, routers=self.admin_routers, state=state)
         if self.admin_setup is not None:
             self.admin_setup(app)

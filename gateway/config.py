@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.guard.settings import GuardSettings, SecuritySettingsError, read_security
+
 TRANSPORTS = ("udp", "tcp")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gateway.db"
 
@@ -70,6 +72,8 @@ class SipConfig:
     realm: str = "gateway"
     nonce_secret: bytes = field(default=b"", repr=False)
     nonce_max_age: float = 300.0
+    # This node's name inside its nonces: another node sharing the secret answers them stale.
+    node_id: str = ""
     # Offered in this order (RFC 8760 §2.4: a client answers the first it supports). MD5 alone by
     # default: some phones (and SIPp) take the first challenge whatever its algorithm.
     digest_algorithms: tuple[str, ...] = ("MD5",)
@@ -131,6 +135,7 @@ class GatewayConfig:
     database: DatabaseConfig = DatabaseConfig()
     log_level: str = "INFO"
     mail: MailConfig = MailConfig()
+    security: GuardSettings = GuardSettings()
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -148,7 +153,7 @@ def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    _reject_unknown(data, {"sip", "admin", "database", "log_level", "mail"}, "")
+    _reject_unknown(data, {"sip", "admin", "database", "log_level", "mail", "security"}, "")
     sip = data.get("sip")
     if not isinstance(sip, dict):
         raise ConfigError(f"{source}: missing [sip] table (add [sip] with listen = [\"udp:127.0.0.1:5060\"])")
@@ -161,13 +166,21 @@ def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
         database=_database(_table(data, "database")),
         log_level=log_level,
         mail=_mail(_table(data, "mail")),
+        security=_security(_table(data, "security")),
     )
+
+
+def _security(table: dict[str, Any]) -> GuardSettings:
+    try:
+        return read_security(table)
+    except SecuritySettingsError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _sip(table: dict[str, Any]) -> SipConfig:
     _reject_unknown(
         table,
-        {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
+        {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age", "node_id",
          "digest_algorithms", "min_expires", "max_expires", "default_expires", "max_contacts_per_aor", "nat_contacts",
          "max_call_seconds", "routing_budget_ms",
          "dns_servers", "dns_timeout"},
@@ -200,6 +213,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         # A random secret means nonces do not survive a restart: phones simply get a fresh challenge.
         nonce_secret=secret_text.encode() if secret_text else secrets.token_bytes(32),
         nonce_max_age=float(_int(table, "nonce_max_age", "sip.", 300, minimum=10)),
+        node_id=_node_id(table),
         digest_algorithms=_digest_algorithms(table),
         min_expires=min_expires,
         max_expires=max_expires,
@@ -211,6 +225,16 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         dns_servers=_dns_servers(table),
         dns_timeout=_dns_timeout(table),
     )
+
+
+def _node_id(table: dict[str, Any]) -> str:
+    value = table.get("node_id")
+    if value is None:
+        # Random per process: nonces of a previous run (whose replay guard is gone) turn stale too.
+        return secrets.token_hex(4)
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+        raise ConfigError(f"sip.node_id = {value!r}: use 1 to 32 letters, digits, _ or -, such as \"gw-a\"")
+    return value
 
 
 def _routing_budget(table: dict[str, Any]) -> int:

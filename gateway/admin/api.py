@@ -36,6 +36,7 @@ def crm_routers() -> list[APIRouter]:
         mailboxes,
         numbers,
         queues,
+        security,
         simulate,
         tokens,
         trunks,
@@ -43,7 +44,7 @@ def crm_routers() -> list[APIRouter]:
 
     routers = [tokens.router, employees.router, numbers.router, queues.router, crm.router, catalog.router,
                items.router, decisions.router, simulate.router, calls.router, mailboxes.router, mail.router,
-               trunks.router, card.router]
+               trunks.router, card.router, security.router]
     for router in routers:
         router.responses = {**_AUTH_RESPONSES, **router.responses}
     return routers

@@ -267,7 +267,7 @@ class B2bua:
         trusted = trunk_id is not None or self.trusted(source[1], source[2])
         authenticated: str | None = None
         if not trusted:
-            verdict = self.invite_gate.verify(request, "Proxy-Authorization", now)
+            verdict = self.invite_gate.verify(request, "Proxy-Authorization", now, source[1])
             if not verdict.ok:
                 response = make_response(request, 407, to_tag=self.port.new_tag())
                 response.headers.extend(

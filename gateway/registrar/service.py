@@ -54,7 +54,7 @@ class Registrar:
             return self._reply(request, exc.status_hint, str(exc))
 
     def _handle(self, request: Request, source: Target, now: float) -> Response:
-        verdict = self.gate.verify(request, "Authorization", now)
+        verdict = self.gate.verify(request, "Authorization", now, source[1])
         if not verdict.ok:
             response = self._reply(request, 401)
             for challenge in self.gate.challenges(now, stale=verdict.stale):

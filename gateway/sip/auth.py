@@ -1,13 +1,15 @@
 """HTTP Digest authentication for SIP (RFC 3261 §22, RFC 2617, RFC 7616): MD5 and SHA-256, qop=auth.
 
-Nonces are stateless: ``<time in ms, hex>.<salt>.<HMAC>`` keyed by a secret shared by every node, so
-any node can check a nonce another one issued, and a nonce older than `max_age` is reported stale
-(RFC 7616 §3.3: the client retries with the new nonce without asking the user again).
+Nonces are stateless: ``<time in ms, hex>.<salt>.<node>.<HMAC>`` keyed by a secret shared by every
+node. A nonce older than `max_age` is reported stale (RFC 7616 §3.3: the client retries with the new
+nonce without asking the user again).
 
 Replays within `max_age` are refused by a bounded `ReplayGuard` fed only with verified credentials:
 with qop the nonce-count must grow per nonce (RFC 7616 §3.4, RFC 2617 §3.2.2), without qop a nonce
 serves once. A refused replay is answered as stale, so an honest client simply takes the fresh nonce.
-The guard is per process: a replay sent to another node that shares the secret is not seen here.
+The guard is per process, so a nonce is good only on the node that issued it (the node id inside it,
+under the HMAC): credentials carrying another node's nonce are answered stale too, and a replay sent
+to another node that shares the secret finds no nonce there to spend.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ _HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|\Z)')
 # A nonce from a clock this far ahead of ours was not issued by a node of ours.
 _MAX_CLOCK_SKEW = 30.0
+# A node id is a label inside the nonce: no dot (the nonce's separator), short.
+_NODE_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # nc is 8LHEX (RFC 7616 §3.4); longer would let a client pick counts past our "spent" marker.
 _NC_RE = re.compile(r"[0-9A-Fa-f]{1,8}")
 # Above every 8-digit nonce-count: a nonce used without qop (RFC 2069) is spent after one use.
@@ -47,6 +51,8 @@ class AuthResult:
     stale: bool
     username: str | None
     replay: bool = False
+    #: The nonce was issued by another node sharing the secret (stale here, like a replay).
+    foreign: bool = False
 
 
 _REJECTED = AuthResult(False, False, None)
@@ -149,10 +155,16 @@ class DigestChallenger:
     """Issues WWW-Authenticate challenges and verifies Authorization headers for one realm."""
 
     def __init__(
-        self, secret: bytes, realm: str, max_age: float = 300.0, *, max_nonces: int = 100_000
+        self, secret: bytes, realm: str, max_age: float = 300.0, *, max_nonces: int = 100_000, node: str = ""
     ) -> None:
+        """`node` names this process among those sharing `secret` (default: random, so a restart's
+        nonces are new ones too: the replay guard does not survive a restart either)."""
         if not secret:
             raise ValueError("the nonce secret must not be empty")
+        node = node or secrets.token_hex(4)
+        if _NODE_RE.fullmatch(node) is None:
+            raise ValueError(f"node id {node!r}: use 1 to 32 letters, digits, _ or -")
+        self.node = node
         self._secret = secret
         self.realm = realm
         self.max_age = max_age
@@ -208,14 +220,17 @@ class DigestChallenger:
             or (qop is not None and ("cnonce" not in params or not _valid_nc(params.get("nc", ""))))
         ):
             return _REJECTED
-        issued = self._nonce_time(nonce)
-        if issued is None or issued > now + _MAX_CLOCK_SKEW:
+        origin = self._nonce_origin(nonce)
+        if origin is None or origin[0] > now + _MAX_CLOCK_SKEW:
             return _REJECTED
+        issued, node = origin
         secret = lookup(username)
         known = secret is not None
         if secret is None:
             secret = self._decoy_ha1[algorithm] if lookup_gives_ha1 else self._decoy_password
-        ha1 = secret if lookup_gives_ha1 else compute_ha1(algorithm, username, self.realm, secret)
+        # One H(A1) on every path, so a stored HA1 (known user) costs what an unknown user costs.
+        computed = compute_ha1(algorithm, username, self.realm, self._decoy_password if lookup_gives_ha1 else secret)
+        ha1 = secret if lookup_gives_ha1 else computed
         expected = digest_response(
             algorithm, ha1, nonce=nonce, method=method, uri=params["uri"], qop=qop,
             nc=params.get("nc", ""), cnonce=params.get("cnonce", ""),
@@ -225,6 +240,9 @@ class DigestChallenger:
             return _REJECTED
         if now - issued > self.max_age:
             return AuthResult(False, True, username)
+        if node != self.node:
+            # Another node's replay guard saw this nonce, ours did not: only our own nonces are spent here.
+            return AuthResult(False, True, username, foreign=True)
         # Only verified credentials reach the guard, so nobody can spend another user's nonce.
         nc = int(params["nc"], 16) if qop is not None else None
         if not self.replays.admit(nonce, issued, nc, now):
@@ -232,22 +250,22 @@ class DigestChallenger:
         return AuthResult(True, False, username)
 
     def _make_nonce(self, now: float) -> str:
-        body = f"{int(now * 1000):x}.{secrets.token_hex(8)}"
+        body = f"{int(now * 1000):x}.{secrets.token_hex(8)}.{self.node}"
         return f"{body}.{self._mac(body)}"
 
     def _mac(self, body: str) -> str:
         return hmac.new(self._secret, f"{body}.{self.realm}".encode(), hashlib.sha256).hexdigest()[:32]
 
-    def _nonce_time(self, nonce: str) -> float | None:
-        """Issue time of a nonce we made, or None when it is not one of ours."""
-        stamp, dot, rest = nonce.partition(".")
-        salt, dot2, mac = rest.partition(".")
-        if not (dot and dot2 and stamp and salt) or len(stamp) > 16:
+    def _nonce_origin(self, nonce: str) -> tuple[float, str] | None:
+        """Issue time and issuing node of a nonce made with our secret, or None when it is not one."""
+        parts = nonce.split(".")
+        if len(parts) != 4 or not all(parts) or len(parts[0]) > 16:
             return None
-        if not hmac.compare_digest(self._mac(f"{stamp}.{salt}").encode(), mac.encode()):
+        stamp, salt, node, mac = parts
+        if not hmac.compare_digest(self._mac(f"{stamp}.{salt}.{node}").encode(), mac.encode()):
             return None
         try:
-            return int(stamp, 16) / 1000.0
+            return int(stamp, 16) / 1000.0, node
         except ValueError:
             return None
 

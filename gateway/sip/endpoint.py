@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
+from collections.abc import Callable
 from itertools import count
 
 from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
@@ -51,6 +52,12 @@ from gateway.sip.transaction_base import (
 
 DEFAULT_MAX_FORWARDS = "70"
 # Methods are chosen by the peer: counting unknown ones under one key keeps `stats` bounded.
+#: ``screen(request, source, now)`` judges each new request (not ACK, CANCEL nor a retransmission)
+#: before a transaction exists for it: None lets it in, `SCREEN_DROP` drops it unanswered, any other
+#: value is the status it is answered with here (the TU never hears of it).
+RequestScreen = Callable[[Request, Target, float], "int | None"]
+SCREEN_DROP = 0
+
 KNOWN_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
                            "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
 
@@ -61,7 +68,7 @@ class SipEndpoint:
     `stats` keys: ``requests_received.<METHOD>``, ``responses_received.<N>xx``,
     ``requests_sent.<METHOD>``, ``responses_sent.<N>xx``, ``transactions_created``,
     ``transactions_timed_out``, ``transport_errors``, ``retransmissions``, ``malformed``,
-    ``ack_not_received``.
+    ``ack_not_received``, ``requests_screened``.
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class SipEndpoint:
         # across space and time, not unpredictability per message).
         self._prefix = secrets.token_hex(4)
         self._serial = count(1)
+        self.screen: RequestScreen | None = None
 
     # -- identifiers ------------------------------------------------------------------------
     def new_branch(self) -> str:
@@ -304,11 +312,23 @@ class SipEndpoint:
         if txn is not None:
             txn.receive_request(request, now)  # a retransmission: absorbed or answered again
             return
+        if self.screen is not None:
+            verdict = self.screen(request, source, now)
+            if verdict is not None:
+                self._screened(txn_key, request, source, verdict, now)
+                return
         txn = self._new_server_transaction(txn_key, request, source)
         if method == "INVITE":
             # §17.2.1: answer 100 at once so the client stops retransmitting over UDP.
             self.send_response(txn, make_response(request, 100), now)
         self._events.append(RequestReceived(request, source, txn))
+
+    def _screened(self, key: tuple[str, ...], request: Request, source: Target, status: int, now: float) -> None:
+        self._count("requests_screened")
+        if status != SCREEN_DROP:
+            # A transaction of its own answers the retransmissions (and takes the ACK of an INVITE's 403).
+            txn = self._new_server_transaction(key, request, source)
+            self.send_response(txn, make_response(request, status, to_tag=self.new_tag()), now)
 
     def _receive_ack(self, ack: Request, source: Target, now: float) -> None:
         txn = self._server.get(server_key(ack))

@@ -18,6 +18,13 @@ from gateway.transport.resolver import SipResolver
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Event, float], None]
+#: ``ignores(source_host, now)``: True for an address whose bytes are dropped before parsing (a
+#: blocked flood source costs a lookup, not a parse).
+SourceFilter = Callable[[str, float], bool]
+
+
+def _ignore_nobody(host: str, now: float) -> bool:
+    return False
 
 
 class Sender(Protocol):
@@ -31,7 +38,7 @@ class Sender(Protocol):
 class SipRuntime:
     """Glue between transports, the endpoint and the event handler (the B2BUA)."""
 
-    __slots__ = ("endpoint", "handler", "loop", "senders", "streams", "resolver", "_timer", "_deadline")
+    __slots__ = ("endpoint", "handler", "loop", "senders", "streams", "resolver", "ignores", "_timer", "_deadline")
 
     def __init__(
         self,
@@ -48,17 +55,25 @@ class SipRuntime:
         # The stream connections open now, by peer: the flows a registered phone is reached over.
         self.streams: set[Target] = set()
         self.resolver = resolver if resolver is not None else SipResolver()
+        self.ignores: SourceFilter = _ignore_nobody
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
 
     # -- input from transports -----------------------------------------------------------
     def datagram_received(self, data: bytes, source: Target) -> None:
         now = self.loop.time()
+        if self.ignores(source[1], now):
+            return
         self.endpoint.receive_datagram(data, source, now)
         self.pump(now)
 
     def stream_received(self, source: Target, data: bytes) -> None:
         now = self.loop.time()
+        if self.ignores(source[1], now):
+            sender = self.senders.get(source[0])
+            if sender is not None:
+                sender.close_connection(source)
+            return
         self.endpoint.receive_stream(source, data, now)
         self.pump(now)
 

@@ -120,11 +120,22 @@ def test_tampered_nonce_is_rejected() -> None:
     challenger = _challenger()
     challenge = challenger.challenge(NOW)
     nonce = re.search(r'nonce="([^"]+)"', challenge).group(1)  # type: ignore[union-attr]
-    stamp, salt, mac = nonce.split(".")
+    stamp, salt, node, mac = nonce.split(".")
     # moving the timestamp forward (to dodge staleness) breaks the HMAC
-    forged = f"{int(stamp, 16) + 10_000_000:x}.{salt}.{mac}"
+    forged = f"{int(stamp, 16) + 10_000_000:x}.{salt}.{node}.{mac}"
     value = _answer(challenge.replace(nonce, forged))
     assert challenger.verify(value, "REGISTER", NOW + 10_000, USERS.get) == AuthResult(False, False, None)
+
+
+def test_item8_nonce_relabelled_with_another_node_is_rejected() -> None:
+    """The node id is under the HMAC: a nonce cannot be moved to the node it is replayed to."""
+    node_a = DigestChallenger(b"cluster-secret", "voice.example.com", node="a")
+    challenge = node_a.challenge(NOW)
+    nonce = re.search(r'nonce="([^"]+)"', challenge).group(1)  # type: ignore[union-attr]
+    stamp, salt, _node, mac = nonce.split(".")
+    relabelled = _answer(challenge.replace(nonce, f"{stamp}.{salt}.b.{mac}"))
+    node_b = DigestChallenger(b"cluster-secret", "voice.example.com", node="b")
+    assert node_b.verify(relabelled, "REGISTER", NOW, USERS.get) == AuthResult(False, False, None)
 
 
 def test_nonce_from_another_secret_or_realm_is_rejected() -> None:
@@ -135,9 +146,17 @@ def test_nonce_from_another_secret_or_realm_is_rejected() -> None:
     assert not challenger.verify(_answer(other_realm.challenge(NOW)), "REGISTER", NOW, USERS.get).ok
 
 
-def test_any_node_with_the_secret_verifies() -> None:
+def test_item8_another_node_answers_right_credentials_on_its_peers_nonce_stale() -> None:
+    """Stale, not refused: an honest phone that moved to another node retries with that node's nonce."""
     node_a, node_b = _challenger(), _challenger()
-    assert node_b.verify(_answer(node_a.challenge(NOW)), "REGISTER", NOW + 1, USERS.get).ok
+    result = node_b.verify(_answer(node_a.challenge(NOW)), "REGISTER", NOW + 1, USERS.get)
+    assert (result.ok, result.stale, result.foreign) == (False, True, True)
+    assert node_b.verify(_answer(node_b.challenge(NOW + 1, stale=True)), "REGISTER", NOW + 1, USERS.get).ok
+
+
+def test_item8_a_node_id_is_a_label_without_dots() -> None:
+    with pytest.raises(ValueError, match="node id"):
+        DigestChallenger(b"cluster-secret", "voice.example.com", node="a.b")
 
 
 @pytest.mark.parametrize("value", [

@@ -173,13 +173,14 @@ def test_honest_client_recovers_from_a_stale_replay_answer() -> None:
     assert _verify(challenger, _answer(rechallenge), NOW + 60).ok
 
 
-def test_any_node_verifies_but_each_node_guards_only_what_it_saw() -> None:
-    """Documents the limit: the guard is per process (a shared store would be needed across nodes)."""
+def test_item8_replay_to_a_second_node_sharing_the_secret_is_refused() -> None:
+    """Each node guards only what it saw, so each accepts only the nonces it issued itself."""
     node_a, node_b = _challenger(), _challenger()
     value = _answer(node_a.challenge(NOW))
     assert _verify(node_a, value).ok
     assert _verify(node_a, value) == STALE_REPLAY
-    assert _verify(node_b, value).ok
+    replayed = _verify(node_b, value)
+    assert not replayed.ok and replayed.stale and replayed.foreign
 
 
 def test_guard_alone_counts_and_expires_with_a_hand_moved_clock() -> None:
