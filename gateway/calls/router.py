@@ -255,10 +255,17 @@ class LiveRouter:
                 decision=decision,
                 crm=crm,
                 identity_rule_ids=identity.rule_ids if identity is not None else (),
-                identity_notes=(identity.reason,) if identity is not None and identity.reason else (),
+                identity_notes=(*((identity.reason,) if identity is not None and identity.reason else ()),
+                                *self._trunk_note(request)),
             ))
         except Exception:
             log.exception("call %s: not journaled", request.call_id)
+
+
+    def _trunk_note(self, request: RouteRequest) -> tuple[str, ...]:
+        """Which trunk delivered the call (SPEC T1), for the call log."""
+        trunk = self.directory.snapshot.trunks.get(request.trunk_id) if request.trunk_id is not None else None
+        return (f"the call came in through trunk {trunk.name!r} ({trunk.kind.value})",) if trunk is not None else ()
 
 
 class _Registered:

@@ -1,8 +1,9 @@
 """Trunks end to end (SPEC T1, R4): real SIPp as a provider that challenges INVITEs, as an employee's
 phone calling out, and as a customer's PBX that registers to the gateway with its trunk's credentials.
 
-The provider listens on 127.0.0.3 and the PBX calls from 127.0.0.1 like the phones: a trunk trusted by
-source address trusts an address, so the provider gets one of its own.
+The test gateway trusts 127.0.0.1 as a trunk (its configuration, and the demo's trunk), so whoever must
+authenticate here calls from an address of its own: the employee's phone from 127.0.0.5, the PBX from
+127.0.0.6, a stranger from 127.0.0.7; the provider listens on 127.0.0.3.
 """
 
 from __future__ import annotations
@@ -49,12 +50,15 @@ def start_provider(directory: Path) -> SippProcess:
     ], lifetime_s=30, host=PROVIDER_HOST)
 
 
-def call_with_auth(gateway: GatewayProcess, directory: Path, user: str, secret: str, dialled: str) -> SippProcess:
+def call_with_auth(gateway: GatewayProcess, directory: Path, user: str, secret: str, dialled: str,
+                   host: str = "127.0.0.5") -> SippProcess:
     """A caller that answers the gateway's 407: an employee's phone, or a PBX with its trunk's login."""
     return SippProcess(directory, f"caller-{next(_RUNS)}", [
         "-sf", str(SCENARIOS / "uac_call_auth.xml"), "-s", dialled, "-key", "from_user", user,
         "-au", user, "-ap", secret, "-m", "1", f"127.0.0.1:{gateway.sip_port}",
-    ], lifetime_s=30)
+        # SIPp's digest names remote_ip:port unless told; the gateway wants the Request-URI (RFC 2617 §3.2.2.5).
+        "-auth_uri", f"{dialled}@127.0.0.1:{gateway.sip_port}",
+    ], lifetime_s=30, host=host)
 
 
 def final_status(messages: list[SipMessage], method: str = "INVITE") -> int | None:
@@ -121,21 +125,22 @@ def test_t1_a_customers_pbx_registers_with_its_trunk_credentials_then_calls_a_nu
     world: LiveWorld, admin: Admin, tmp_path: Path
 ) -> None:
     login = f"pbx-{next(_RUNS)}"
-    admin.post("/trunks", {"name": f"acme pbx {login}", "kind": "pbx", "host": "127.0.0.1", "trust": "digest",
-                           "username": login, "secret": PBX_SECRET})
+    pbx_trunk = admin.post("/trunks", {"name": f"acme pbx {login}", "kind": "pbx", "host": "pbx.acme.example",
+                                       "trust": "digest", "username": login, "secret": PBX_SECRET})
     alice = world.staff("Alice", phone="answer")
-    number = world.number(world.queue([alice]), kind="pbx")
+    number = world.number(world.queue([alice]), kind="sip_pbx", trunk_id=pbx_trunk["id"])
     pbx = start_phone(world.gateway, login, PBX_SECRET, "answer",
                       registered_within_s=5, directory=tmp_path)
     world.phones.started.append(pbx)
 
-    caller = call_with_auth(world.gateway, tmp_path, login, PBX_SECRET, number.dial)
+    caller = call_with_auth(world.gateway, tmp_path, login, PBX_SECRET, number.dial, host="127.0.0.6")
     assert caller.wait(25) == 0, caller.errors() + world.gateway.log()[-3000:]
     assert alice.phone is not None
     alice.phone.wait_calls(answered=1)
     call_id = next(m.call_id for m in caller.messages() if m.sent and m.method == "INVITE")
     entry = world.logged(call_id)
     assert entry["direction"] == "inbound" and entry["number"] == number.e164
+    assert f"the call came in through trunk 'acme pbx {login}' (pbx)" in entry["routing"]["notes"]
 
 
 def test_t1_an_unknown_source_calling_a_number_is_challenged_and_never_reaches_it(
@@ -143,7 +148,7 @@ def test_t1_an_unknown_source_calling_a_number_is_challenged_and_never_reaches_i
 ) -> None:
     alice = world.staff("Alice", phone="answer")
     number = world.number(world.queue([alice]))
-    stranger = call_with_auth(world.gateway, tmp_path, "pbx-guess", "wrong-secret", number.dial)
+    stranger = call_with_auth(world.gateway, tmp_path, "pbx-guess", "wrong-secret", number.dial, host="127.0.0.7")
     stranger.wait(25)
     statuses = [m.status for m in stranger.messages() if not m.sent and m.status]
     assert statuses and all(status == 407 for status in statuses if status >= 200), statuses
