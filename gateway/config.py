@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.tcp_limits import TCP_LIMIT_KEYS, TcpLimitError, TcpLimits, tcp_limits
+
 TRANSPORTS = ("udp", "tcp")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gateway.db"
 
@@ -88,6 +90,7 @@ class SipConfig:
     # Where host-name targets are looked up (RFC 3263): (ip, port) pairs; empty = /etc/resolv.conf.
     dns_servers: tuple[tuple[str, int], ...] = ()
     dns_timeout: float = 2.0  # seconds for one whole lookup; a name that takes longer fails the call (503)
+    tcp: TcpLimits = TcpLimits()  # connection caps, idle and message limits (tcp_* and message_* keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age",
          "digest_algorithms", "min_expires", "max_expires", "default_expires", "max_contacts_per_aor", "nat_contacts",
          "max_call_seconds", "routing_budget_ms",
-         "dns_servers", "dns_timeout"},
+         "dns_servers", "dns_timeout"} | TCP_LIMIT_KEYS,
         "sip.",
     )
     listen = table.get("listen")
@@ -210,7 +213,15 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         routing_budget_ms=_routing_budget(table),
         dns_servers=_dns_servers(table),
         dns_timeout=_dns_timeout(table),
+        tcp=_tcp_limits(table),
     )
+
+
+def _tcp_limits(table: dict[str, Any]) -> TcpLimits:
+    try:
+        return tcp_limits(table)
+    except TcpLimitError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _routing_budget(table: dict[str, Any]) -> int:
