@@ -69,7 +69,9 @@ class StreamParser:
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n")
         if end < 0:
-            if len(buffer) > self.max_header_bytes:
+            # The last three bytes may begin the blank line: only past them is the block surely too large
+            # (else how the bytes were cut would decide between this and an answerable refusal below).
+            if len(buffer) - 3 > self.max_header_bytes:
                 self._fail("header block too large", 513)
             return None
         if end > self.max_header_bytes:
