@@ -10,14 +10,14 @@ from gateway.tcp_limits import TcpLimits
 BASE = "[sip]\nlisten = ['tcp:127.0.0.1:5060']\n"
 
 
-def test_t3_limits_default_when_absent() -> None:
+def test_limits_default_when_absent() -> None:
     limits = parse_config(BASE).sip.tcp
     assert limits == TcpLimits()
     assert (limits.max_connections, limits.max_connections_per_source, limits.idle_seconds,
             limits.max_message_bytes, limits.message_receive_seconds) == (1000, 100, 600.0, 65535, 10.0)
 
 
-def test_t3_limits_are_read() -> None:
+def test_limits_are_read() -> None:
     limits = parse_config(
         BASE + "tcp_max_connections = 50\ntcp_max_connections_per_source = 5\ntcp_idle_seconds = 90\n"
         "max_message_bytes = 8192\nmessage_receive_seconds = 2.5\n"
@@ -40,7 +40,7 @@ def test_t3_limits_are_read() -> None:
          "sip.tcp_max_connections_per_source must not exceed sip.tcp_max_connections"),
     ],
 )
-def test_t3_a_bad_limit_says_what_to_write(line: str, message: str) -> None:
+def test_a_bad_limit_says_what_to_write(line: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(BASE + line + "\n")
     assert message in str(info.value)

@@ -1,7 +1,7 @@
-"""TCP abuse against the real gateway process (issue 14 part 3): connection caps in all and per source,
-idle connections, oversized messages and a header trickled byte by byte are cut off, and an honest
-client on another connection is served meanwhile. Loopback only: 127.0.0.x addresses are distinct
-sources. The limits are small so each test takes a second or two.
+"""TCP abuse against the real gateway process (issue 14 part 3; no SPEC rule covers it): connection
+caps in all and per source, idle connections, oversized messages and a header trickled byte by byte
+are cut off, and an honest client on another connection is served meanwhile. Loopback only:
+127.0.0.x addresses are distinct sources. The limits are small so each test takes a second or two.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _read_until_closed(sock: socket.socket, within: float) -> tuple[bytes, float
     return None
 
 
-def test_t3_connections_past_the_per_source_cap_are_closed_at_once(gateway: GatewayProcess) -> None:
+def test_connections_past_the_per_source_cap_are_closed_at_once(gateway: GatewayProcess) -> None:
     refused_before = _metric(gateway, "gateway_tcp_connections_refused_total", 'reason="source_cap"')
     first, second = _connect(gateway, "127.0.0.2"), _connect(gateway, "127.0.0.2")
     third = _connect(gateway, "127.0.0.2")
@@ -114,7 +114,7 @@ def test_t3_connections_past_the_per_source_cap_are_closed_at_once(gateway: Gate
     assert _metric(gateway, "gateway_tcp_connections_refused_total", 'reason="source_cap"') == refused_before + 1
 
 
-def test_t3_connections_past_the_total_cap_are_closed_and_a_freed_place_is_reused(gateway: GatewayProcess) -> None:
+def test_connections_past_the_total_cap_are_closed_and_a_freed_place_is_reused(gateway: GatewayProcess) -> None:
     refused_before = _metric(gateway, "gateway_tcp_connections_refused_total", 'reason="total_cap"')
     admitted = [_connect(gateway, f"127.0.0.{host}") for host in range(4, 8)]
     try:
@@ -135,7 +135,7 @@ def test_t3_connections_past_the_total_cap_are_closed_and_a_freed_place_is_reuse
     assert _metric(gateway, "gateway_tcp_connections_refused_total", 'reason="total_cap"') == refused_before + 1
 
 
-def test_t3_an_idle_connection_is_closed_and_a_kept_alive_one_is_not(gateway: GatewayProcess) -> None:
+def test_an_idle_connection_is_closed_and_a_kept_alive_one_is_not(gateway: GatewayProcess) -> None:
     idle_before = _metric(gateway, "gateway_tcp_connections_closed_total", 'reason="idle"')
     with _connect(gateway, "127.0.0.9") as idle, _connect(gateway, "127.0.0.10") as kept:
         assert _answered(idle, "idle-1") and _answered(kept, "kept-1")
@@ -152,7 +152,7 @@ def test_t3_an_idle_connection_is_closed_and_a_kept_alive_one_is_not(gateway: Ga
     assert _metric(gateway, "gateway_tcp_connections_closed_total", 'reason="idle"') == idle_before + 1
 
 
-def test_t3_an_oversized_message_gets_513_and_the_connection_is_closed(gateway: GatewayProcess) -> None:
+def test_an_oversized_message_gets_513_and_the_connection_is_closed(gateway: GatewayProcess) -> None:
     too_large_before = _metric(gateway, "gateway_sip_messages_too_large_total")
     with _connect(gateway, "127.0.0.11") as sock:
         sock.sendall(_options(sock, "big-body", length=MAX_MESSAGE))  # the header block is complete
@@ -170,7 +170,7 @@ def test_t3_an_oversized_message_gets_513_and_the_connection_is_closed(gateway: 
     assert _metric(gateway, "gateway_sip_messages_too_large_total") == too_large_before + 2
 
 
-def test_t3_a_trickled_header_is_cut_off_while_another_client_is_served(gateway: GatewayProcess) -> None:
+def test_a_trickled_header_is_cut_off_while_another_client_is_served(gateway: GatewayProcess) -> None:
     slow_before = _metric(gateway, "gateway_tcp_connections_closed_total", 'reason="slow_message"')
     with _connect(gateway, "127.0.0.12") as slow, _connect(gateway, "127.0.0.13") as honest:
         message = _options(slow, "trickle")

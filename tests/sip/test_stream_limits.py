@@ -22,7 +22,7 @@ def _options(length: int = 0, pad: int = 0) -> bytes:
     ).encode()
 
 
-def test_t3_a_message_past_the_limit_carries_the_request_to_answer() -> None:
+def test_a_message_past_the_limit_carries_the_request_to_answer() -> None:
     stream = StreamParser(max_message_bytes=1024)
     stream.feed(_options(length=1024))
     with pytest.raises(RemoteProtocolError) as caught:
@@ -31,7 +31,7 @@ def test_t3_a_message_past_the_limit_carries_the_request_to_answer() -> None:
     assert caught.value.partial is not None and caught.value.partial.call_id == "lim-1"
 
 
-def test_t3_a_header_block_past_the_limit_without_its_end_has_nothing_to_answer() -> None:
+def test_a_header_block_past_the_limit_without_its_end_has_nothing_to_answer() -> None:
     stream = StreamParser(max_message_bytes=1024)
     stream.feed(_options(pad=2000)[:-4])
     with pytest.raises(RemoteProtocolError) as caught:
@@ -39,7 +39,7 @@ def test_t3_a_header_block_past_the_limit_without_its_end_has_nothing_to_answer(
     assert caught.value.status_hint == 513 and caught.value.partial is None and stream.broken
 
 
-def test_t3_a_message_at_the_limit_passes() -> None:
+def test_a_message_at_the_limit_passes() -> None:
     head = _options(length=0)
     stream = StreamParser(max_message_bytes=1024)
     body_length = 1024 - len(_options(length=1000))  # Content-Length of the same width
@@ -48,7 +48,7 @@ def test_t3_a_message_at_the_limit_passes() -> None:
     assert message is not None and len(message.body) == body_length and len(head) < 1024
 
 
-def test_t3_the_endpoint_answers_513_then_closes_and_counts() -> None:
+def test_the_endpoint_answers_513_then_closes_and_counts() -> None:
     endpoint = SipEndpoint(sent_by={"tcp": ("192.0.2.1", 5060)}, max_stream_message=1024)
     endpoint.receive_stream(TCP, _options(length=5000), 0.0)
     sent = endpoint.datagrams_to_send()
@@ -59,7 +59,7 @@ def test_t3_the_endpoint_answers_513_then_closes_and_counts() -> None:
     assert isinstance(event, MalformedMessage) and event.status == 513
 
 
-def test_t3_stream_buffered_counts_only_a_partial_message() -> None:
+def test_stream_buffered_counts_only_a_partial_message() -> None:
     endpoint = SipEndpoint(sent_by={"tcp": ("192.0.2.1", 5060)})
     message = _options()
     assert endpoint.stream_buffered(TCP) == 0
@@ -67,3 +67,15 @@ def test_t3_stream_buffered_counts_only_a_partial_message() -> None:
     assert endpoint.stream_buffered(TCP) == 10
     endpoint.receive_stream(TCP, message[10:] + message[:3], 0.0)
     assert endpoint.stream_buffered(TCP) == 3
+
+
+def test_a_head_at_the_limit_cut_inside_its_blank_line_waits_for_the_rest() -> None:
+    # Found by the fuzzer (tests/fuzz/corpus/stream/crash-head-limit-boundary-*): the blank line's first
+    # bytes pushed the buffer past the limit, so the segmentation decided whether the message passed.
+    message = _options()
+    stream = StreamParser(max_header_bytes=len(message) - 4)
+    stream.feed(message[:-1])
+    assert stream.next_message() is None and not stream.broken
+    stream.feed(message[-1:])
+    parsed = stream.next_message()
+    assert parsed is not None and parsed.call_id == "lim-1"
