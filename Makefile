@@ -12,7 +12,7 @@ BENCH_DEBS := sip-tester kamailio iproute2 dovecot-imapd dovecot-lmtpd
 # Packages that must pass `mypy --strict` (make lint).
 TYPED_PACKAGES := gateway/sip gateway/routing gateway/crm_bridge/linking
 
-.PHONY: install run test bench lint debs clean
+.PHONY: install run test bench lint debs clean fuzz
 
 # To build: a C compiler for the parser's fast path (gateway/sip/_speedups.c), the interpreter's
 # headers and venv module when this Python lacks them (Debian's python3 ships both separately).
@@ -51,6 +51,21 @@ bench: install
 	@$(MAKE) --no-print-directory debs DEBS="$(BENCH_DEBS)"
 	$(PY) -m bench
 
+# Coverage-guided fuzzing (atheris) of the parser (C fast path against Python) and the stream framer,
+# FUZZ_SECONDS each. New inputs go to .fuzz/ (scratch); a crash is written into tests/fuzz/corpus/<harness>/
+# as crash-*, which `make test` then replays (fix the bug, keep the file). Exits non-zero on a crash.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	@$(PY) -c 'import atheris' 2>/dev/null || $(VENV)/bin/pip install -q -e '.[fuzz]'
+	@status=0; for harness in parser stream; do \
+	  mkdir -p .fuzz/$$harness; echo "fuzzing the $$harness for $(FUZZ_SECONDS) s"; \
+	  $(PY) -m tests.fuzz.fuzz_$$harness .fuzz/$$harness tests/fuzz/corpus/$$harness \
+	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/corpus/$$harness/ \
+	    -print_final_stats=1 >.fuzz/$$harness.log 2>&1 || status=1; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss)' .fuzz/$$harness.log; \
+	  grep -A20 'Uncaught Python exception' .fuzz/$$harness.log || true; \
+	done; exit $$status
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check . || true
@@ -58,4 +73,4 @@ lint: install
 	$(VENV)/bin/mypy --strict $(TYPED_PACKAGES)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache gateway.db gateway.db-wal gateway.db-shm
+	rm -rf $(VENV) .fuzz .pytest_cache .ruff_cache .mypy_cache gateway.db gateway.db-wal gateway.db-shm

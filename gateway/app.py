@@ -88,7 +88,9 @@ class Gateway:
         self.endpoint = SipEndpoint(
             sent_by={addr.transport: (addr.host, addr.port) for addr in reversed(sip.listen)},
             user_agent="voice-gateway",
+            max_stream_message=sip.tcp.max_message_bytes,
         )
+        self.tcp_stats: dict[str, int] = {}  # filled by the TCP transport, read by /metrics
         passwords = {user.username: user.password for user in sip.users}
         ha1 = live.directory.ha1 if live is not None else _no_ha1
         # Trunks are trusted by address: never rate-limited nor banned (see gateway.guard.policy).
@@ -136,6 +138,7 @@ class Gateway:
             self.endpoint.stats, lambda: len(self.bindings), self.call_stats, lambda: self.listening
         )
         self.metrics_registry.register(GuardCollector(self.guard, self._sip_now))
+        self.metrics_registry.register(metrics.TcpCollector(self.tcp_stats))
         if live is not None:
             self.metrics_registry.register(metrics.JournalCollector(live.journal.work))
         # Outbound registrations to providers follow the directory's trunks (synced once SIP listens).
@@ -191,7 +194,9 @@ class Gateway:
                         self.runtime, address.host, address.port
                     )
                 else:
-                    transport = await TcpTransport.bind(self.runtime, address.host, address.port)
+                    transport = await TcpTransport.bind(
+                        self.runtime, address.host, address.port, limits=self.config.sip.tcp, stats=self.tcp_stats
+                    )
             except OSError as error:
                 raise OSError(error.errno, f"cannot listen on sip {address}: {error.strerror}") from error
             self.transports.append(transport)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.guard.settings import GuardSettings, SecuritySettingsError, read_security
+from gateway.tcp_limits import TCP_LIMIT_KEYS, TcpLimitError, TcpLimits, tcp_limits
 
 TRANSPORTS = ("udp", "tcp")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gateway.db"
@@ -92,6 +93,7 @@ class SipConfig:
     # Where host-name targets are looked up (RFC 3263): (ip, port) pairs; empty = /etc/resolv.conf.
     dns_servers: tuple[tuple[str, int], ...] = ()
     dns_timeout: float = 2.0  # seconds for one whole lookup; a name that takes longer fails the call (503)
+    tcp: TcpLimits = TcpLimits()  # connection caps, idle and message limits (tcp_* and message_* keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age", "node_id",
          "digest_algorithms", "min_expires", "max_expires", "default_expires", "max_contacts_per_aor", "nat_contacts",
          "max_call_seconds", "routing_budget_ms",
-         "dns_servers", "dns_timeout"},
+         "dns_servers", "dns_timeout"} | TCP_LIMIT_KEYS,
         "sip.",
     )
     listen = table.get("listen")
@@ -224,6 +226,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         routing_budget_ms=_routing_budget(table),
         dns_servers=_dns_servers(table),
         dns_timeout=_dns_timeout(table),
+        tcp=_tcp_limits(table),
     )
 
 
@@ -235,6 +238,13 @@ def _node_id(table: dict[str, Any]) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
         raise ConfigError(f"sip.node_id = {value!r}: use 1 to 32 letters, digits, _ or -, such as \"gw-a\"")
     return value
+
+
+def _tcp_limits(table: dict[str, Any]) -> TcpLimits:
+    try:
+        return tcp_limits(table)
+    except TcpLimitError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _routing_budget(table: dict[str, Any]) -> int:

@@ -118,11 +118,42 @@ class EndpointStatsCollector(Collector):
             ("gateway_sip_retransmissions", "retransmissions", "SIP retransmissions sent"),
             ("gateway_sip_malformed", "malformed", "Messages that were not valid SIP"),
             ("gateway_sip_ack_not_received", "ack_not_received", "2xx answers never acknowledged"),
+            ("gateway_sip_messages_too_large", "messages_too_large",
+             "TCP messages refused for their size (sip.max_message_bytes); their connection is closed"),
         ):
             yield CounterMetricFamily(name, text, value=stats.get(key, 0))
         yield GaugeMetricFamily(
             "gateway_registrations_active", "Contacts currently bound in the registrar", value=self._registrations()
         )
+
+
+class TcpCollector(Collector):
+    """gateway_tcp_connections_open, gateway_tcp_connections_refused_total{reason},
+    gateway_tcp_connections_closed_total{reason}: the TCP transport's `stats` dict (one shared by all
+    its listeners), read at scrape time."""
+
+    def __init__(self, stats: Mapping[str, int]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = dict(self._stats)
+        yield GaugeMetricFamily("gateway_tcp_connections_open", "SIP TCP connections open (accepted and opened)",
+                                value=stats.get("open", 0))
+        refused = CounterMetricFamily(
+            "gateway_tcp_connections_refused", "New TCP connections closed at once: over the total or per-source cap",
+            labels=["reason"],
+        )
+        for reason in ("total_cap", "source_cap"):
+            refused.add_metric([reason], stats.get(f"refused.{reason}", 0))
+        yield refused
+        closed = CounterMetricFamily(
+            "gateway_tcp_connections_closed",
+            "TCP connections closed by a limit: idle too long, or one message taking too long to arrive",
+            labels=["reason"],
+        )
+        for reason in ("idle", "slow_message"):
+            closed.add_metric([reason], stats.get(f"closed.{reason}", 0))
+        yield closed
 
 
 class ListeningCollector(Collector):

@@ -60,6 +60,8 @@ SCREEN_DROP = 0
 
 KNOWN_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
                            "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
+# The largest UDP payload: no message on a stream needs more (gateway.tcp_limits has the same default).
+MAX_STREAM_MESSAGE = 65535
 
 
 class SipEndpoint:
@@ -76,14 +78,18 @@ class SipEndpoint:
         sent_by: dict[str, tuple[str, int]],
         timers: TimerSettings = DEFAULT_TIMERS,
         user_agent: str | None = None,
+        max_stream_message: int = MAX_STREAM_MESSAGE,
     ) -> None:
+        """`max_stream_message`: the largest message (header block and body) a TCP/TLS peer may send;
+        a larger one gets 513 when its header block is complete, and its connection is closed."""
+        self.max_stream_message = max_stream_message
         self.sent_by = {transport.lower(): address for transport, address in sent_by.items()}
         self.settings = timers
         self.user_agent = user_agent
         self.timers = TimerQueue()
         self.stats: dict[str, int] = dict.fromkeys(
             ("transactions_created", "transactions_timed_out", "transport_errors", "retransmissions", "malformed",
-             "ack_not_received"), 0)
+             "ack_not_received", "messages_too_large"), 0)
         self._events: deque[Event] = deque()
         self._outbox: list[tuple[bytes, Target]] = []
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
@@ -130,15 +136,18 @@ class SipEndpoint:
         """Bytes of one TCP/TLS connection; `source` identifies the connection."""
         parser = self._streams.get(source)
         if parser is None:
-            parser = self._streams[source] = StreamParser()
+            parser = self._streams[source] = StreamParser(max_message_bytes=self.max_stream_message)
         parser.feed(data)
         while True:
             try:
                 message = parser.next_message()
             except RemoteProtocolError as error:
                 if parser.broken:
-                    # The framing is lost (§18.3): nothing later on this connection can be trusted.
-                    self._malformed(error, source, now, answer=False)
+                    # The framing is lost (§18.3): nothing later on this connection can be trusted. Only
+                    # a message refused for its size may carry a request to answer (513) before the close.
+                    if error.status_hint == 513:
+                        self.stats["messages_too_large"] += 1
+                    self._malformed(error, source, now)
                     self._streams.pop(source, None)
                     self._to_close.append(source)
                     return
@@ -153,6 +162,11 @@ class SipEndpoint:
     def stream_closed(self, source: Target) -> None:
         """The adapter saw the connection `source` close; forget its buffered bytes."""
         self._streams.pop(source, None)
+
+    def stream_buffered(self, source: Target) -> int:
+        """Bytes of the connection `source` received but not yet a whole message (0: between messages)."""
+        parser = self._streams.get(source)
+        return 0 if parser is None else parser.buffered
 
     def transport_error(self, target: Target, now: float) -> None:
         """The adapter could not send to `target` (a refused TCP connect, a dead connection).
@@ -375,9 +389,9 @@ class SipEndpoint:
         self.stats["transactions_created"] += 1
         return txn
 
-    def _malformed(self, error: RemoteProtocolError, source: Target, now: float, answer: bool = True) -> None:
+    def _malformed(self, error: RemoteProtocolError, source: Target, now: float) -> None:
         self.stats["malformed"] += 1
-        partial = error.partial if answer else None
+        partial = error.partial
         status: int | None = None
         if isinstance(partial, Request) and partial.method != "ACK":
             try:

@@ -7,7 +7,7 @@ from typing import NoReturn
 
 from gateway.sip.errors import RemoteProtocolError
 from gateway.sip.message import Request, Response
-from gateway.sip.parser import parse_framed
+from gateway.sip.parser import parse_framed, parse_message
 
 MAX_HEADER_BLOCK = 65535  # start line + headers; past this the peer is not speaking SIP.
 MAX_STREAM_BODY = 1 << 20
@@ -17,20 +17,29 @@ _STREAM_LENGTH_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*
 class StreamParser:
     """Frames SIP messages out of a TCP/TLS byte stream by Content-Length (RFC 3261 §18.3).
 
-    After an error that loses the framing (no or bad Content-Length, oversized header block) the
-    parser is `broken`: every later `next_message` raises the same error and the transport must
-    close the connection. Other errors (a bad header in a well-framed message) consume that message
-    and parsing goes on.
+    After an error that loses the framing (no or bad Content-Length, oversized header block or
+    message) the parser is `broken`: every later `next_message` raises the same error and the
+    transport must close the connection. A message refused for its size whose header block is
+    complete carries the request as `partial`, so it can be answered 513 before the close. Other
+    errors (a bad header in a well-framed message) consume that message and parsing goes on.
     """
 
-    __slots__ = ("_buffer", "_pongs", "_error", "max_header_bytes", "max_body_bytes")
+    __slots__ = ("_buffer", "_pongs", "_error", "max_header_bytes", "max_body_bytes", "max_message_bytes")
 
-    def __init__(self, max_header_bytes: int = MAX_HEADER_BLOCK, max_body_bytes: int = MAX_STREAM_BODY) -> None:
+    def __init__(
+        self,
+        max_header_bytes: int = MAX_HEADER_BLOCK,
+        max_body_bytes: int = MAX_STREAM_BODY,
+        max_message_bytes: int | None = None,
+    ) -> None:
+        """`max_message_bytes` bounds a whole message (header block and body together); None: only the
+        two separate bounds apply."""
         self._buffer = bytearray()
         self._pongs = 0
         self._error: RemoteProtocolError | None = None
-        self.max_header_bytes = max_header_bytes
+        self.max_header_bytes = max_header_bytes if max_message_bytes is None else min(max_header_bytes, max_message_bytes)
         self.max_body_bytes = max_body_bytes
+        self.max_message_bytes = max_message_bytes
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
@@ -60,11 +69,13 @@ class StreamParser:
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n")
         if end < 0:
-            if len(buffer) > self.max_header_bytes:
+            # The last three bytes may begin the blank line: only past them is the block surely too large
+            # (else how the bytes were cut would decide between this and an answerable refusal below).
+            if len(buffer) - 3 > self.max_header_bytes:
                 self._fail("header block too large", 513)
             return None
         if end > self.max_header_bytes:
-            self._fail("header block too large", 513)
+            self._fail("header block too large", 513, bytes(buffer[: end + 4]))
         match = _STREAM_LENGTH_RE.search(buffer, 0, end + 2)
         if match is None:
             self._fail("missing Content-Length on a stream (RFC 3261 §18.3)", 400)
@@ -73,8 +84,10 @@ class StreamParser:
             self._fail("malformed Content-Length", 400)
         length = int(text)
         if length > self.max_body_bytes:
-            self._fail(f"body of {length} bytes is too large", 513)
+            self._fail(f"body of {length} bytes is too large", 513, bytes(buffer[: end + 4]))
         total = end + 4 + length
+        if self.max_message_bytes is not None and total > self.max_message_bytes:
+            self._fail(f"message of {total} bytes is larger than {self.max_message_bytes}", 513, bytes(buffer[: end + 4]))
         if len(buffer) < total:
             return None
         data = bytes(buffer[:total])
@@ -96,6 +109,17 @@ class StreamParser:
                 break
         return bool(buffer)
 
-    def _fail(self, text: str, status: int) -> NoReturn:
-        self._error = RemoteProtocolError(text, status)
+    def _fail(self, text: str, status: int, head: bytes = b"") -> NoReturn:
+        """Break the framing; `head`, a complete header block, gives the request to answer if it has one."""
+        self._error = RemoteProtocolError(text, status, _request_of(head) if head else None)
         raise self._error
+
+
+def _request_of(head: bytes) -> Request | None:
+    """The request a header block (blank line included) holds, when enough of it parses to answer."""
+    try:
+        message = parse_message(head)
+    except RemoteProtocolError as error:
+        # Its body is not there: the Content-Length mismatch is expected, the partial is what counts.
+        return error.partial
+    return message if isinstance(message, Request) else None

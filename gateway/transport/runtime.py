@@ -77,6 +77,10 @@ class SipRuntime:
         self.endpoint.receive_stream(source, data, now)
         self.pump(now)
 
+    def stream_buffered(self, source: Target) -> int:
+        """Bytes of the connection `source` waiting to become a whole message (0: between messages)."""
+        return self.endpoint.stream_buffered(source)
+
     def stream_opened(self, peer: Target) -> None:
         """A stream connection with `peer` is up (accepted or connected)."""
         self.streams.add(peer)
