@@ -98,10 +98,14 @@ class Branch:
 class Hunt:
     """Rings `steps` for `owner`; see the module docstring."""
 
-    __slots__ = ("ctx", "owner", "steps", "step", "state", "branches", "ringing", "failures", "step_timer")
+    __slots__ = ("ctx", "owner", "steps", "step", "state", "branches", "ringing", "failures", "step_timer", "headers")
 
-    def __init__(self, ctx: CallContext, owner: HuntOwner, steps: tuple[RingStep, ...]) -> None:
+    def __init__(
+        self, ctx: CallContext, owner: HuntOwner, steps: tuple[RingStep, ...],
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.ctx = ctx
+        self.headers = headers  # added to every INVITE (a transfer's recall says so in Alert-Info)
         self.owner = owner
         self.steps = steps
         self.step = 0  # the index of the next step to ring
@@ -183,6 +187,8 @@ class Hunt:
         invite.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
         propagation.copy_body(a_invite, invite)
         write_offer(owner.offer, invite)
+        if self.headers:
+            invite.headers += self.headers
         txn = ctx.request(invite, hop, now)
         if txn is None:
             self.failures.append((propagation.UNREACHABLE, True, None))
