@@ -98,6 +98,16 @@ class LiveRouter:
 
     call_offered = call_answered = call_failed = call_ended = call_started
 
+    # -- where a blind transfer goes (the B2BUA's `transfer_target`, SPEC R5) --------------------
+    def transfer_target(self, user: str, transferor: int | None) -> Target | None:
+        """An employee's extension rings that employee; anything else has no target yet.
+
+        Outside numbers are the trunks' part (issue 11): they should return `Target.outside(e164,
+        trunk_uri)` of the transferor's outbound trunk here, the hunt then rings it like any target.
+        """
+        employee_id = self.directory.employee_for_extension(user)
+        return Target.employee(employee_id, user) if employee_id is not None else None
+
     # -- internals -------------------------------------------------------------------------------
     def _internal_call(self, request: RouteRequest) -> RouteDecision | None:
         """An employee's phone (or a trusted trunk) dialling an extension rings that employee."""

@@ -1,0 +1,61 @@
+"""Transfers on live calls (SPEC R5, T11): a real `gateway run` on SQLite, SIPp phones registered through
+the admin API's secrets, SIPp callers from the trunk side. The transferor's phone sends REFER itself
+(scenarios/transfer/), the gateway answers 202 and NOTIFYs the progress; the call log and the CRM are
+read back through the admin API (activities from the database file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import GatewayProcess, start_gateway, stop_gateway
+from tests.integration.live_kit import Admin, LiveWorld
+from tests.integration.phones import Phones
+from tests.integration.transfer_kit import colleague, notify_progress, sent_statuses, start_caller, transferor
+from tests.integration.trunk import Trunk
+
+TRANSFER_RING_S = 4
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    running = start_gateway(tmp_path_factory.mktemp("live-transfers"),
+                            extra_sip=f"transfer_ring_time_s = {TRANSFER_RING_S}\n")
+    try:
+        yield running
+    finally:
+        stop_gateway(running)
+
+
+@pytest.fixture(scope="module")
+def admin(gateway: GatewayProcess) -> Admin:
+    return Admin(gateway)
+
+
+@pytest.fixture
+def world(gateway: GatewayProcess, admin: Admin, phones: Phones, trunk: Trunk) -> LiveWorld:
+    return LiveWorld(gateway, admin, phones, trunk)
+
+
+def test_r5_blind_transfer_to_an_extension_live(world: LiveWorld) -> None:
+    alice, bruno = world.employee("Alice"), world.employee("Bruno")
+    alice_phone = transferor(world, alice, target=bruno.extension)
+    bruno_phone = colleague(world, bruno)
+    number = world.number(world.queue([alice]))
+    caller = start_caller(world, number, "0655000901", talk_ms=2500)
+    assert caller.wait(40) == 0, caller.explain() + alice_phone.explain() + bruno_phone.explain()
+    assert sent_statuses(alice_phone, "REFER") == [202]
+    progress = notify_progress(alice_phone)
+    assert progress[0] == ("SIP/2.0 100 Trying", "active"), progress
+    assert ("SIP/2.0 180 Ringing", "active") in progress
+    assert progress[-1] == ("SIP/2.0 200 OK", "terminated"), progress
+    # The caller was moved onto Bruno's leg (re-INVITE with his SDP); Alice's leg released by the gateway.
+    [reinvite] = caller.reinvites()
+    assert "o=target" in reinvite.text
+    [alice_call] = alice_phone.calls()
+    assert alice_call.hung_up_by == "gateway"
+    [bruno_call] = bruno_phone.calls()
+    assert bruno_call.answered and "0655000901" in (bruno_call.invite.header("From") or "")
+    assert bruno_call.hung_up_by == "gateway"  # the caller's BYE reached him
