@@ -59,3 +59,22 @@ def test_r5_blind_transfer_to_an_extension_live(world: LiveWorld) -> None:
     [bruno_call] = bruno_phone.calls()
     assert bruno_call.answered and "0655000901" in (bruno_call.invite.header("From") or "")
     assert bruno_call.hung_up_by == "gateway"  # the caller's BYE reached him
+
+
+def test_r5_blind_transfer_nobody_answers_the_caller_comes_back_to_the_transferor_live(world: LiveWorld) -> None:
+    alice = world.employee("Alice")
+    bruno = world.staff("Bruno", phone="ring")  # rings until cancelled
+    alice_phone = transferor(world, alice, target=bruno.extension, hang_up=True)
+    number = world.number(world.queue([alice]))
+    caller = start_caller(world, number, "0655000902", talk_ms=TRANSFER_RING_S * 1000 + 4000, lifetime_s=60)
+    assert caller.wait(60) == 0, caller.explain() + alice_phone.explain()
+    assert bruno.phone is not None
+    [rung] = bruno.phone.calls()
+    assert rung.cancelled and not rung.answered
+    # R5: Alice hung up after her REFER; nobody took the call, so her phone rang again and she took it back.
+    first, recall = alice_phone.calls()
+    assert first.hung_up_by == "phone"
+    assert "recall:transfer" in (recall.invite.header("Alert-Info") or "")
+    assert recall.answered and recall.hung_up_by == "gateway"
+    [back] = caller.reinvites()
+    assert "o=transferor" in back.text
