@@ -37,7 +37,7 @@ from gateway.b2bua.events import (
     CallTransferred,
 )
 from gateway.b2bua.hunt import Hunt
-from gateway.b2bua.leg import Leg, remember_sdp
+from gateway.b2bua.leg import Leg, remember_sdp, uri_target
 from gateway.b2bua.refer import ReferTo, notify, read_refer_to
 from gateway.b2bua.transfer_legs import Consulted, Reoffer, TransferLeg, reoffer
 from gateway.routing.targets import RingStep, Target, TargetKind
@@ -71,6 +71,15 @@ def _same_party(one: Party | None, other: Party | None) -> bool:
     if one.employee_id is not None and other.employee_id is not None:
         return one.employee_id == other.employee_id
     return one.extension is not None and one.extension == other.extension
+
+
+def _same_phone(one: Leg, other: Leg) -> bool:
+    """Whether two legs reach the same phone (its Contact's host and port): a consultation call placed
+    from a trusted address is no authenticated employee's, but the transferor's phone all the same."""
+    try:
+        return uri_target(one.remote_target, "udp")[1:] == uri_target(other.remote_target, "udp")[1:]
+    except RemoteProtocolError:
+        return False
 
 
 def on_refer(call: Call, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
@@ -218,7 +227,7 @@ class Transfer:
         if other.state is not CallState.CONFIRMED or other.transfer is not None:
             self._failed(491, now)
             return
-        if not _same_party(other.parties[side], self.transferor):
+        if not (_same_party(other.parties[side], self.transferor) or _same_phone(other.legs[side], self.leg)):
             self._failed(403, now)  # a dialog that is not the transferor's own consultation
             return
         self.consultation = other

@@ -78,3 +78,24 @@ def test_r5_blind_transfer_nobody_answers_the_caller_comes_back_to_the_transfero
     assert recall.answered and recall.hung_up_by == "gateway"
     [back] = caller.reinvites()
     assert "o=transferor" in back.text
+
+
+def test_r5_attended_transfer_with_replaces_live(world: LiveWorld) -> None:
+    alice, bruno = world.employee("Alice"), world.employee("Bruno")
+    alice_phone = transferor(world, alice, target=bruno.extension, attended=True)
+    bruno_phone = colleague(world, bruno)
+    number = world.number(world.queue([alice]))
+    caller = start_caller(world, number, "0655000903", talk_ms=3000)
+    assert caller.wait(40) == 0, caller.explain() + alice_phone.explain() + bruno_phone.explain()
+    assert sent_statuses(alice_phone, "REFER") == [202]
+    assert notify_progress(alice_phone)[-1] == ("SIP/2.0 200 OK", "terminated")
+    # Bruno took Alice's consultation call; the gateway offered him the caller's SDP on that dialog
+    # and the caller his answer: the caller now talks to Bruno, both of Alice's legs released.
+    [consultation] = bruno_phone.calls()
+    reinvites = [m for m in bruno_phone.messages() if not m.sent and m.method == "INVITE"][1:]
+    assert [m.call_id for m in reinvites] == [consultation.call_id] and "o=caller" in reinvites[0].text
+    [back] = caller.reinvites()
+    assert "o=target" in back.text
+    byes = [m for m in alice_phone.messages() if not m.sent and m.method == "BYE"]
+    assert len(byes) == 2 and {m.call_id.startswith("consult///") for m in byes} == {True, False}
+    assert consultation.hung_up_by == "gateway"  # the caller's BYE ended Bruno's leg
