@@ -13,7 +13,14 @@ import pytest
 from tests.integration.conftest import GatewayProcess, start_gateway, stop_gateway
 from tests.integration.live_kit import Admin, LiveWorld
 from tests.integration.phones import Phones
-from tests.integration.transfer_kit import colleague, notify_progress, sent_statuses, start_caller, transferor
+from tests.integration.transfer_kit import (
+    colleague,
+    notify_progress,
+    sent_statuses,
+    start_caller,
+    stray_refer,
+    transferor,
+)
 from tests.integration.trunk import Trunk
 
 TRANSFER_RING_S = 4
@@ -99,3 +106,24 @@ def test_r5_attended_transfer_with_replaces_live(world: LiveWorld) -> None:
     byes = [m for m in alice_phone.messages() if not m.sent and m.method == "BYE"]
     assert len(byes) == 2 and {m.call_id.startswith("consult///") for m in byes} == {True, False}
     assert consultation.hung_up_by == "gateway"  # the caller's BYE ended Bruno's leg
+
+
+def test_r5_refer_from_a_phone_not_in_the_call_is_refused_live(world: LiveWorld) -> None:
+    alice, bruno = world.staff("Alice"), world.staff("Bruno")
+    number = world.number(world.queue([alice]))
+    # The caller itself tries to pass the call on: it is in the call, but no employee's phone (403).
+    caller = start_caller(world, number, "0655000904", talk_ms=2500, refer_to=bruno.extension)
+    assert alice.phone is not None and bruno.phone is not None
+    alice.phone.wait_calls(answered=1)
+    # A phone in no call names the live call's Call-ID with tags of no dialog, then no dialog at all: 481.
+    stranger = stray_refer(world, caller.call_id, bruno.extension)
+    assert stranger.wait(15) == 0, stranger.errors()
+    answers = {(m.call_id, m.status) for m in stranger.messages() if not m.sent}  # the trace may repeat one
+    assert len(answers) == 2 and {status for _, status in answers} == {481}
+    assert (caller.call_id, 481) in answers
+    assert caller.wait(30) == 0, caller.explain()
+    assert {m.status for m in caller.messages() if not m.sent and m.cseq_method == "REFER"} == {403}
+    # Nothing moved: Bruno never rang, the caller hung up on Alice.
+    assert bruno.phone.calls() == [] and caller.reinvites() == []
+    [call] = alice.phone.calls()
+    assert call.hung_up_by == "gateway"

@@ -76,12 +76,13 @@ def colleague(world: LiveWorld, staff: Staff, answer_after_ms: int = 200) -> Pho
 class Caller:
     """One call from the trunk side that accepts re-INVITEs (a transferred caller)."""
 
-    def __init__(self, world: LiveWorld, number: LiveNumber, caller: str, talk_ms: int, lifetime_s: float) -> None:
+    def __init__(self, world: LiveWorld, number: LiveNumber, caller: str, talk_ms: int, lifetime_s: float,
+                 refer_to: str | None = None) -> None:
         place = world.phones.directory / "callers"
         place.mkdir(parents=True, exist_ok=True)
         name = f"caller-{caller}-{next(_RUNS)}"
         scenario = _render("caller.xml", place / f"{name}.xml", {
-            "DIALLED": number.dial, "CALLER": caller, "TALK_MS": talk_ms})
+            "DIALLED": number.dial, "CALLER": caller, "TALK_MS": talk_ms, "REFER": refer_to or ""})
         self.process = SippProcess(place, name, ["-t", "u1", "-sf", str(scenario), "-m", "1",
                                                  f"{HOST}:{world.gateway.sip_port}"], lifetime_s=lifetime_s)
 
@@ -111,9 +112,10 @@ class Caller:
 
 
 def start_caller(world: LiveWorld, number: LiveNumber, caller: str, *, talk_ms: int = 6000,
-                 lifetime_s: float = 60.0) -> Caller:
-    """A caller from the trunk, stopped with the test's phones."""
-    started = Caller(world, number, caller, talk_ms, lifetime_s)
+                 lifetime_s: float = 60.0, refer_to: str | None = None) -> Caller:
+    """A caller from the trunk, stopped with the test's phones; with `refer_to` it first tries to
+    transfer the call itself (and expects the gateway's 403)."""
+    started = Caller(world, number, caller, talk_ms, lifetime_s, refer_to)
     world.phones.started.append(started)  # type: ignore[arg-type]  # anything with stop()
     return started
 
@@ -133,3 +135,15 @@ def notify_progress(phone: Phone) -> list[tuple[str, str]]:
 def sent_statuses(phone: Phone, method: str) -> list[int]:
     """The statuses the gateway answered the phone's `method` requests with."""
     return [m.status for m in phone.messages() if not m.sent and m.cseq_method == method and m.status]
+
+
+def stray_refer(world: LiveWorld, call_id: str, refer_to: str) -> SippProcess:
+    """REFERs from a phone in no call (see stray_refer.xml); the process exits 0 when both got 481."""
+    place = world.phones.directory / "callers"
+    place.mkdir(parents=True, exist_ok=True)
+    name = f"stray-refer-{next(_RUNS)}"
+    if "%" in call_id:
+        raise ValueError(f"-cid_str would read {call_id!r} as a format")
+    scenario = _render("stray_refer.xml", place / f"{name}.xml", {"REFER": refer_to})
+    return SippProcess(place, name, ["-t", "u1", "-sf", str(scenario), "-cid_str", call_id, "-m", "1",
+                                     f"{HOST}:{world.gateway.sip_port}"], lifetime_s=15)
