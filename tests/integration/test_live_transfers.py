@@ -6,6 +6,7 @@ read back through the admin API (activities from the database file).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -127,3 +128,69 @@ def test_r5_refer_from_a_phone_not_in_the_call_is_refused_live(world: LiveWorld)
     assert bruno.phone.calls() == [] and caller.reinvites() == []
     [call] = alice.phone.calls()
     assert call.hung_up_by == "gateway"
+
+
+@pytest.mark.parametrize("option", [True, False], ids=["option-on", "option-off"])
+def test_t11_a_lead_created_by_the_call_follows_the_transfer_only_with_the_option_live(
+    world: LiveWorld, option: bool,
+) -> None:
+    alice, bruno = world.employee("Alice"), world.employee("Bruno")
+    transferor(world, alice, target=bruno.extension)
+    colleague(world, bruno)
+    number = world.number(world.queue([alice]), unknown_caller_action="auto_lead",
+                          change_responsible_on_transfer=option)
+    phone = "0655001101" if option else "0655001102"
+    caller = start_caller(world, number, phone, talk_ms=2500)
+    assert caller.wait(40) == 0, caller.explain()
+    entry = world.logged(caller.call_id)
+    assert entry["crm"]["action"] == "create_lead"
+    [(kind, lead_id)] = world.items(entry, "created")
+    # T11: the new client's lead moves to the colleague the call was passed to; without the option it stays.
+    assert world.item("lead", lead_id)["responsible_id"] == (bruno.id if option else alice.id)
+
+
+def test_t11_a_known_clients_items_never_change_on_transfer_live(world: LiveWorld) -> None:
+    alice, bruno, carla = world.employee("Alice"), world.employee("Bruno"), world.employee("Carla", secret=False)
+    caller_phone = "0655001103"
+    lead = world.admin.post("/items/lead", {"title": "Known client", "phones": [caller_phone], "default_region": "FR",
+                                            "responsible_id": carla.id})
+    transferor(world, alice, target=bruno.extension)
+    colleague(world, bruno)
+    number = world.number(world.queue([alice]), change_responsible_on_transfer=True)
+    caller = start_caller(world, number, caller_phone, talk_ms=2500)
+    assert caller.wait(40) == 0, caller.explain()
+    entry = world.logged(caller.call_id)
+    assert entry["crm"]["action"] == "attach" and world.items(entry) == [("lead", lead["id"])]
+    assert [t["to_employee_id"] for t in entry["routing"]["transfers"]] == [bruno.id]
+    assert world.item("lead", lead["id"])["responsible_id"] == carla.id
+
+
+def test_r5_t11_a_call_transferred_twice_is_one_log_entry_and_one_crm_activity_live(world: LiveWorld) -> None:
+    alice, bruno, chloe = world.employee("Alice"), world.employee("Bruno"), world.employee("Chloe")
+    transferor(world, alice, target=bruno.extension)
+    transferor(world, bruno, target=chloe.extension, refer_after_ms=800)
+    colleague(world, chloe)
+    number = world.number(world.queue([alice]), unknown_caller_action="auto_lead", change_responsible_on_transfer=True)
+    caller = start_caller(world, number, "0655001104", talk_ms=2500)
+    assert caller.wait(40) == 0, caller.explain()
+    assert len(caller.reinvites()) == 2
+    page = world.admin.get("/calls?limit=200")
+    assert [c["call_id"] for c in page["items"] if c["party_e164"] == "+33655001104"] == [caller.call_id]
+    entry = world.logged(caller.call_id)
+    chain = [(t["kind"], t["from_employee_id"], t["to_employee_id"]) for t in entry["routing"]["transfers"]]
+    assert chain == [("blind", alice.id, bruno.id), ("blind", bruno.id, chloe.id)]
+    legs = entry["routing"]["legs"]
+    assert [leg["employee_id"] for leg in legs] == [alice.id, bruno.id, chloe.id]
+    assert all(leg["seconds"] > 0.3 for leg in legs)  # each talked before passing the call on
+    assert entry["answered_by_id"] == alice.id and entry["outcome"] == "answered"
+    # One interaction in the CRM: one activity, completed once (the end heard when the caller hung up).
+    [activity] = world.activities(entry["interaction_key"])
+    assert activity["completed_at"] is not None
+    details = json.loads(activity["details"])
+    assert [leg["employee_id"] for leg in details["legs"]] == [alice.id, bruno.id, chloe.id]
+    ended = world.rows("SELECT count(*) AS n FROM outbox_entries WHERE interaction_key = ? AND kind = 'call_ended'",
+                       entry["interaction_key"])
+    assert ended[0]["n"] == 1
+    # R5 under T11: the last colleague who took the call holds the lead.
+    [(kind, lead_id)] = world.items(entry, "created")
+    assert kind == "lead" and world.item("lead", lead_id)["responsible_id"] == chloe.id
