@@ -96,7 +96,7 @@ class LiveRouter:
     def call_started(self, event: object) -> None:
         return None
 
-    call_offered = call_answered = call_failed = call_ended = call_started
+    call_offered = call_answered = call_failed = call_ended = call_transferred = call_started
 
     # -- where a blind transfer goes (the B2BUA's `transfer_target`, SPEC R5) --------------------
     def transfer_target(self, user: str, transferor: int | None) -> Target | None:
