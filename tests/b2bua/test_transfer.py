@@ -15,9 +15,10 @@ from gateway.b2bua.events import CallEnded, CallTransferred
 from gateway.routing.decision import RouteDecision
 from gateway.routing.request import Deliver, RouteRequest
 from gateway.routing.targets import RingStep, Target
+from gateway.sip.auth import build_authorization
 from gateway.sip.events import CancelReceived
 from gateway.sip.message import Request, Response, make_response
-from tests.b2bua.harness import GW, SDP_A, SDP_B, Network, Phone, bind, make_gateway, no_state_left
+from tests.b2bua.harness import GW, SDP_A, SDP_B, USERS, Network, Phone, bind, make_gateway, no_state_left
 
 SDP_C = SDP_B.replace(b"bob 2 2", b"carol 3 3").replace(b"10.0.0.2", b"10.0.0.3").replace(b"5000", b"6000")
 SDP_A2 = SDP_A.replace(b"alice 1 1", b"alice 1 2")
@@ -275,3 +276,66 @@ def test_r5_attended_transfer_naming_no_dialog_of_the_gateway_fails_481_and_keep
 
 def _party(employee_id: int, extension: str) -> Party:
     return Party(employee_id, extension)
+
+
+def test_r5_a_second_refer_while_a_transfer_goes_on_is_491(net: Network, gw) -> None:
+    _, _, alice, bob, carol, _ = gw
+    connect(alice, bob, "2001")
+    assert refer(bob, "sip:2002@127.0.0.1") == 202
+    assert refer(bob, "sip:2003@127.0.0.1") == 491
+    assert len(carol.requests("INVITE")) == 1
+
+
+def test_r5_the_caller_hanging_up_while_the_target_rings_ends_everything(net: Network, gw) -> None:
+    b2bua, recorder, alice, bob, carol, _ = gw
+    connect(alice, bob, "2001")
+    refer(bob, "sip:2002@127.0.0.1")
+    carol.answer(180)
+    alice.send_in_dialog("BYE")
+    assert alice.statuses("BYE") == [200]
+    assert len(carol.cancels()) == 1 and len(bob.requests("BYE")) == 1
+    bob.answer(200, method="BYE")
+    carol.node.endpoint.send_response(carol.cancels()[0].invite_transaction, _487(carol.cancels()[0]), net.now)
+    net.run()
+    [ended] = [e for e in recorder.events if isinstance(e, CallEnded)]
+    assert ended.ended_by == "caller" and not [e for e in recorder.events if isinstance(e, CallTransferred)]
+    net.advance(40)
+    assert no_state_left(b2bua) and b2bua.busy_employees() == frozenset()
+
+
+def test_r5_a_blind_transfer_to_no_such_extension_notifies_404_and_keeps_the_call(net: Network, gw) -> None:
+    _, _, alice, bob, _, _ = gw
+    connect(alice, bob, "2001")
+    assert refer(bob, "sip:9999@127.0.0.1") == 202
+    assert notifies(bob) == [("SIP/2.0 100 Trying", "active"), ("SIP/2.0 404 Not Found", "terminated")]
+    alice.send_in_dialog("BYE")
+    assert len(bob.requests("BYE")) == 1
+
+
+def test_r5_the_employee_who_placed_the_call_may_transfer_it_too(net: Network) -> None:
+    """The transferor on leg A (an authenticated phone of the PBX): its called party is moved onto the target."""
+    b2bua, recorder = make_gateway(net, [], router=ExtensionRouter(), trusted=lambda host, port: False)
+    b2bua.transfer_target = extension_of_employee
+    employee = Phone(net, "10.0.0.1", 5061, "1001")
+    bob, carol = Phone(net, "10.0.0.2", 5062, "2001"), Phone(net, "10.0.0.3", 5063, "2002")
+    for phone in (bob, carol):
+        bind(b2bua, phone.user, phone.contact, net.now)
+    employee.call("2001")
+    challenge = employee.responses()[-1].get("Proxy-Authenticate") or ""
+    authorization = build_authorization(challenge, method="INVITE", uri=f"sip:2001@{GW[0]}:{GW[1]}",
+                                        username="1001", password=USERS["1001"], cnonce="c0ffee")
+    employee.call("2001", extra=[("Proxy-Authorization", authorization)])
+    bob.answer(200, SDP_B, method="INVITE")
+    employee.ack()
+    assert refer(employee, "sip:2002@127.0.0.1") == 202
+    [invite] = carol.requests("INVITE")
+    assert invite.request.body == SDP_B  # the remaining party is bob now: his SDP is offered
+    carol.answer(200, SDP_C, method="INVITE")
+    [reinvite] = in_dialog_invites(bob)
+    assert reinvite.body == SDP_C
+    bob.answer(200, SDP_B, method="INVITE")
+    assert len(employee.requests("BYE")) == 1
+    [moved] = [e for e in recorder.events if isinstance(e, CallTransferred)]
+    assert (moved.from_employee_id, moved.to_employee_id) == (1001, 2002)
+    bob.send_in_dialog("BYE")  # bob hangs up: the BYE reaches carol, now on the employee's side of the call
+    assert len(carol.requests("BYE")) == 1
