@@ -270,7 +270,7 @@ class Transfer:
             call.invite.call_id, self._transferor_id, party.employee_id if party is not None else None, now,
             kind, consultation,
         ))
-        reoffer(call, self.remaining, leg.sdp, Reoffer(call, self.remaining), now)
+        reoffer(call, self.remaining, leg.sdp, Reoffer(call, self.remaining, leg.sdp), now)
 
     # -- the transferor or the remaining party hangs up -----------------------------------------------
     def on_bye(self, side: int, now: float) -> None:

@@ -9,6 +9,7 @@ and its answer is offered to the other in turn.
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING
 
 from gateway.b2bua.call_context import Awaited, CallState
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from gateway.sip.transaction import ServerTransaction
 
 log = logging.getLogger(__name__)
+
+REOFFER_TRIES = 3  # a re-INVITE answered 491 is sent again twice at most
 
 
 def reoffer(call: Call, leg: Leg, sdp: bytes, purpose: Awaited, now: float) -> None:
@@ -50,21 +53,33 @@ def ack_2xx(call: Call, leg: Leg, response: Response) -> None:
 
 
 class Reoffer(Awaited):
-    """The remaining party's re-INVITE onto the new leg; its 2xx is ACKed at once."""
+    """The remaining party's re-INVITE onto the new leg, with `sdp`; its 2xx is ACKed at once. A 491 (its
+    own re-INVITE crossed ours) is tried again a little later, as §14.1 says, a few times."""
 
-    __slots__ = ("call", "leg")
+    __slots__ = ("call", "leg", "sdp", "tries")
 
-    def __init__(self, call: Call, leg: Leg) -> None:
+    def __init__(self, call: Call, leg: Leg, sdp: bytes, tries: int = 1) -> None:
         self.call = call
         self.leg = leg
+        self.sdp = sdp
+        self.tries = tries
 
     def on_response(self, response: Response, now: float) -> None:
-        if 200 <= response.status < 300:
+        status = response.status
+        if 200 <= status < 300:
             ack_2xx(self.call, self.leg, response)
             remember_sdp(self.leg, response)
-        elif response.status >= 300:
+        elif status == 491 and self.tries < REOFFER_TRIES:
+            # §14.1: try again after a random wait; 2.1-4 s, the longer of its two ranges, whoever chose the Call-ID.
+            self.call.ctx.schedule(now + random.uniform(2.1, 4.0), self._again)
+        elif status >= 300:
             log.warning("call %s: the remaining party refused the transfer's re-INVITE with %d",
-                        self.call.invite.call_id, response.status)
+                        self.call.invite.call_id, status)
+
+    def _again(self, now: float) -> None:
+        call = self.call
+        if call.state is CallState.CONFIRMED and self.leg in call.legs:
+            reoffer(call, self.leg, self.sdp, Reoffer(call, self.leg, self.sdp, self.tries + 1), now)
 
     def on_failure(self, status: int, now: float) -> None:
         log.warning("call %s: the transfer's re-INVITE got no answer (%d)", self.call.invite.call_id, status)
@@ -84,10 +99,11 @@ class Consulted(Awaited):
         status = response.status
         if status < 200:
             return
+        if status < 300:
+            ack_2xx(self.transfer.call, self.other.legs[1 - self.side], response)  # §13.2.2.4, whatever comes next
         if status >= 300 or self.other.state is not CallState.CONFIRMED or self.transfer.call.transfer is None:
             self.transfer.consultation_refused(status if status >= 300 else 481, now)
             return
-        ack_2xx(self.transfer.call, self.other.legs[1 - self.side], response)
         self.transfer.consulted(self.other, self.side, response, now)
 
     def on_failure(self, status: int, now: float) -> None:

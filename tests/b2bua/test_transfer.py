@@ -339,3 +339,17 @@ def test_r5_the_employee_who_placed_the_call_may_transfer_it_too(net: Network) -
     assert (moved.from_employee_id, moved.to_employee_id) == (1001, 2002)
     bob.send_in_dialog("BYE")  # bob hangs up: the BYE reaches carol, now on the employee's side of the call
     assert len(carol.requests("BYE")) == 1
+
+
+def test_r5_the_callers_491_to_the_transfers_reinvite_is_tried_again(net: Network, gw) -> None:
+    _, _, alice, bob, carol, _ = gw
+    connect(alice, bob, "2001")
+    refer(bob, "sip:2002@127.0.0.1")
+    carol.answer(200, SDP_C, method="INVITE")
+    alice.answer(491, method="INVITE")  # its own re-INVITE crossed ours (§14.1)
+    assert len(in_dialog_invites(alice)) == 1
+    net.advance(4.5)
+    first, again = in_dialog_invites(alice)
+    assert again.body == SDP_C and again.cseq[0] > first.cseq[0]
+    alice.answer(200, SDP_A2, method="INVITE")
+    assert any(e.request.cseq[0] == again.cseq[0] for e in alice.requests("ACK"))
