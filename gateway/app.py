@@ -22,7 +22,7 @@ from gateway import gc_tuning, metrics
 from gateway.admin.api import crm_routers, install
 from gateway.admin.app import create_admin_app
 from gateway.admin.routes.mail import set_mail_config
-from gateway.b2bua.controller import B2bua
+from gateway.b2bua.controller import B2bua, extension_target
 from gateway.b2bua.observer import CallObserver, MetricsObserver, ObserverSet
 from gateway.b2bua.static_router import StaticRouter
 from gateway.calls.card_events import CardHub
@@ -130,6 +130,8 @@ class Gateway:
             nat_contacts=sip.nat_contacts,
             max_call_seconds=sip.max_call_seconds,
             trunks=CurrentTrunks(lambda: live.directory.trunk_index) if live is not None else None,
+            transfer_target=self.live_router.transfer_target if self.live_router is not None else extension_target,
+            transfer_ring_time=float(sip.transfer_ring_time_s),
         )
         self.runtime: SipRuntime | None = None
         self.transports: list[UdpTransport | TcpTransport] = []

@@ -87,6 +87,9 @@ class SipConfig:
     nat_contacts: str = "source"
     # Any answered call lasting longer is ended with a BYE on both legs; 0 = no limit.
     max_call_seconds: int = 0
+    # How long a blind transfer's target rings, then the transferring employee again when nobody
+    # answered (SPEC R5), in seconds.
+    transfer_ring_time_s: int = 20
     # How long a number's call may wait for the caller's CRM knowledge before it rings the number's
     # queue group without it (the CRM outcome is then decided later).
     routing_budget_ms: int = 300
@@ -184,7 +187,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         table,
         {"listen", "static_routes", "users", "trunks", "realm", "nonce_secret", "nonce_max_age", "node_id",
          "digest_algorithms", "min_expires", "max_expires", "default_expires", "max_contacts_per_aor", "nat_contacts",
-         "max_call_seconds", "routing_budget_ms",
+         "max_call_seconds", "routing_budget_ms", "transfer_ring_time_s",
          "dns_servers", "dns_timeout"} | TCP_LIMIT_KEYS,
         "sip.",
     )
@@ -223,6 +226,7 @@ def _sip(table: dict[str, Any]) -> SipConfig:
         default_expires=default_expires,
         nat_contacts=_nat_contacts(table),
         max_call_seconds=_int(table, "max_call_seconds", "sip.", 0, minimum=0),
+        transfer_ring_time_s=_int(table, "transfer_ring_time_s", "sip.", 20, minimum=1),
         routing_budget_ms=_routing_budget(table),
         dns_servers=_dns_servers(table),
         dns_timeout=_dns_timeout(table),

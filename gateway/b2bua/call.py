@@ -14,7 +14,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.b2bua import propagation
-from gateway.b2bua.call_context import ABSORB, A, B, CallContext, CallState, Cancellable, Target
+from gateway.b2bua import transfer as transfers
+from gateway.b2bua.call_context import ABSORB, A, B, CallContext, CallState, Cancellable, Party, Target
 from gateway.b2bua.dialog_relay import DialogRelay, Relay
 from gateway.b2bua.events import (
     ENDED_ACK_TIMEOUT,
@@ -28,7 +29,7 @@ from gateway.b2bua.events import (
     CallStarted,
 )
 from gateway.b2bua.hunt import TIMER_C, Branch, Hunt
-from gateway.b2bua.leg import Leg, strip_tag
+from gateway.b2bua.leg import Leg, remember_sdp, strip_tag
 from gateway.b2bua.session_timer import NO_OFFER, TimerOffer, answer_interval, expiry_delay
 from gateway.routing.decision import RouteDecision
 from gateway.routing.request import Router, RouteRequest
@@ -55,7 +56,7 @@ class Call(DialogRelay):
     __slots__ = (
         "ctx", "state", "legs", "invite", "invite_txn", "hunt", "routing_timer", "answered_by", "engaged", "caller_employee",
         "offered_at", "answered_at", "callee", "rule_ids", "relays", "reinvite",
-        "offer", "session_timer", "max_duration_timer",
+        "offer", "session_timer", "max_duration_timer", "parties", "transfer", "former_hunts",
     )
 
     def __init__(
@@ -88,6 +89,10 @@ class Call(DialogRelay):
         # RFC 4028 §10: ends the call unless a refresh succeeds first; re-armed by every refresh.
         self.session_timer: Cancellable | None = None
         self.max_duration_timer: Cancellable | None = None
+        # The employees' phones on each side (None: the outside party); only they may transfer (R5).
+        self.parties: list[Party | None] = [None, None]
+        self.transfer: transfers.Transfer | None = None  # a REFER being carried out
+        self.former_hunts: list[Hunt] = []  # transfers' hunts, whose legs are released with the call
         transport = source[0]
         leg_a = Leg(
             call_id=invite.call_id,
@@ -103,6 +108,7 @@ class Call(DialogRelay):
             remote_cseq=invite.cseq[0],
             flow_open=ctx.flow_open,
         )
+        remember_sdp(leg_a, invite)
         # Leg B is the leg whose early dialog or answer the caller sees; until there is one, index 1
         # is leg A itself (nothing can be relayed yet, see `DialogRelay._refusal`).
         self.legs: list[Leg] = [leg_a, leg_a]
@@ -111,6 +117,8 @@ class Call(DialogRelay):
     def route(self, router: Router, request: RouteRequest, now: float) -> None:
         """Tell observers the call started and ask `router`; its decision may come now or later."""
         self.ctx.bind_dialog(self.legs[A], self, A)
+        if request.authenticated_user:
+            self.parties[A] = Party(None, request.authenticated_user)  # an employee's phone calling
         self.ctx.observer.call_started(CallStarted(self.invite.call_id, request, now))
         try:
             router.route(request, self.on_decision)
@@ -131,6 +139,9 @@ class Call(DialogRelay):
             self.routing_timer.cancel()
             self.routing_timer = None
         self.rule_ids, self.caller_employee = decision.rule_ids, decision.caller_employee_id
+        if decision.caller_employee_id is not None:
+            calling = self.parties[A]
+            self.parties[A] = Party(decision.caller_employee_id, calling.extension if calling is not None else None)
         if not decision.forwards:
             status = decision.status or 404
             if not 300 <= status < 700:
@@ -170,6 +181,8 @@ class Call(DialogRelay):
 
     def answered(self, leg: Leg, target: RouteTarget, response: Response, now: float) -> None:
         self.legs[B] = leg
+        remember_sdp(leg, response)
+        self.parties[B] = transfers.party_of(target)
         leg.pending_ack = leg.create_request("ACK", cseq=response.cseq[0])
         self.state = CallState.ANSWERED
         self.answered_at = now
@@ -282,6 +295,7 @@ class Call(DialogRelay):
             return
         if ack is not None:
             propagation.copy_body(ack, pending)
+            remember_sdp(self.legs[side], ack)
         self.ctx.stateless(pending, other.next_hop())
         other.last_ack, other.pending_ack = pending, None
         if side == A and self.state is CallState.ANSWERED:
@@ -289,6 +303,9 @@ class Call(DialogRelay):
 
     def _on_bye(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
         self.ctx.respond(txn, make_response(request, 200), now)
+        if self.transfer is not None:
+            self.transfer.on_bye(side, now)  # R5: a transferor may leave before the target answers
+            return
         if self.state in (CallState.CALLING, CallState.CANCELLING):
             # §15: a BYE on an early dialog works like a CANCEL (only the caller may send one,
             # the callee MUST NOT); the call ends when leg B's INVITE gets its final answer.
@@ -311,6 +328,14 @@ class Call(DialogRelay):
             self._forward_ack(A, None, now)
         self._send_bye(self.legs[1 - side], now)
         self._end("caller" if side == A else "callee", now)
+
+    def on_refer(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
+        """A REFER from `side`: the gateway transfers the call itself (`gateway.b2bua.transfer`)."""
+        transfers.on_refer(self, side, request, txn, now)
+
+    def hunts(self) -> list[Hunt]:
+        """Every hunt of the call (its own, its transfers'), whose legs end with it."""
+        return [*([self.hunt] if self.hunt is not None else []), *self.former_hunts]
 
     # -- ending --------------------------------------------------------------------------
     def _send_bye(self, leg: Leg, now: float) -> None:
@@ -395,6 +420,9 @@ class Call(DialogRelay):
             self.ctx.respond(relay.transaction, make_response(relay.transaction.request, 487), now)
         self.relays.clear()
         self.reinvite = None
+        if self.transfer is not None:
+            self.transfer.stop(now)
+            self.transfer = None
         self.ctx.release(self)
         hunt = self.hunt
         if hunt is not None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gateway.b2bua.leg import Leg
     from gateway.b2bua.observer import CallObserver
     from gateway.b2bua.session_timer import SessionTimerPolicy
+    from gateway.routing.targets import Target as RouteTarget
     from gateway.sip.transaction import ClientTransaction, ServerTransaction
 
 Target = tuple[str, str, int]
@@ -31,6 +32,32 @@ class Destination(NamedTuple):
     transport: str
     hop: Target
     flow_host: str | None = None
+
+
+class Party(NamedTuple):
+    """Who is on one side of a call when it is an employee's phone: the employee (None when the
+    gateway knows the extension only) and the extension they are rung on."""
+
+    employee_id: int | None
+    extension: str | None
+
+
+class Awaited:
+    """The purpose of a client transaction whose answer something other than the relay waits for
+    (a transfer's re-INVITE): the controller hands it the answer."""
+
+    __slots__ = ()
+
+    def on_response(self, response: Response, now: float) -> None:
+        """A response (provisional or final) to the transaction."""
+
+    def on_failure(self, status: int, now: float) -> None:
+        """No answer: a timeout (408) or a transport error (503)."""
+
+
+# Finds the target of a blind transfer: the Refer-To user and the transferring employee → a routing
+# target (an extension's employee, an outside number through a trunk), or None when there is none.
+TransferTarget = Callable[[str, "int | None"], "RouteTarget | None"]
 
 
 class Cancellable(Protocol):
@@ -102,10 +129,26 @@ class CallContext(Protocol):
 
     def bind_dialog(self, leg: Leg, call: Any, side: int) -> None: ...
 
+    def unbind_dialog(self, leg: Leg) -> None:
+        """Requests of `leg`'s dialog reach nobody any more (answered 481)."""
+        ...
+
+    def find_dialog(self, call_id: str, tags: tuple[str, str]) -> tuple[Any, int] | None:
+        """The call and side of the gateway's dialog with Call-ID `call_id` whose local tag is one of
+        `tags` (a Replaces header names both tags, from the other party's point of view)."""
+        ...
+
     def release(self, call: Any) -> None: ...
 
     def trunk_credentials(self, trunk_id: int) -> tuple[str, str] | None:
         """The username and secret a trunk challenges our INVITEs for (SPEC R4), None when it has none."""
+        ...
+
+    # -- transfers (SPEC R5) ---------------------------------------------------------------
+    transfer_ring_time: float  # how long a blind transfer's target, then its recall, rings
+
+    def transfer_target(self, user: str, transferor: int | None) -> RouteTarget | None:
+        """Where a blind transfer to `user` goes (see `TransferTarget`)."""
         ...
 
     def schedule(self, deadline: float, callback: Callable[[float], None]) -> Cancellable:

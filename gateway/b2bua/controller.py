@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from gateway.b2bua import propagation
 from gateway.b2bua.call import Branch, Call, Relay
-from gateway.b2bua.call_context import Destination
+from gateway.b2bua.call_context import Awaited, Destination, TransferTarget
 from gateway.b2bua.destinations import Destinations
 from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE
 from gateway.b2bua.leg import Leg, contact_target
@@ -22,6 +22,8 @@ from gateway.b2bua.session_timer import IntervalTooSmall, SessionTimerPolicy, in
 from gateway.registrar import Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.routing.request import Router
+from gateway.routing.targets import Target as RouteTarget
+from gateway.routing.targets import TargetKind
 from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
 from gateway.sip.events import (
     AckNotReceived,
@@ -100,6 +102,16 @@ def _every_connection_open(target: Target) -> bool:
     return True
 
 
+def extension_target(user: str, transferor: int | None) -> RouteTarget | None:
+    """The default `transfer_target`: a blind transfer goes to the phones registered for `user` as
+    an extension (the live router knows employees and outside numbers; see `LiveRouter.transfer_target`)."""
+    return RouteTarget(TargetKind.EMPLOYEE, extension=user) if user else None
+
+
+# How long a blind transfer's target rings, then the transferor again when nobody answered (R5).
+TRANSFER_RING_TIME = 20.0
+
+
 class B2bua:
     """Turns inbound INVITEs into `Call`s routed by `router` and answers OPTIONS, REGISTER and strays itself.
 
@@ -125,13 +137,19 @@ class B2bua:
         session_timers: SessionTimerPolicy = SessionTimerPolicy(),
         max_call_seconds: float = 0.0,
         trunks: TrunkSide | None = None,
+        transfer_target: TransferTarget = extension_target,
+        transfer_ring_time: float = TRANSFER_RING_TIME,
     ) -> None:
         if nat_contacts not in NAT_CONTACTS:
             raise ValueError(f"nat_contacts must be one of {', '.join(NAT_CONTACTS)}, not {nat_contacts!r}")
         if max_call_seconds < 0:
             raise ValueError("max_call_seconds must be 0 (no limit) or more")
+        if transfer_ring_time <= 0:
+            raise ValueError("transfer_ring_time must be more than 0 seconds")
         self.session_timers = session_timers
         self.max_call_seconds = max_call_seconds
+        self.transfer_target = transfer_target
+        self.transfer_ring_time = transfer_ring_time
         self.connected = connected
         self.nat_contacts = nat_contacts
         self.port = port
@@ -242,8 +260,9 @@ class B2bua:
             self._on_options(request, txn, now)
         elif method == "REGISTER":
             self.respond(txn, self.registrar.handle(request, source, now), now)  # type: ignore[arg-type]
-        elif method in propagation.DIALOG_ONLY:
-            self._answer(txn, request, 481, now)  # §15.1.2: a BYE (or INFO, UPDATE) for no dialog we have
+        elif method in propagation.DIALOG_ONLY or method == "REFER":
+            # §15.1.2: a BYE (or INFO, UPDATE) for no dialog we have; a REFER from no call (R5).
+            self._answer(txn, request, 481, now)
         else:
             response = make_response(request, 405, to_tag=self.port.new_tag())
             response.headers.append(("Allow", propagation.ALLOW_OUT_OF_DIALOG))
@@ -322,6 +341,8 @@ class B2bua:
             call.on_branch_response(purpose, response, now)
         elif isinstance(purpose, Relay):
             call.on_relay_response(purpose, response, now)
+        elif isinstance(purpose, Awaited):
+            purpose.on_response(response, now)
 
     def _on_timeout(self, event: TransactionTimedOut, now: float) -> None:
         self._on_no_answer(event.transaction, propagation.TIMEOUT, now)
@@ -342,6 +363,8 @@ class B2bua:
             call.on_branch_failure(purpose, status, now)
         elif isinstance(purpose, Relay):
             call.on_relay_failure(purpose, status, now)
+        elif isinstance(purpose, Awaited):
+            purpose.on_failure(status, now)
 
     def _answer(self, txn: object, request: Request, status: int, now: float) -> None:
         self.respond(txn, make_response(request, status, to_tag=self.port.new_tag()), now)  # type: ignore[arg-type]
@@ -420,6 +443,16 @@ class B2bua:
     def bind_dialog(self, leg: Leg, call: Call, side: int) -> None:
         self._dialogs[(leg.call_id, leg.local_tag)] = (call, side)
 
+    def unbind_dialog(self, leg: Leg) -> None:
+        self._dialogs.pop((leg.call_id, leg.local_tag), None)
+
+    def find_dialog(self, call_id: str, tags: tuple[str, str]) -> tuple[Call, int] | None:
+        for tag in tags:
+            found = self._dialogs.get((call_id, tag))
+            if found is not None and isinstance(found[0], Call):
+                return found
+        return None
+
     def release(self, call: Call) -> None:
         self.calls.discard(call)
         self._invites.pop(call.invite_txn, None)
@@ -428,8 +461,7 @@ class B2bua:
         dialogs, transactions = self._dialogs, self._transactions
         for leg in call.legs:
             dialogs.pop((leg.call_id, leg.local_tag), None)
-        hunt = call.hunt
-        if hunt is not None:
+        for hunt in call.hunts():
             for branch in hunt.branches:
                 leg = branch.leg
                 dialogs.pop((leg.call_id, leg.local_tag), None)

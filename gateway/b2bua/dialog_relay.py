@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from gateway.b2bua import propagation
 from gateway.b2bua.call_context import A, CallContext, CallState
 from gateway.b2bua.events import ENDED_ACK_TIMEOUT
-from gateway.b2bua.leg import Leg, contact_target
+from gateway.b2bua.leg import Leg, contact_target, remember_sdp
 from gateway.b2bua.session_timer import (
     NO_OFFER,
     IntervalTooSmall,
@@ -73,6 +73,8 @@ class DialogRelay:
 
         def _watch_session(self, interval: int | None, now: float) -> None: ...
 
+        def on_refer(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None: ...
+
     def on_request(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
         """An in-dialog request from `side`: BYE ends the call, the rest is relayed."""
         leg = self.legs[side]
@@ -92,6 +94,9 @@ class DialogRelay:
         leg.remote_cseq = number
         if method == "BYE":
             self._on_bye(side, request, txn, now)
+            return
+        if method == "REFER":
+            self.on_refer(side, request, txn, now)  # never relayed: the gateway transfers (R5)
             return
         if method not in propagation.RELAYED_IN_DIALOG:
             response = make_response(request, 405)
@@ -120,6 +125,7 @@ class DialogRelay:
                 return
             if target is not None:
                 leg.refresh_target(target)  # §12.2.2: a target refresh request
+            remember_sdp(leg, request)
         other = self.legs[1 - side]
         relayed = other.create_request(method)
         relayed.set("Max-Forwards", str((hops if hops is not None else 70) - 1))
@@ -192,6 +198,7 @@ class DialogRelay:
         self.ctx.respond(relay.transaction, out, now)
         if refreshed:
             self._learn_target(other, response)  # §12.2.1.2
+            remember_sdp(other, response)
             if response.cseq[1] == "INVITE":
                 other.pending_ack = other.create_request("ACK", cseq=response.cseq[0])
             if self.state in (CallState.ANSWERED, CallState.CONFIRMED):

@@ -64,7 +64,12 @@ ENDED_BYE = "bye"  # a side hung up
 ENDED_ACK_TIMEOUT = "ack-timeout"  # a 2xx was never acknowledged (RFC 3261 §13.3.1.4)
 ENDED_SESSION_EXPIRED = "session-expired"  # no session refresh in time (RFC 4028 §10)
 ENDED_MAX_DURATION = "max-duration"  # longer than [sip] max_call_seconds
-END_REASONS = (ENDED_BYE, ENDED_ACK_TIMEOUT, ENDED_SESSION_EXPIRED, ENDED_MAX_DURATION)
+ENDED_TRANSFERRED = "transferred"  # an attended transfer's consultation call, now part of the first call
+ENDED_TRANSFER_UNANSWERED = "transfer-unanswered"  # R5: nobody took a blind transfer, nor its recall
+END_REASONS = (
+    ENDED_BYE, ENDED_ACK_TIMEOUT, ENDED_SESSION_EXPIRED, ENDED_MAX_DURATION, ENDED_TRANSFERRED,
+    ENDED_TRANSFER_UNANSWERED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,4 +84,22 @@ class CallEnded:
     reason: str = ENDED_BYE
 
 
-CallEvent = CallStarted | CallOffered | LegOffered | CallAnswered | CallFailed | CallEnded
+# How a call was passed on (`CallTransferred.kind`).
+BLIND, ATTENDED, RECALL = "blind", "attended", "recall"
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred:
+    """A connected call was passed from one employee to another (SPEC R5): the remaining party now
+    talks to `to_employee_id`. `kind` is "blind", "attended" (the consultation call `consultation_call_id`
+    is part of this call from now on) or "recall" (a blind transfer nobody took came back)."""
+
+    call_id: str
+    from_employee_id: int | None
+    to_employee_id: int | None
+    at: float
+    kind: str = BLIND
+    consultation_call_id: str | None = None
+
+
+CallEvent = CallStarted | CallOffered | LegOffered | CallAnswered | CallFailed | CallEnded | CallTransferred

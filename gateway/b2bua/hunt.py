@@ -102,10 +102,14 @@ class Branch:
 class Hunt:
     """Rings `steps` for `owner`; see the module docstring."""
 
-    __slots__ = ("ctx", "owner", "steps", "step", "state", "branches", "ringing", "failures", "step_timer")
+    __slots__ = ("ctx", "owner", "steps", "step", "state", "branches", "ringing", "failures", "step_timer", "headers")
 
-    def __init__(self, ctx: CallContext, owner: HuntOwner, steps: tuple[RingStep, ...]) -> None:
+    def __init__(
+        self, ctx: CallContext, owner: HuntOwner, steps: tuple[RingStep, ...],
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.ctx = ctx
+        self.headers = headers  # added to every INVITE (a transfer's recall says so in Alert-Info)
         self.owner = owner
         self.steps = steps
         self.step = 0  # the index of the next step to ring
@@ -206,6 +210,8 @@ class Hunt:
             invite.set("P-Asserted-Identity", identity)  # RFC 3325: the trunk trusts us to assert it
         propagation.copy_body(a_invite, invite)
         write_offer(self.owner.offer, invite)
+        if self.headers:
+            invite.headers += self.headers
         return invite
 
     def _answer_challenge(self, branch: Branch, response: Response, now: float) -> bool:

@@ -75,6 +75,11 @@ def learn_remote(leg: Leg, response: Response) -> bool:
     return True
 
 
+def remember_sdp(leg: Leg, message: Request | Response) -> None:
+    """Keep `message`'s SDP body as the last session description `leg`'s party sent."""
+    if message.body and (message.get("Content-Type") or "").lower().startswith("application/sdp"):
+        leg.sdp = message.body
+
 
 def strip_tag(header_value: str) -> str:
     """A From/To value without its tag parameter, to reuse as the dialog's local or remote URI."""
@@ -118,7 +123,7 @@ class Leg:
     __slots__ = (
         "call_id", "local_tag", "remote_tag", "local_uri", "remote_uri", "remote_target",
         "route_set", "transport", "peer", "local_cseq", "remote_cseq", "contact", "pending_ack", "last_ack",
-        "flow_host", "flow_open", "_hop_key", "_hop",
+        "flow_host", "flow_open", "_hop_key", "_hop", "sdp",
     )
 
     def __init__(
@@ -158,6 +163,9 @@ class Leg:
         self.flow_open = flow_open
         self._hop_key: str | None = None
         self._hop: Target | None = None
+        # The last session description this leg's party sent (offer or answer): what a transfer
+        # offers the next party this one is joined to (see `gateway.b2bua.transfer`).
+        self.sdp = b""
 
     def next_hop(self) -> Target:
         """The flow while it is usable, else §12.2.1.1 / §8.1.2: the first Route if any, else the remote target."""

@@ -11,14 +11,24 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from gateway import metrics
-from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered, CallStarted, LegOffered
+from gateway.b2bua.events import (
+    CallAnswered,
+    CallEnded,
+    CallFailed,
+    CallOffered,
+    CallStarted,
+    CallTransferred,
+    LegOffered,
+)
 
 log = logging.getLogger(__name__)
 
 
 class CallObserver(Protocol):
     """Told about every call: started (routing), then offered with each leg offered, then answered and
-    ended, or failed. A call rejected by routing or cancelled during it is started then failed."""
+    ended, or failed. A call rejected by routing or cancelled during it is started then failed.
+    Between its answer and its end, a call may be transferred (`call_transferred`, optional: an
+    observer without it is not told)."""
 
     def call_started(self, event: CallStarted) -> None: ...
 
@@ -31,6 +41,8 @@ class CallObserver(Protocol):
     def call_failed(self, event: CallFailed) -> None: ...
 
     def call_ended(self, event: CallEnded) -> None: ...
+
+    def call_transferred(self, event: CallTransferred) -> None: ...
 
 
 class ObserverSet:
@@ -67,6 +79,12 @@ class ObserverSet:
     def call_ended(self, event: CallEnded) -> None:
         for observer in self._observers:
             self._safely(observer.call_ended, event)
+
+    def call_transferred(self, event: CallTransferred) -> None:
+        for observer in self._observers:
+            method = getattr(observer, "call_transferred", None)  # optional (see CallObserver)
+            if method is not None:
+                self._safely(method, event)
 
     @staticmethod
     def _safely(method: object, event: object) -> None:
@@ -106,3 +124,6 @@ class MetricsObserver:
         self.stats.active -= 1
         reasons = self.stats.ended_reasons
         reasons[event.reason] = reasons.get(event.reason, 0) + 1
+
+    def call_transferred(self, event: CallTransferred) -> None:
+        pass

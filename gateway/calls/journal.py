@@ -29,10 +29,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered, CallStarted, LegOffered
+from gateway.b2bua.events import (
+    CallAnswered,
+    CallEnded,
+    CallFailed,
+    CallOffered,
+    CallStarted,
+    CallTransferred,
+    LegOffered,
+)
 from gateway.calls.keyed_work import RETRYABLE, KeyedWork
 from gateway.crm_bridge import call_hooks
 from gateway.crm_bridge.backend import CrmBackend
+from gateway.crm_bridge.linking import Direction
 from gateway.crm_bridge.service import LINK_PLAN
 from gateway.routing.decision import RouteDecision
 from gateway.routing.explanation import explain_lines
@@ -105,6 +114,9 @@ class CallJournal:
         self._turns: dict[str, asyncio.Event] = {}  # Call-ID → set once it is the first of its caller's queue
         # Calls still being routed → the status they failed with before routing answered (None: not yet).
         self._routing: dict[str, int | None] = {}
+        # SPEC R5, per answered call: who talked to the caller since when (SIP clock), and its transfers.
+        self._talks: dict[str, list[tuple[int | None, float]]] = {}
+        self._transfers: dict[str, list[dict[str, Any]]] = {}
 
     # -- from the router -------------------------------------------------------------------
     def routed(self, call: RoutedCall) -> None:
@@ -146,6 +158,7 @@ class CallJournal:
             return
         employee_id = self._employee(event.target)
         self._answered_by[event.call_id] = employee_id
+        self._talks[event.call_id] = [(employee_id, event.at)]
         at, offered = utcnow(), self._offered.pop(event.call_id, [])
         self.work.submit(event.call_id, lambda: self._answer(event.call_id, offered, at, employee_id))
 
@@ -170,7 +183,26 @@ class CallJournal:
             return
         answered_by = self._answered_by.pop(event.call_id, None)
         offered = self._offered.pop(event.call_id, [])
-        self.work.submit(event.call_id, lambda: self._end(call, ANSWERED, 200, answered_by, event.duration, offered))
+        talks = self._talks.pop(event.call_id, [])
+        transfers = self._transfers.pop(event.call_id, None)
+        legs = _legs(talks, event.at) if transfers else None
+        self.work.submit(event.call_id, lambda: self._end(
+            call, ANSWERED, 200, answered_by, event.duration, offered, legs=legs, transfers=transfers))
+
+    def call_transferred(self, event: CallTransferred) -> None:
+        """R5: the call stays one call (one log entry, one CRM activity) whoever holds it; T11 may move
+        the lead this call created to the colleague it was passed to (the linking engine decides)."""
+        call = self._calls.get(event.call_id)
+        if call is None:
+            return
+        self._talks.setdefault(event.call_id, []).append((event.to_employee_id, event.at))
+        self._transfers.setdefault(event.call_id, []).append({
+            "kind": event.kind, "from_employee_id": event.from_employee_id, "to_employee_id": event.to_employee_id,
+            "at": utcnow().isoformat(), "consultation_call_id": event.consultation_call_id,
+        })
+        to = event.to_employee_id
+        if call.number_id is not None and call.direction == Direction.INBOUND.value and to is not None:
+            self.work.submit(event.call_id, lambda: self._transfer(call, to))
 
     def _employee(self, target: Target | None) -> int | None:
         if target is None:
@@ -180,6 +212,17 @@ class CallJournal:
         return self.employee_for_extension(target.extension)
 
     # -- the jobs ------------------------------------------------------------------------------
+    async def _transfer(self, call: RoutedCall, to: int) -> None:
+        async with self.work.slot, self.sessionmaker() as session:
+            try:
+                verdict = await call_hooks.transfer_call(session, call_id=call.call_id, transferred_to=to)
+            except LookupError as error:
+                log.warning("call %s: transfer not applied to the CRM: %s", call.call_id, error)
+                return
+            await session.commit()
+        if verdict.changed:
+            self.wake_outbox()
+
     async def _answer(self, call_id: str, offered: list[int], at: datetime, employee_id: int | None) -> None:
         key = call_hooks.call_key(call_id)
         async with self.work.slot, self.sessionmaker() as session:
@@ -303,18 +346,27 @@ class CallJournal:
 
     async def _end(
         self, call: RoutedCall, outcome: str, status: int, answered_by: int | None, duration: float,
-        offered: list[int],
+        offered: list[int], *, legs: list[dict[str, Any]] | None = None, transfers: list[dict[str, Any]] | None = None,
     ) -> None:
         ended_at = utcnow()
         key = call_hooks.call_key(call.call_id)
         async with self.work.slot, self.sessionmaker() as session:
             for offered_id in offered:
                 await call_log.record_offer(session, key, offered_id)
+            if transfers:
+                await call_log.record_transfers(session, key, transfers=transfers, legs=legs or [])
             await call_log.record_end(session, key, ended_at=ended_at, outcome=outcome, status=status)
             if call.number_id is not None:
                 await call_hooks.finish_call(
                     session, call_id=call.call_id, answered_by=answered_by, duration_s=max(duration, 0.0),
-                    ended_at=ended_at,
+                    ended_at=ended_at, legs=legs,
                 )
             await session.commit()
         self.wake_outbox()
+
+
+def _legs(talks: list[tuple[int | None, float]], ended_at: float) -> list[dict[str, Any]]:
+    """Who talked to the caller, in order, and for how many seconds (each until the next took over)."""
+    ends = [since for _, since in talks[1:]] + [ended_at]
+    return [{"employee_id": employee_id, "seconds": round(max(end - since, 0.0), 3)}
+            for (employee_id, since), end in zip(talks, ends, strict=True)]

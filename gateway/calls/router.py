@@ -26,7 +26,7 @@ from gateway.crm_bridge import call_hooks
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.linking import Direction, RingPlan, ring_responsible
 from gateway.routing.decision import RouteDecision
-from gateway.routing.model import NumberSpec, Presence, RoutingInputs, StaticTable
+from gateway.routing.model import EmployeeSpec, NumberSpec, Presence, RoutingInputs, StaticTable
 from gateway.routing.numbers import CallerIdentity, caller_identity
 from gateway.routing.outbound import OutboundInputs, is_outside_number, route_outbound
 from gateway.routing.request import Deliver, RouteRequest
@@ -101,7 +101,25 @@ class LiveRouter:
     def call_started(self, event: object) -> None:
         return None
 
-    call_offered = call_answered = call_failed = call_ended = call_started
+    call_offered = call_answered = call_failed = call_ended = call_transferred = call_started
+
+    # -- where a blind transfer goes (the B2BUA's `transfer_target`, SPEC R5) --------------------
+    def transfer_target(self, user: str, transferor: int | None) -> Target | None:
+        """An employee's extension rings that employee; an outside number leaves as the transferor's own
+        outbound call would (SPEC R5, R4): through the trunk of their outbound number, with it as caller ID.
+        None when neither (a refused outside number too: the transferor hears the NOTIFY's failure)."""
+        employee_id = self.directory.employee_for_extension(user)
+        if employee_id is not None:
+            return Target.employee(employee_id, user)
+        snapshot = self.directory.snapshot
+        if not snapshot.trunks or not is_outside_number(user):
+            return None
+        placing = snapshot.employees.get(transferor) if transferor is not None else None
+        numbers = {spec.id: spec for spec in snapshot.numbers.values()}
+        decision = route_outbound(OutboundInputs(
+            user, placing or EmployeeSpec(0, None), numbers, snapshot.trunks, snapshot.default_outbound_number_id,
+        ))
+        return decision.targets[0] if decision.targets else None
 
     # -- internals -------------------------------------------------------------------------------
     def _internal_call(self, request: RouteRequest) -> RouteDecision | None:

@@ -384,11 +384,13 @@ async def finish_call(
     answered_by: int | None,
     duration_s: float,
     ended_at: datetime | None = None,
+    legs: list[dict[str, Any]] | None = None,
 ) -> bool:
     """The call ended: queue completing its activity (answered) or leaving it open to call back (missed).
 
-    Queued behind the call's other writes, so it applies after the activity exists. Returns False (and
-    queues nothing) for a call that was never decided.
+    Queued behind the call's other writes, so it applies after the activity exists. `legs`: who talked
+    to the caller and for how long, for a transferred call (SPEC R5: one activity, its end heard once).
+    Returns False (and queues nothing) for a call that was never decided.
     """
     key = call_key(call_id)
     if await stored_plan(session, key) is None:
@@ -396,7 +398,9 @@ async def finish_call(
     if duration_s < 0:
         raise ValueError(f"a call lasts zero seconds or more; got {duration_s}")
     ended_at = ended_at or datetime.now(UTC)
-    payload = {"answered_by": answered_by, "duration_s": duration_s, "ended_at": ended_at.isoformat()}
+    payload: dict[str, Any] = {"answered_by": answered_by, "duration_s": duration_s, "ended_at": ended_at.isoformat()}
+    if legs:
+        payload["legs"] = legs
     await outbox.enqueue(session, key, CALL_ENDED, payload, now=ended_at)
     return True
 

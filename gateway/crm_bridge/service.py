@@ -249,16 +249,16 @@ async def carry_out_call_end(
         return None
     ended_at = datetime.fromisoformat(outcome["ended_at"])
     answered = outcome.get("answered_by") is not None
+    details = {
+        "outcome": "answered" if answered else "missed",
+        "answered_by": outcome.get("answered_by"),
+        "duration_s": outcome.get("duration_s"),
+        "ended_at": outcome["ended_at"],
+    }
+    if outcome.get("legs"):
+        details["legs"] = outcome["legs"]  # a transferred call: who talked to the caller, for how long (R5)
     await backend.complete_activity(
-        session,
-        int(activity_id),
-        completed_at=ended_at if answered else None,
-        details={
-            "outcome": "answered" if answered else "missed",
-            "answered_by": outcome.get("answered_by"),
-            "duration_s": outcome.get("duration_s"),
-            "ended_at": outcome["ended_at"],
-        },
+        session, int(activity_id), completed_at=ended_at if answered else None, details=details,
     )
     return int(activity_id)
 

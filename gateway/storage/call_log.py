@@ -86,3 +86,18 @@ async def _set_once(
     if result.rowcount:  # type: ignore[attr-defined]
         return True
     return await session.scalar(sa.select(Call.id).where(Call.interaction_key == key)) is not None
+
+
+async def record_transfers(
+    session: AsyncSession, key: str, *, transfers: list[dict[str, Any]], legs: list[dict[str, Any]]
+) -> bool:
+    """Log how a transferred call went (SPEC R5): the transfer chain and who talked to the caller for how
+    long, kept in the routing record (a transfer is routing the call on). False: no such call."""
+    row = (await session.execute(
+        sa.select(Call.id, Call.routing).where(Call.interaction_key == key).with_for_update()
+    )).first()
+    if row is None:
+        return False
+    routing = {**(row.routing or {}), "transfers": transfers, "legs": legs}
+    await session.execute(sa.update(Call).where(Call.id == row.id).values(routing=routing))
+    return True

@@ -50,7 +50,7 @@ class Recorder:
     def call_offered(self, event: CallEvent) -> None:
         self.events.append(event)
 
-    call_answered = call_failed = call_ended = call_offered
+    call_answered = call_failed = call_ended = call_transferred = call_offered
 
     def call_started(self, event: CallEvent) -> None:
         self.setup.append(event)
