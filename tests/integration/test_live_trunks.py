@@ -18,6 +18,7 @@ from tests.integration.conftest import SCENARIOS, GatewayProcess
 from tests.integration.live_kit import Admin, LiveWorld, module_gateway, sip_secret, wait_for
 from tests.integration.phones import Phones, start_phone
 from tests.integration.sipp_kit import SipMessage, SippProcess
+from tests.integration.transfer_kit import notify_progress, start_caller, transferor
 from tests.integration.trunk import Trunk
 
 PROVIDER_HOST = "127.0.0.3"
@@ -66,6 +67,13 @@ def final_status(messages: list[SipMessage], method: str = "INVITE") -> int | No
     return finals[-1] if finals else None
 
 
+def answered_and_hung_up(provider: SippProcess) -> bool:
+    """The provider accepted the credentials: it answered 200, got the ACK, then the BYE."""
+    messages = provider.messages()
+    sent = [m.status for m in messages if m.sent and m.cseq_method == "INVITE" and m.status]
+    return sent[-1:] == [200] and any(not m.sent and m.method == "BYE" for m in messages)
+
+
 def provider_trunk(admin: Admin, port: int, **fields: object) -> dict[str, object]:
     body = {"name": f"provider {next(_RUNS)}", "kind": "provider", "host": PROVIDER_HOST, "port": port,
             "transport": "udp", "trust": "source", "username": PROVIDER_LOGIN, "secret": PROVIDER_SECRET,
@@ -87,10 +95,12 @@ def test_r4_an_employees_call_leaves_through_the_provider_with_the_number_as_cal
     phone = call_with_auth(world.gateway, tmp_path, caller.extension, sip_secret(caller.extension), dialled)
     assert phone.wait(25) == 0, phone.errors() + world.gateway.log()[-3000:]
     assert provider.wait(10) == 0, provider.errors()
+    assert final_status(phone.messages()) == 200
+    assert answered_and_hung_up(provider)
 
     invites = [m for m in provider.messages() if not m.sent and m.method == "INVITE"]
     assert len(invites) == 2, "the provider's challenge is answered once"
-    assert "Proxy-Authorization" not in invites[0].text and "Proxy-Authorization" in invites[1].text
+    assert "Authorization" not in invites[0].text and "Authorization" in invites[1].text
     assert f"sip:{number.e164}@" in (invites[1].header("From") or "")
     assert f"sip:{number.e164}@" in (invites[1].header("P-Asserted-Identity") or "")
     assert invites[1].text.split(" ", 2)[1].startswith("sip:+33655007701@")
@@ -162,3 +172,25 @@ def test_t1_trunk_secrets_never_appear_in_answers_or_logs(world: LiveWorld, admi
     wait_for("the gateway logged something", lambda: world.gateway.log())
     for secret in (PROVIDER_SECRET, PBX_SECRET):
         assert secret not in world.gateway.log()
+
+
+def test_r5_a_blind_transfer_to_an_outside_number_leaves_through_the_transferors_trunk(
+    world: LiveWorld, admin: Admin, tmp_path: Path
+) -> None:
+    provider = start_provider(tmp_path)
+    trunk = provider_trunk(admin, provider.port)
+    alice = world.employee("Alice")
+    number = world.number(world.queue([alice]), trunk_id=trunk["id"])
+    admin.patch(f"/employees/{alice.id}", {"outbound_number_id": number.id})
+    alice_phone = transferor(world, alice, target="0655007702")
+    caller = start_caller(world, number, "0655000931", talk_ms=2500)
+    assert caller.wait(40) == 0, caller.explain() + alice_phone.explain()
+    assert provider.wait(10) == 0, provider.errors()
+    assert notify_progress(alice_phone)[-1] == ("SIP/2.0 200 OK", "terminated")
+    assert answered_and_hung_up(provider), provider.errors()
+    invites = [m for m in provider.messages() if not m.sent and m.method == "INVITE"]
+    assert len(invites) == 2 and "Authorization" in invites[1].text
+    assert invites[1].text.split(" ", 2)[1].startswith("sip:+33655007702@")
+    assert f"sip:{number.e164}@" in (invites[1].header("From") or "")
+    [reinvite] = caller.reinvites()
+    assert "o=provider" in reinvite.text
