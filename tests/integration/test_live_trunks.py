@@ -9,6 +9,7 @@ authenticate here calls from an address of its own: the employee's phone from 12
 from __future__ import annotations
 
 import itertools
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +195,28 @@ def test_r5_a_blind_transfer_to_an_outside_number_leaves_through_the_transferors
     assert f"sip:{number.e164}@" in (invites[1].header("From") or "")
     [reinvite] = caller.reinvites()
     assert "o=provider" in reinvite.text
+
+
+def test_t1_a_provider_trunk_created_over_the_api_is_registered_and_its_state_shown(
+    world: LiveWorld, admin: Admin, tmp_path: Path
+) -> None:
+    registrar = SippProcess(tmp_path, f"registrar-{next(_RUNS)}", [
+        "-sf", str(SCENARIOS / "provider_registrar.xml"), "-key", "username", PROVIDER_LOGIN,
+        "-key", "password", PROVIDER_SECRET, "-key", "realm", "provider.example", "-key", "expires", "120",
+    ], lifetime_s=30, host="127.0.0.4")
+    trunk = admin.post("/trunks", {"name": f"registered {next(_RUNS)}", "kind": "provider", "host": "127.0.0.4",
+                                   "port": registrar.port, "trust": "registration", "username": PROVIDER_LOGIN,
+                                   "secret": PROVIDER_SECRET, "register_expires": 120})
+
+    def registered() -> dict[str, object] | None:
+        state = admin.get(f"/trunks/{trunk['id']}")["registration"]
+        return state if state and state["state"] == "registered" else None
+
+    state = wait_for("the trunk registered", registered, 10, lambda: registrar.errors() + world.gateway.log()[-2000:])
+    assert state["last_status"] == 200 and state["registered_until"]
+    with urllib.request.urlopen(f"{admin.base}/metrics", timeout=10) as answer:
+        metrics_text = answer.read().decode()
+    assert f'gateway_trunk_registered{{trunk="{trunk["name"]}"}} 1.0' in metrics_text
+    assert PROVIDER_SECRET not in str(admin.get("/trunks")) + world.gateway.log()
+    admin.expect(204, "DELETE", f"/trunks/{trunk['id']}")
+    registrar.stop()
