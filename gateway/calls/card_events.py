@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallOffered, CallStarted, LegOffered
+from gateway.b2bua.events import (
+    CallAnswered,
+    CallEnded,
+    CallFailed,
+    CallOffered,
+    CallStarted,
+    CallTransferred,
+    LegOffered,
+)
 from gateway.calls.card_facts import caller_facts, no_crm, number_facts
 from gateway.calls.card_feed import CardEvent, Feed, Subscription
 from gateway.calls.journal import RoutedCall
@@ -158,18 +166,19 @@ class CardHub:
             self._emit(call, ANSWERED, tuple(call.recipients), {
                 "call_id": call.call_id, "answered_by": self._who(event.target), "at": _now()})
 
-    def call_transferred(self, event: Any) -> None:
-        """A transfer (the transfers package's `CallTransferred`): read defensively, so any shape with a
-        `call_id` lights the card up; the colleague's own card comes with their leg's `ringing`."""
-        call = self._calls.get(getattr(event, "call_id", ""))
+    def call_transferred(self, event: CallTransferred) -> None:
+        """A transfer (SPEC R5): everyone the call's card reached hears it, the colleague too (their own
+        card came with their leg's `ringing`)."""
+        call = self._calls.get(event.call_id)
         if call is None:
             return
-        target = getattr(event, "target", None)
+        if event.to_employee_id is not None and event.to_employee_id not in call.recipients:
+            call.recipients.append(event.to_employee_id)
         self._emit(call, TRANSFERRED, tuple(call.recipients), {
             "call_id": call.call_id,
-            "to": self._who(target) if isinstance(target, Target) else None,
-            "kind": getattr(event, "kind", None),
-            "by": getattr(event, "transferred_by", None),
+            "to": {"employee_id": event.to_employee_id} if event.to_employee_id is not None else None,
+            "kind": event.kind,
+            "by": event.from_employee_id,
             "at": _now(),
         })
 

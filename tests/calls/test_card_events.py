@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallStarted, LegOffered
+from gateway.b2bua.events import CallAnswered, CallEnded, CallFailed, CallStarted, CallTransferred, LegOffered
 from gateway.calls.card_events import CardHub
 from gateway.calls.card_feed import STREAM_QUEUE, CardEvent
 from gateway.calls.journal import RoutedCall
@@ -193,20 +193,17 @@ async def test_r8_an_employee_offered_twice_gets_one_ringing() -> None:
     assert kinds(seen(card, ALICE, after=0)) == [("ringing", "c1")]
 
 
-async def test_r8_transferred_lights_up_with_any_transfer_event_shape() -> None:
+async def test_r8_r5_a_transfer_reaches_the_transferor_and_the_colleague() -> None:
     card = hub(Crm())
     ring(card, "c1", ALICE)
     await settle()
-
-    class CallTransferred:  # the transfers package's event, as far as the card needs it
-        call_id = "c1"
-        target = Target.employee(BRUNO, "1012")
-        kind = "blind"
-
-    card.call_transferred(CallTransferred())
-    card.call_transferred(object())  # no call_id: ignored, never raises
+    card.call_transferred(CallTransferred("c1", ALICE, BRUNO, 3.0, "blind"))
+    card.call_transferred(CallTransferred("unknown", ALICE, BRUNO, 3.0))  # a call the card does not follow
     [_, transferred] = seen(card, ALICE, after=0)
-    assert transferred.kind == "transferred" and transferred.data["to"]["employee_id"] == BRUNO
+    assert transferred.kind == "transferred"
+    assert (transferred.data["to"], transferred.data["by"], transferred.data["kind"]) == (
+        {"employee_id": BRUNO}, ALICE, "blind")
+    assert [event.kind for event in seen(card, BRUNO, after=0)] == ["transferred"]
 
 
 def test_r8_an_event_is_one_sse_message() -> None:
