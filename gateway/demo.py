@@ -12,6 +12,7 @@ below. They are stored as digest HA1s like any other; change them before any rea
 
 from __future__ import annotations
 
+import secrets
 import shlex
 from dataclasses import dataclass
 
@@ -122,8 +123,11 @@ async def seed_demo(
         session.add(sales)
         await session.flush()
         call_source = await session.scalar(select(Source.id).where(Source.code == "CALL"))
-        # The demo's provider is a SIPp on this host, trusted by its source address.
-        provider = Trunk(name="Demo provider", kind="provider", host="127.0.0.1", port=5090, trust="source")
+        # The demo's provider is a SIPp on this host (docker/compose.yaml's "trunk"). Trusting it by source
+        # would trust every phone on the loopback too, so it is a digest trunk whose login nobody knows: the
+        # configuration's [[sip.trunks]] is what trusts the demo's inbound calls.
+        provider = Trunk(name="Demo provider", kind="provider", host="127.0.0.1", port=5090, trust="digest",
+                         username="demo-provider", secret=secrets.token_urlsafe(24))
         session.add(provider)
         await session.flush()
         session.add(Number(

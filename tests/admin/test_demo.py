@@ -92,7 +92,9 @@ async def test_demo_is_a_working_telephony_setup(sessionmaker):
     assert number.e164 == "+33184880000" and number.queue_group_id == group.id
     # T1/R4: it comes through the demo provider (SIPp on 127.0.0.1:5090) and is the default outbound number.
     assert (number.trunk_id, number.default_outbound) == (trunk.id, True)
-    assert (trunk.kind, trunk.host, trunk.port, trunk.trust) == ("provider", "127.0.0.1", 5090, "source")
+    assert (trunk.kind, trunk.host, trunk.port, trunk.trust) == ("provider", "127.0.0.1", 5090, "digest")
+    # Not trusted by source: that would trust every phone on the loopback as the provider.
+    assert trunk.username == "demo-provider" and len(trunk.secret or "") >= 24
     assert (group.strategy, group.ring_time_s) == ("in_order", 20)
     assert [m.employee_id for m in sorted(group.members, key=lambda m: m.position)] == [
         employees["1001"].id, employees["1002"].id]
