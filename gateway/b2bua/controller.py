@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.b2bua import propagation
 from gateway.b2bua.call import Branch, Call, Relay
@@ -17,6 +17,7 @@ from gateway.b2bua.destinations import Destinations
 from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE
 from gateway.b2bua.leg import Leg, contact_target
 from gateway.b2bua.observer import CallObserver
+from gateway.b2bua.ports import ClientOwner, SipPort, TrunkSide
 from gateway.b2bua.route_request import read_route_request
 from gateway.b2bua.session_timer import IntervalTooSmall, SessionTimerPolicy, interval_too_small, read_offer
 from gateway.registrar import Registrar
@@ -37,7 +38,7 @@ from gateway.sip.events import (
     TransportFailed,
 )
 from gateway.sip.message import Request, Response, make_response
-from gateway.sip.timers import TimerHandle, TimerQueue
+from gateway.sip.timers import TimerHandle
 
 log = logging.getLogger(__name__)
 # Option tags (§19.2) the gateway implements; a request that requires any other gets 420 (§8.2.2.3).
@@ -49,53 +50,6 @@ def unsupported_extensions(request: Request) -> list[str]:
     """The option tags of the request's Require header fields that the gateway does not support."""
     tags = [tag.strip() for value in request.get_all("Require") for tag in value.split(",")]
     return [tag for tag in tags if tag and tag.lower() not in SUPPORTED]
-
-
-class SipPort:
-    """The subset of `gateway.sip.endpoint.SipEndpoint` the B2BUA drives (for typing)."""
-
-    timers: TimerQueue
-
-    def send_request(self, request: Request, target: Target, now: float) -> object: ...
-
-    def send_response(self, transaction: object, response: Response, now: float) -> None: ...
-
-    def send_stateless(self, message: Request | Response, target: Target) -> None: ...
-
-    def cancel(self, invite: object, now: float) -> object: ...
-
-    def new_tag(self) -> str: ...
-
-    def new_call_id(self) -> str: ...
-
-
-class ClientOwner(Protocol):
-    """Something other than a call that sends requests through the B2BUA's endpoint (an outbound
-    registration to a provider): the answers to its transactions reach it, not a call."""
-
-    def on_response(self, transaction: object, response: Response, source: Target, now: float) -> None:
-        """A response to `transaction`, from `source` (transport, host, port)."""
-
-    def on_no_answer(self, transaction: object, status: int, now: float) -> None:
-        """No final answer: Timer B/F (408) or a transport error (503)."""
-
-
-class TrunkSide:
-    """What the B2BUA asks about the database's trunks (SPEC T1); this default knows none.
-
-    `by_source(host, port)`: the trunk an INVITE from there comes from (trusted by its address or by
-    our registration to it); `by_login(username)`: the trunk whose credentials a digest-authenticated
-    INVITE used (a PBX); `credentials(trunk_id)`: what we answer a trunk's challenge with.
-    """
-
-    def by_source(self, host: str, port: int) -> int | None:
-        return None
-
-    def by_login(self, username: str) -> int | None:
-        return None
-
-    def credentials(self, trunk_id: int) -> tuple[str, str] | None:
-        return None
 
 
 def _every_connection_open(target: Target) -> bool:

@@ -13,7 +13,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 
-from gateway.b2bua.controller import TrunkSide
+from gateway.b2bua.ports import TrunkSide
 from gateway.sip.auth import compute_ha1
 from gateway.trunks.model import TrunkSpec, TrunkTrust
 

@@ -15,10 +15,11 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.b2bua.controller import B2bua, TrunkSide
+from gateway.b2bua.controller import B2bua
 from gateway.b2bua.events import CallEvent
 from gateway.b2bua.leg import uri_target
 from gateway.b2bua.observer import CallObserver, ObserverSet
+from gateway.b2bua.ports import TrunkSide
 from gateway.b2bua.static_router import StaticRouter
 from gateway.config import StaticRoute
 from gateway.registrar import Binding, BindingStore, Registrar

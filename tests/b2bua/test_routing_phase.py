@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.b2bua.call import ROUTING_TIMEOUT
-from gateway.b2bua.controller import TrunkSide
 from gateway.b2bua.events import CallOffered, CallStarted
 from gateway.b2bua.observer import MetricsObserver
+from gateway.b2bua.ports import TrunkSide
 from gateway.metrics import CallStats
 from gateway.routing.decision import RouteDecision
 from gateway.routing.request import Deliver, RouteRequest

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from gateway.b2bua.controller import TrunkSide
+from gateway.b2bua.ports import TrunkSide
 from gateway.routing.decision import RouteDecision
 from gateway.routing.targets import RingStep, Target
 from gateway.sip.auth import DigestChallenger
