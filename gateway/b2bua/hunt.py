@@ -17,7 +17,6 @@ route of one-target steps (static routes) answers the last failure, as sequentia
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -28,11 +27,10 @@ from gateway.b2bua.events import LegOffered
 from gateway.b2bua.leg import Leg, learn_remote
 from gateway.b2bua.propagation import Failure, best_failure
 from gateway.b2bua.session_timer import TimerOffer, write_offer
+from gateway.b2bua.trunk_legs import caller_id_uri, challenge_answer
 from gateway.routing.targets import RingStep, Target, TargetKind
-from gateway.sip.auth import build_authorization
 from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
 from gateway.sip.message import Request, Response
-from gateway.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from gateway.sip.transaction import ClientTransaction
@@ -172,7 +170,7 @@ class Hunt:
             self.failures.append((propagation.UNREACHABLE, True, None))
             return
         # The caller's identity crosses (propagation rule), unless the trunk needs ours (SPEC R4).
-        identity = _caller_id_uri(target, target_uri) if target.caller_id else None
+        identity = caller_id_uri(target, target_uri)
         leg = Leg(
             call_id=ctx.new_call_id(),
             local_tag=ctx.new_tag(),
@@ -217,23 +215,15 @@ class Hunt:
     def _answer_challenge(self, branch: Branch, response: Response, now: float) -> bool:
         """A trunk's 401/407 to leg B's INVITE, answered once with the trunk's credentials (SPEC R4).
         False when it cannot be (no credentials, an unreadable challenge, already answered)."""
-        target = branch.target
+        target, leg = branch.target, branch.leg
         if branch.authenticated or target.trunk_id is None:
             return False
         credentials = self.ctx.trunk_credentials(target.trunk_id)
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        challenge = response.get(header)
-        if credentials is None or challenge is None:
+        answer = challenge_answer(response, leg.remote_target, credentials, target.trunk_id) if credentials else None
+        if answer is None:
             return False
-        leg = branch.leg
-        invite = self._leg_invite(leg, _caller_id_uri(target, leg.remote_target) if target.caller_id else None)
-        try:
-            answer = build_authorization(challenge, method="INVITE", uri=leg.remote_target, username=credentials[0],
-                                         password=credentials[1], cnonce=secrets.token_hex(8))
-        except RemoteProtocolError as error:
-            log.warning("trunk %s: cannot answer its challenge: %s", target.trunk_id, error)
-            return False
-        invite.set("Authorization" if response.status == 401 else "Proxy-Authorization", answer)
+        invite = self._leg_invite(leg, caller_id_uri(target, leg.remote_target))
+        invite.set(*answer)
         txn = self.ctx.request(invite, leg.next_hop(), now)
         if txn is None:
             return False
@@ -417,16 +407,6 @@ class Hunt:
         self._stop_step_timer()
         for branch in self.branches:
             self._stop_timer_c(branch)
-
-
-def _caller_id_uri(target: Target, target_uri: str) -> str:
-    """Our caller ID on a trunk leg, at the trunk's host (what providers expect in From)."""
-    try:
-        host = parse_uri(target_uri).host
-    except RemoteProtocolError:
-        host = "invalid"
-    host = f"[{host}]" if ":" in host else host
-    return f"<sip:{target.caller_id}@{host}>"
 
 
 def _hunts_on(target: Target, status: int) -> bool:
