@@ -26,10 +26,10 @@ from gateway.registrar import Binding, BindingStore, Registrar
 from gateway.registrar.gate import DigestGate
 from gateway.routing.request import Router
 from gateway.sip.auth import build_authorization
-from gateway.sip.dialog import Dialog
 from gateway.sip.endpoint import SipEndpoint
 from gateway.sip.events import CancelReceived, Event, RequestReceived, ResponseReceived, Target
 from gateway.sip.message import Request, Response, make_response
+from tests.helpers.sip_dialog import Dialog
 
 GW = ("127.0.0.1", 5060)
 SDP_A = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"

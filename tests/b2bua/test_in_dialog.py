@@ -160,7 +160,7 @@ def test_reinvite_on_the_early_dialog_is_500_with_retry_after(net: Network) -> N
     bob = Phone(net, "10.0.0.2", 5062, "bob")
     alice.call("2000")
     bob.answer(180, SDP_B)
-    from gateway.sip.dialog import Dialog
+    from tests.helpers.sip_dialog import Dialog
 
     alice.dialog = Dialog.from_uac(alice.invite, alice.responses()[-1])  # type: ignore[arg-type]
     alice.send_in_dialog("INVITE", SDP_A2)
@@ -177,7 +177,7 @@ def test_update_on_the_early_dialog_reaches_the_callee_and_back(net: Network) ->
     bob = Phone(net, "10.0.0.2", 5062, "bob")
     alice.call("2000")
     bob.answer(183, SDP_B)
-    from gateway.sip.dialog import Dialog
+    from tests.helpers.sip_dialog import Dialog
 
     alice.dialog = Dialog.from_uac(alice.invite, alice.responses()[-1])  # type: ignore[arg-type]
     alice.send_in_dialog("UPDATE", SDP_A2)  # RFC 3311 §5.1: UPDATE is allowed on an early dialog
@@ -211,7 +211,7 @@ def test_update_from_the_callee_on_the_early_dialog_reaches_the_caller(net: Netw
 
 def test_update_before_the_callee_made_an_early_dialog_is_refused_not_lost(net: Network) -> None:
     b2bua, _ = make_gateway(net, [StaticRoute("phones", re.compile(r"^1\d{3}$"), "registered")])
-    from gateway.sip.dialog import Dialog
+    from tests.helpers.sip_dialog import Dialog
 
     alice = Phone(net, "10.0.0.1", 5061, "alice")
     desk = Phone(net, "10.0.0.2", 5062, "desk")
@@ -332,7 +332,7 @@ def test_ack_with_a_wrong_from_tag_is_not_relayed(net: Network) -> None:
     bob = Phone(net, "10.0.0.2", 5062, "bob")
     alice.call("2000")
     bob.answer(200, SDP_B)
-    from gateway.sip.dialog import Dialog
+    from tests.helpers.sip_dialog import Dialog
 
     alice.dialog = Dialog.from_uac(alice.invite, alice.responses()[-1])  # type: ignore[arg-type]
     ack = alice.dialog.create_ack(1)

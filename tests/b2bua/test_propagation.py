@@ -10,10 +10,10 @@ import pytest
 from gateway.b2bua import propagation
 from gateway.config import StaticRoute
 from gateway.sip.auth import build_authorization
-from gateway.sip.dialog import Dialog
 from gateway.sip.events import CancelReceived
 from gateway.sip.message import Request, make_response
 from tests.b2bua.harness import GW, SDP_A, SDP_B, USERS, Network, Phone, bind, make_gateway
+from tests.helpers.sip_dialog import Dialog
 
 ROUTES = [StaticRoute("to-bob", re.compile(r"^2\d{3}$"), "sip:10.0.0.2:5062")]
 

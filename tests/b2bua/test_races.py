@@ -9,10 +9,10 @@ import pytest
 
 from gateway.config import StaticRoute
 from gateway.registrar import Binding
-from gateway.sip.dialog import Dialog
 from gateway.sip.events import CancelReceived
 from gateway.sip.message import make_response
 from tests.b2bua.harness import SDP_B, Network, Phone, bind, make_gateway
+from tests.helpers.sip_dialog import Dialog
 
 ROUTES = [StaticRoute("to-bob", re.compile(r"^2\d{3}$"), "sip:10.0.0.2:5062")]
 PHONES = [StaticRoute("phones", re.compile(r"^1\d{3}$"), "registered")]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.sip.dialog import Dialog
 from gateway.sip.errors import LocalProtocolError, RemoteProtocolError
 from gateway.sip.events import RequestReceived, ResponseReceived
 from gateway.sip.message import Request, Response, make_response
+from tests.helpers.sip_dialog import Dialog
 from tests.sip.memnet import MemNet, Node
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.sip.dialog import Dialog
 from gateway.sip.errors import LocalProtocolError
 from gateway.sip.events import (
     AckNotReceived,
@@ -15,6 +14,7 @@ from gateway.sip.events import (
 )
 from gateway.sip.message import Response
 from gateway.sip.transaction import State
+from tests.helpers.sip_dialog import Dialog
 from tests.sip.memnet import MemNet, Node
 
 

@@ -8,11 +8,11 @@ import gc
 
 import pytest
 
-from gateway.sip.dialog import Dialog
 from gateway.sip.errors import LocalProtocolError
 from gateway.sip.events import AckNotReceived, RequestReceived, ResponseReceived
 from gateway.sip.message import Request, Response
 from gateway.sip.transaction import State
+from tests.helpers.sip_dialog import Dialog
 from tests.sip.memnet import MemNet, Node
 
 

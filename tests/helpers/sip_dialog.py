@@ -1,4 +1,6 @@
-"""Dialogs (RFC 3261 §12): the state two UAs share between INVITE and BYE.
+"""Dialogs (RFC 3261 §12) for the tests' own phones and callers: the state two UAs share between
+INVITE and BYE. The gateway's dialogs are its legs (`gateway.b2bua.leg`): one implementation in the
+product; this one stands for the UAs around it in sans-IO tests.
 
 A `Dialog` builds in-dialog requests (§12.2.1.1: CSeq, Route set, loose and strict routing)
 and checks incoming ones (§12.2.2: CSeq order, target refresh). It adds no Via and no
