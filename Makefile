@@ -7,7 +7,7 @@ CONFIG ?= config/demo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests drive for real: SIPp, PostgreSQL, Kamailio (the bench's config is checked),
 # Dovecot (IMAP with IDLE, LMTP to deliver) for the mail bridge.
-TEST_DEBS := sip-tester postgresql kamailio iproute2 dnsmasq-base dovecot-imapd dovecot-lmtpd
+TEST_DEBS := sip-tester postgresql kamailio iproute2 iptables dnsmasq-base dovecot-imapd dovecot-lmtpd
 BENCH_DEBS := sip-tester kamailio iproute2 dovecot-imapd dovecot-lmtpd
 # Packages that must pass `mypy --strict` (make lint).
 TYPED_PACKAGES := gateway/sip gateway/routing gateway/crm_bridge/linking
