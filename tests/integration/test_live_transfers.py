@@ -14,6 +14,7 @@ import pytest
 from tests.integration.conftest import GatewayProcess, start_gateway, stop_gateway
 from tests.integration.live_kit import Admin, LiveWorld
 from tests.integration.phones import Phones
+from tests.integration.sipp_kit import wait_until
 from tests.integration.transfer_kit import (
     colleague,
     notify_progress,
@@ -62,6 +63,9 @@ def test_r5_blind_transfer_to_an_extension_live(world: LiveWorld) -> None:
     # The caller was moved onto Bruno's leg (re-INVITE with his SDP); Alice's leg released by the gateway.
     [reinvite] = caller.reinvites()
     assert "o=target" in reinvite.text
+    # The caller's scenario ends on its BYE's 200; the gateway's BYE to the phone may land just after.
+    alice_phone.wait_calls(ended=1)
+    bruno_phone.wait_calls(ended=1)
     [alice_call] = alice_phone.calls()
     assert alice_call.hung_up_by == "gateway"
     [bruno_call] = bruno_phone.calls()
@@ -80,6 +84,7 @@ def test_r5_blind_transfer_nobody_answers_the_caller_comes_back_to_the_transfero
     [rung] = bruno.phone.calls()
     assert rung.cancelled and not rung.answered
     # R5: Alice hung up after her REFER; nobody took the call, so her phone rang again and she took it back.
+    alice_phone.wait_calls(ended=2)
     first, recall = alice_phone.calls()
     assert first.hung_up_by == "phone"
     assert "recall:transfer" in (recall.invite.header("Alert-Info") or "")
@@ -104,6 +109,9 @@ def test_r5_attended_transfer_with_replaces_live(world: LiveWorld) -> None:
     assert [m.call_id for m in reinvites] == [consultation.call_id] and "o=caller" in reinvites[0].text
     [back] = caller.reinvites()
     assert "o=target" in back.text
+    bruno_phone.wait_calls(ended=1)
+    wait_until(lambda: len([m for m in alice_phone.messages() if not m.sent and m.method == "BYE"]) >= 2, 5,
+               "both of Alice's legs released", alice_phone.explain)
     byes = [m for m in alice_phone.messages() if not m.sent and m.method == "BYE"]
     assert len(byes) == 2 and {m.call_id.startswith("consult///") for m in byes} == {True, False}
     assert consultation.hung_up_by == "gateway"  # the caller's BYE ended Bruno's leg
@@ -126,6 +134,7 @@ def test_r5_refer_from_a_phone_not_in_the_call_is_refused_live(world: LiveWorld)
     assert {m.status for m in caller.messages() if not m.sent and m.cseq_method == "REFER"} == {403}
     # Nothing moved: Bruno never rang, the caller hung up on Alice.
     assert bruno.phone.calls() == [] and caller.reinvites() == []
+    alice.phone.wait_calls(ended=1)
     [call] = alice.phone.calls()
     assert call.hung_up_by == "gateway"
 
