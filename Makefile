@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 CONFIG ?= config/demo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests drive for real: SIPp, PostgreSQL, Kamailio (the bench's config is checked),
-# Dovecot (IMAP with IDLE, LMTP to deliver) for the mail bridge.
-TEST_DEBS := sip-tester postgresql kamailio iproute2 dnsmasq-base dovecot-imapd dovecot-lmtpd
+# Dovecot (IMAP with IDLE, LMTP to deliver) for the mail bridge, Chromium and its driver for the web pages.
+TEST_DEBS := sip-tester postgresql kamailio iproute2 dnsmasq-base dovecot-imapd dovecot-lmtpd chromium chromium-driver
 BENCH_DEBS := sip-tester kamailio iproute2 dovecot-imapd dovecot-lmtpd
 # Packages that must pass `mypy --strict` (make lint).
 TYPED_PACKAGES := gateway/sip gateway/routing gateway/crm_bridge/linking
