@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 CONFIG ?= config/demo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests drive for real: SIPp, PostgreSQL, Kamailio (the bench's config is checked),
-# Dovecot (IMAP with IDLE, LMTP to deliver) for the mail bridge.
-TEST_DEBS := sip-tester postgresql kamailio iproute2 iptables dnsmasq-base dovecot-imapd dovecot-lmtpd
+# Dovecot (IMAP with IDLE, LMTP to deliver) for the mail bridge, Chromium and its driver for the web pages,
+# iptables for the lossy-network test (the kernel here has no netem).
+TEST_DEBS := sip-tester postgresql kamailio iproute2 iptables dnsmasq-base dovecot-imapd dovecot-lmtpd chromium chromium-driver
 BENCH_DEBS := sip-tester kamailio iproute2 dovecot-imapd dovecot-lmtpd
 # Packages that must pass `mypy --strict` (make lint).
 TYPED_PACKAGES := gateway/sip gateway/routing gateway/crm_bridge/linking
 
-.PHONY: install run test bench lint debs clean fuzz
+.PHONY: install run test bench lint debs clean fuzz screenshots
 
 # To build: a C compiler for the parser's fast path (gateway/sip/_speedups.c), the interpreter's
 # headers and venv module when this Python lacks them (Debian's python3 ships both separately).
@@ -65,6 +66,12 @@ fuzz: install
 	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss)' .fuzz/$$harness.log; \
 	  grep -A20 'Uncaught Python exception' .fuzz/$$harness.log || true; \
 	done; exit $$status
+
+# PNGs of the main web pages (wide and 360 px) from a gateway with the demo seed, in headless Chromium.
+SCREENSHOTS ?= screenshots
+screenshots: install
+	@$(MAKE) --no-print-directory debs DEBS="chromium chromium-driver"
+	$(PY) -m tests.web.screenshots $(SCREENSHOTS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -51,9 +51,13 @@ def crm_routers() -> list[APIRouter]:
 
 
 def install(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Prepare `app` for the routers of :func:`crm_routers`: database sessions and error answers."""
+    """Prepare `app` for the routers of :func:`crm_routers`: database sessions and error answers; and
+    serve the web pages over them (/ui, gateway.web)."""
+    from gateway.web.routes import install_web
+
     set_sessionmaker(app, sessionmaker)
     install_error_handlers(app)
+    install_web(app)
 
 
 def build_app(sessionmaker: async_sessionmaker[AsyncSession], **admin_app_options: Any) -> FastAPI:
