@@ -15,7 +15,7 @@ from gateway.b2bua.call import Branch, Call, Relay
 from gateway.b2bua.call_context import Awaited, Destination, TransferTarget
 from gateway.b2bua.destinations import Destinations
 from gateway.b2bua.flows import NAT_CONTACTS, NAT_SOURCE
-from gateway.b2bua.leg import Leg, contact_target
+from gateway.b2bua.leg import Leg, contact_target, learn_remote, strip_tag
 from gateway.b2bua.observer import CallObserver
 from gateway.b2bua.ports import ClientOwner, SipPort, TrunkSide
 from gateway.b2bua.route_request import read_route_request
@@ -50,6 +50,19 @@ def unsupported_extensions(request: Request) -> list[str]:
     """The option tags of the request's Require header fields that the gateway does not support."""
     tags = [tag.strip() for value in request.get_all("Require") for tag in value.split(",")]
     return [tag for tag in tags if tag and tag.lower() not in SUPPORTED]
+
+
+class _Ignored:
+    """The owner of a BYE nobody waits for (see `B2bua._end_orphan`)."""
+
+    def on_response(self, transaction: object, response: Response, source: Target, now: float) -> None:
+        return None
+
+    def on_no_answer(self, transaction: object, status: int, now: float) -> None:
+        return None
+
+
+_IGNORED = _Ignored()
 
 
 def _every_connection_open(target: Target) -> bool:
@@ -283,10 +296,14 @@ class B2bua:
                 return
         bound = self._transactions.get(event.transaction) if event.transaction is not None else None
         if bound is None:
+            if not (200 <= response.status < 300 and response.cseq[1] == "INVITE"):
+                return
             # A 2xx retransmission: the ACK we sent for it was lost (§13.2.2.4).
             found = self._dialogs.get((response.call_id, response.from_tag or ""))
-            if found is not None and 200 <= response.status < 300 and response.cseq[1] == "INVITE":
+            if found is not None:
                 found[0].on_2xx_retransmission(found[1], response, now)
+            elif event.transaction is not None:
+                self._end_orphan(response, event.source, now)
             return
         call, purpose = bound
         if response.status >= 200:
@@ -297,6 +314,24 @@ class B2bua:
             call.on_relay_response(purpose, response, now)
         elif isinstance(purpose, Awaited):
             purpose.on_response(response, now)
+
+    def _end_orphan(self, response: Response, source: Target, now: float) -> None:
+        """A first 2xx to an INVITE of a call that is already over (a leg it stopped counting on): ACK
+        and BYE it (§13.2.2.4), or that callee sits in a call nobody hears until its 2xx times out."""
+        leg = Leg(
+            call_id=response.call_id, local_tag=response.from_tag or "", local_uri=strip_tag(response.get("From") or ""),
+            remote_uri=strip_tag(response.get("To") or ""), remote_target="", transport=source[0],
+            contact=self.contacts.get(source[0], ""), local_cseq=response.cseq[0], peer=source,
+        )
+        if not learn_remote(leg, response):
+            return
+        leg.peer = source if source[0] != "udp" else None  # a stream answer came over our connection
+        ack = leg.create_request("ACK", cseq=response.cseq[0])
+        self.stateless(ack, leg.next_hop())
+        txn = self.request(leg.create_request("BYE"), leg.next_hop(), now)
+        if txn is not None:
+            self._owned[txn] = _IGNORED
+        log.info("call %s: a late 2xx after the call ended was ACKed and ended with BYE", response.call_id)
 
     def _on_timeout(self, event: TransactionTimedOut, now: float) -> None:
         self._on_no_answer(event.transaction, propagation.TIMEOUT, now)

@@ -271,3 +271,17 @@ def test_r3_the_employee_placing_a_call_is_busy_while_it_lasts(net: Network, gw)
     alice.send_in_dialog("BYE")
     bob.answer(200, method="BYE")
     assert b2bua.busy_employees() == frozenset() and no_state_left(b2bua)
+
+
+def test_a_2xx_for_a_call_already_released_is_acked_and_ended(net: Network, gw) -> None:
+    """§13.2.2.4: a leg answering after its call is gone (a leg the call stopped counting on) is ACKed
+    and hung up, not left retransmitting its 200 into the void."""
+    b2bua, _, router, (alice, bob, _, _) = gw
+    router.decision = steps(((phone(BOB, 5062),), None))
+    alice.call("100")
+    [call] = b2bua.calls
+    b2bua.release(call)
+    bob.answer(200, SDP_B)
+    assert len(bob.requests("ACK")) == 1
+    [bye] = bob.requests("BYE")
+    assert bye.request.call_id == bob.requests("INVITE")[0].request.call_id
