@@ -31,6 +31,7 @@ from gateway.calls.directory import DirectorySnapshot, RoutingDirectory
 from gateway.calls.journal import CallJournal
 from gateway.calls.live import LiveCalls
 from gateway.calls.router import LiveRouter
+from gateway.calls.spool import SpoolCollector, open_spool
 from gateway.calls.trunk_index import CurrentTrunks
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
@@ -142,7 +143,9 @@ class Gateway:
         self.metrics_registry.register(GuardCollector(self.guard, self._sip_now))
         self.metrics_registry.register(metrics.TcpCollector(self.tcp_stats))
         if live is not None:
-            self.metrics_registry.register(metrics.JournalCollector(live.journal.work))
+            self.metrics_registry.register(metrics.JournalCollector(live.journal))
+            if live.journal.spool is not None:
+                self.metrics_registry.register(SpoolCollector(live.journal.spool, lambda: live.journal.spilled))
         # Outbound registrations to providers follow the directory's trunks (synced once SIP listens).
         self.directory = live.directory if live is not None else None
         self.trunk_registrations = TrunkRegistrations(self.b2bua, self.endpoint.sent_by, clock=self._sip_now)
@@ -346,9 +349,14 @@ async def open_live_calls(
     backend = BuiltinCrm()
     directory = RoutingDirectory(sessionmaker, config.sip.realm)
     await directory.reload()
+    spool, left = open_spool(config.journal, config.database.url)
     journal = CallJournal(
-        sessionmaker, backend, wake_outbox=worker.wake, employee_for_extension=directory.employee_for_extension
+        sessionmaker, backend, wake_outbox=worker.wake, employee_for_extension=directory.employee_for_extension,
+        spool=spool, memory_calls=config.journal.memory_calls,
     )
+    if left:
+        # Before SIP listens: what the last run could not write (a crash, an outage) goes first (C4).
+        log.info("call spool: replaying %d calls the last run left unwritten", journal.replay(left))
     card = CardHub(DatabaseCardReader(lookups, backend), routed_call=journal.routed_call,
                    employee_for_extension=directory.employee_for_extension, wake_outbox=worker.wake)
     return LiveCalls(directory, journal, lookups, backend, card)
@@ -409,6 +417,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
             # Calls that ended just now still have their call-log and CRM writes to make.
             await live.journal.work.idle(5.0)
             live.journal.work.cancel()
+            if live.journal.spool is not None:
+                live.journal.spool.close()  # what is left unwritten is replayed at the next start
         for task in background:
             with contextlib.suppress(Exception):
                 await task

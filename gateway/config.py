@@ -132,6 +132,15 @@ class MailConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalConfig:
+    """The [journal] table: the call journal's crash-safe spool (gateway.calls.spool)."""
+
+    spool_dir: str = ""  # empty: beside the SQLite file (<its directory>/call-spool), else ./var/call-spool
+    memory_calls: int = 1000  # calls whose writes may wait in memory; beyond, they wait in the spool only
+    spool_segment_kb: int = 4096  # a new spool file past this size; files whose calls are all written go
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole configuration file."""
 
@@ -141,6 +150,7 @@ class GatewayConfig:
     log_level: str = "INFO"
     mail: MailConfig = MailConfig()
     security: GuardSettings = GuardSettings()
+    journal: JournalConfig = JournalConfig()
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -158,7 +168,7 @@ def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    _reject_unknown(data, {"sip", "admin", "database", "log_level", "mail", "security"}, "")
+    _reject_unknown(data, {"sip", "admin", "database", "log_level", "mail", "security", "journal"}, "")
     sip = data.get("sip")
     if not isinstance(sip, dict):
         raise ConfigError(f"{source}: missing [sip] table (add [sip] with listen = [\"udp:127.0.0.1:5060\"])")
@@ -172,6 +182,19 @@ def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
         log_level=log_level,
         mail=_mail(_table(data, "mail")),
         security=_security(_table(data, "security")),
+        journal=_journal(_table(data, "journal")),
+    )
+
+
+def _journal(table: dict[str, Any]) -> JournalConfig:
+    _reject_unknown(table, set(JournalConfig.__dataclass_fields__), "journal.")
+    spool_dir = _string(table, "spool_dir", "journal.", "")
+    if "\0" in spool_dir:
+        raise ConfigError("journal.spool_dir must be a directory path (it contains a NUL character)")
+    return JournalConfig(
+        spool_dir=spool_dir,
+        memory_calls=_int(table, "memory_calls", "journal.", 1000, minimum=1),
+        spool_segment_kb=_int(table, "spool_segment_kb", "journal.", 4096, minimum=16),
     )
 
 

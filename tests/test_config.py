@@ -202,3 +202,22 @@ def test_a_mistyped_database_url_never_shows_its_password() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("[sip]\nlisten = ['udp:127.0.0.1:5060']\n[database]\nurl = 'postgresql:gw:s3cret@db/gw'")
     assert "s3cret" not in str(info.value)
+
+
+def test_journal_spool_settings_are_read_and_checked() -> None:
+    from gateway.config import ConfigError, parse_config
+
+    base = '[sip]\nlisten = ["udp:127.0.0.1:5060"]\n'
+    default = parse_config(base).journal
+    assert (default.spool_dir, default.memory_calls, default.spool_segment_kb) == ("", 1000, 4096)
+    set_ = parse_config(base + '[journal]\nspool_dir = "/var/spool/gw"\nmemory_calls = 50\nspool_segment_kb = 64\n')
+    assert (set_.journal.spool_dir, set_.journal.memory_calls, set_.journal.spool_segment_kb) == ("/var/spool/gw", 50, 64)
+    for bad, says in (("memory_calls = 0", "journal.memory_calls must be a whole number ≥ 1"),
+                      ("spool_segment_kb = 1", "journal.spool_segment_kb must be a whole number ≥ 16"),
+                      ("spool = 1", "unknown key journal.spool")):
+        try:
+            parse_config(base + f"[journal]\n{bad}\n")
+        except ConfigError as error:
+            assert says in str(error)
+        else:
+            raise AssertionError(f"{bad} accepted")

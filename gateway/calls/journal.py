@@ -14,6 +14,12 @@ so it sees the new lead and attaches to it (T7).
 They are also taken in the order the calls came (C4: "written later, once, in order"). After an outage
 each call's writes are retried on their own back-off, so a caller's second call may be tried again
 before their first; it waits its turn, so the first call still creates the lead and the second attaches.
+
+With a `CallSpool` (`gateway run` has one) every event is first written to local disk, so a `kill -9`
+loses nothing: at the next start `replay()` writes every call the database does not hold yet, once (the
+writes are idempotent per Call-ID, C2), ending the calls that were up as interrupted. Memory stays
+bounded during a long outage: beyond `memory_calls` calls with writes waiting, a new call's writes live
+in the spool only ("spilled") and are read back, in the order the calls came, as the backlog drains.
 """
 
 from __future__ import annotations
@@ -22,8 +28,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,13 +43,27 @@ from gateway.b2bua.events import (
     CallTransferred,
     LegOffered,
 )
+from gateway.calls.journal_records import (
+    ANSWERED as ANSWERED_RECORD,
+)
+from gateway.calls.journal_records import (
+    ENDED,
+    INTERRUPTED_NOTE,
+    ROUTED,
+    SEEN,
+    TRANSFERRED,
+    EndRecord,
+    RoutedCall,
+    encode_call,
+    utcnow,
+)
+from gateway.calls.journal_spool import SpooledJournal
 from gateway.calls.keyed_work import RETRYABLE, KeyedWork
+from gateway.calls.spool import CallSpool
 from gateway.crm_bridge import call_hooks
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.linking import Direction
 from gateway.crm_bridge.service import LINK_PLAN
-from gateway.routing.decision import RouteDecision
-from gateway.routing.explanation import explain_lines
 from gateway.routing.targets import Target
 from gateway.storage import call_log
 from gateway.storage.models import OutboxEntry
@@ -63,29 +82,10 @@ ANSWERED, MISSED, REJECTED, FAILED = "answered", "missed", "rejected", "failed"
 _MISSED_STATUSES = frozenset({408, 480, 486, 487, 600, 603})
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["CallJournal", "RoutedCall", "utcnow"]
 
 
-@dataclass
-class RoutedCall:
-    """What the router knew when it decided: the journal's start of a call."""
-
-    call_id: str
-    direction: str
-    number_id: int | None
-    number: str  # the gateway number (E.164), or what was dialled when none matched
-    party_raw: str
-    party_e164: str | None
-    decision: RouteDecision
-    crm: call_hooks.CallDecision | None = None  # None: decided later (budget passed, database down)
-    started_at: datetime = field(default_factory=utcnow)
-    identity_rule_ids: tuple[str, ...] = ()  # how the caller was identified (R6)
-    identity_notes: tuple[str, ...] = ()
-    agent_id: int | None = None  # the employee who placed an outbound call (T10: its responsible)
-
-
-class CallJournal:
+class CallJournal(SpooledJournal):
     """Writes calls to the call log and the CRM behind the call, in order per call."""
 
     def __init__(
@@ -96,12 +96,16 @@ class CallJournal:
         wake_outbox: Callable[[], None] = lambda: None,
         employee_for_extension: Callable[[str | None], int | None] = lambda _ext: None,
         work: KeyedWork | None = None,
+        spool: CallSpool | None = None,
+        memory_calls: int = 1000,
     ) -> None:
+        """`spool`: where each call's records go first (opened by the caller); `memory_calls`: how many
+        calls may have writes waiting in memory before new calls' writes stay in the spool only."""
         self.sessionmaker = sessionmaker
         self.backend = backend
         self.wake_outbox = wake_outbox
         self.employee_for_extension = employee_for_extension
-        self.work = work or KeyedWork()
+        self.work = work if work is not None else KeyedWork()  # an idle KeyedWork is falsy (len 0)
         self._calls: dict[str, RoutedCall] = {}
         self._answered_by: dict[str, int | None] = {}
         # Who was offered each call, written with its answer or its end: one transaction fewer per offer.
@@ -117,18 +121,26 @@ class CallJournal:
         # SPEC R5, per answered call: who talked to the caller since when (SIP clock), and its transfers.
         self._talks: dict[str, list[tuple[int | None, float]]] = {}
         self._transfers: dict[str, list[dict[str, Any]]] = {}
+        self.spool = spool
+        self.memory_calls = max(memory_calls, 1)
+        self._spilled: dict[str, None] = {}  # Call-IDs whose writes wait in the spool only, in call order
+        self._restarted_at = utcnow()
 
     # -- from the router -------------------------------------------------------------------
+    def lookup_started(self, call: RoutedCall) -> None:
+        """The router knows the number and the caller and starts its CRM lookup: spooled only, so a
+        crash before `routed` still logs the call."""
+        self._spool(call.call_id, SEEN, encode_call(call, routed=False))
+
     def routed(self, call: RoutedCall) -> None:
         """The router decided (or refused) a call: log its start and decide its CRM outcome."""
         failed_early = self._routing.pop(call.call_id, None)
         self._calls[call.call_id] = call
-        if call.number_id is None:
-            self.work.submit(call.call_id, lambda: self._start(call))
+        self._spool(call.call_id, ROUTED, encode_call(call))
+        if self.spool is not None and (self._spilled or self.work.keys >= self.memory_calls):
+            self._spilled[call.call_id] = None  # back-pressure: read back from the spool once there is room
         else:
-            # The call log's row is written with the CRM decision, in one transaction.
-            self._queue_decision(call)
-            self.work.submit(call.call_id, lambda: self._plan(call))
+            self._submit_routed(call)
         if failed_early is not None:
             # The caller gave up during the lookup (CANCEL): the call is over before it rang.
             self.call_failed(CallFailed(call.call_id, failed_early, 0.0))
@@ -140,6 +152,8 @@ class CallJournal:
     def not_logged(self, call_id: str) -> None:
         """The router decided a call the call log does not hold (an extension, a static route)."""
         self._routing.pop(call_id, None)
+        if self.spool is not None:
+            self.spool.done(call_id)
 
     # -- CallObserver ------------------------------------------------------------------------
     def call_started(self, event: CallStarted) -> None:
@@ -159,8 +173,8 @@ class CallJournal:
         employee_id = self._employee(event.target)
         self._answered_by[event.call_id] = employee_id
         self._talks[event.call_id] = [(employee_id, event.at)]
-        at, offered = utcnow(), self._offered.pop(event.call_id, [])
-        self.work.submit(event.call_id, lambda: self._answer(event.call_id, offered, at, employee_id))
+        data = {"offered": self._offered.pop(event.call_id, []), "at": utcnow().isoformat(), "employee_id": employee_id}
+        self._event(self._calls[event.call_id], ANSWERED_RECORD, data)
 
     def call_failed(self, event: CallFailed) -> None:
         call = self._calls.pop(event.call_id, None)
@@ -174,8 +188,8 @@ class CallJournal:
             outcome = MISSED
         else:
             outcome = REJECTED if not call.decision.forwards and event.status < 500 else FAILED
-        offered = self._offered.pop(event.call_id, [])
-        self.work.submit(event.call_id, lambda: self._end(call, outcome, event.status, None, 0.0, offered))
+        end = EndRecord(outcome, event.status, None, 0.0, self._offered.pop(event.call_id, []), utcnow())
+        self._event(call, ENDED, end.encode())
 
     def call_ended(self, event: CallEnded) -> None:
         call = self._calls.pop(event.call_id, None)
@@ -186,8 +200,8 @@ class CallJournal:
         talks = self._talks.pop(event.call_id, [])
         transfers = self._transfers.pop(event.call_id, None)
         legs = _legs(talks, event.at) if transfers else None
-        self.work.submit(event.call_id, lambda: self._end(
-            call, ANSWERED, 200, answered_by, event.duration, offered, legs=legs, transfers=transfers))
+        end = EndRecord(ANSWERED, 200, answered_by, event.duration, offered, utcnow(), legs, transfers)
+        self._event(call, ENDED, end.encode())
 
     def call_transferred(self, event: CallTransferred) -> None:
         """R5: the call stays one call (one log entry, one CRM activity) whoever holds it; T11 may move
@@ -202,7 +216,7 @@ class CallJournal:
         })
         to = event.to_employee_id
         if call.number_id is not None and call.direction == Direction.INBOUND.value and to is not None:
-            self.work.submit(event.call_id, lambda: self._transfer(call, to))
+            self._event(call, TRANSFERRED, {"to": to})
 
     def _employee(self, target: Target | None) -> int | None:
         if target is None:
@@ -210,6 +224,28 @@ class CallJournal:
         if target.employee_id is not None:
             return target.employee_id
         return self.employee_for_extension(target.extension)
+
+    def _submit_routed(self, call: RoutedCall) -> None:
+        if call.number_id is None:
+            self.work.submit(call.call_id, lambda: self._start(call))
+        else:
+            # The call log's row is written with the CRM decision, in one transaction.
+            self._queue_decision(call)
+            self.work.submit(call.call_id, lambda: self._plan(call))
+
+    def _submit(self, call: RoutedCall, kind: str, data: dict[str, Any]) -> None:
+        """Queue the job a record stands for (live, replayed or read back from the spool alike)."""
+        call_id = call.call_id
+        if kind == ANSWERED_RECORD:
+            at, offered = datetime.fromisoformat(data["at"]), list(data.get("offered") or [])
+            self.work.submit(call_id, lambda: self._answer(call_id, offered, at, data.get("employee_id")))
+        elif kind == TRANSFERRED:
+            self.work.submit(call_id, lambda: self._transfer(call, int(data["to"])))
+        elif kind == ENDED:
+            end = EndRecord.decode(data)
+            self.work.submit(call_id, lambda: self._end(call, end))
+            # After the end (written, or skipped as a bug): the spool may forget the call.
+            self.work.submit(call_id, lambda: self._finished(call_id))
 
     # -- the jobs ------------------------------------------------------------------------------
     async def _transfer(self, call: RoutedCall, to: int) -> None:
@@ -238,16 +274,10 @@ class CallJournal:
 
     @staticmethod
     async def _record_start(session: AsyncSession, call: RoutedCall) -> None:
-        decision = call.decision
-        routing = {
-            "rule_ids": [*call.identity_rule_ids, *decision.rule_ids],
-            "notes": [*call.identity_notes, *decision.notes],
-            "explanation": explain_lines(decision),
-        }
         await call_log.record_start(
             session, key=call_hooks.call_key(call.call_id), call_id=call.call_id, direction=call.direction,
             number_id=call.number_id, number=call.number, party_raw=call.party_raw,
-            party_e164=call.party_e164, started_at=call.started_at, routing=routing,
+            party_e164=call.party_e164, started_at=call.started_at, routing=call.routing_record(),
         )
 
     # -- one caller's calls are decided in the order they came ---------------------------------------
@@ -344,22 +374,22 @@ class CallJournal:
             await asyncio.sleep(0.05)
         log.warning("call %s: its new item is still not written; deciding the next call without it", key)
 
-    async def _end(
-        self, call: RoutedCall, outcome: str, status: int, answered_by: int | None, duration: float,
-        offered: list[int], *, legs: list[dict[str, Any]] | None = None, transfers: list[dict[str, Any]] | None = None,
-    ) -> None:
-        ended_at = utcnow()
+    async def _end(self, call: RoutedCall, end: EndRecord) -> None:
         key = call_hooks.call_key(call.call_id)
         async with self.work.slot, self.sessionmaker() as session:
-            for offered_id in offered:
+            if await call_log.ended_at(session, key) is not None:
+                return  # written by the run that crashed (its spool's "done" was lost with it): once only
+            for offered_id in end.offered:
                 await call_log.record_offer(session, key, offered_id)
-            if transfers:
-                await call_log.record_transfers(session, key, transfers=transfers, legs=legs or [])
-            await call_log.record_end(session, key, ended_at=ended_at, outcome=outcome, status=status)
+            if end.transfers:
+                await call_log.record_transfers(session, key, transfers=end.transfers, legs=end.legs or [])
+            if end.status is None:
+                await call_log.record_note(session, key, INTERRUPTED_NOTE)
+            await call_log.record_end(session, key, ended_at=end.ended_at, outcome=end.outcome, status=end.status)
             if call.number_id is not None:
                 await call_hooks.finish_call(
-                    session, call_id=call.call_id, answered_by=answered_by, duration_s=max(duration, 0.0),
-                    ended_at=ended_at, legs=legs,
+                    session, call_id=call.call_id, answered_by=end.answered_by, duration_s=max(end.duration, 0.0),
+                    ended_at=end.ended_at, legs=end.legs,
                 )
             await session.commit()
         self.wake_outbox()

@@ -47,6 +47,11 @@ class KeyedWork:
         """How many jobs wait or run now."""
         return sum(len(queue) for queue in self._queues.values())
 
+    @property
+    def keys(self) -> int:
+        """How many keys (calls) have jobs waiting or running now."""
+        return len(self._queues)
+
     def submit(self, key: str, job: Job) -> None:
         """Run `job` after every job already submitted for `key`."""
         queue = self._queues.get(key)

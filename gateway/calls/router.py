@@ -42,6 +42,8 @@ RULE_EXTENSION = "R1.extension"
 RULE_ERROR = "R1.routing_error"
 NO_CRM_BUDGET = "the CRM lookup took longer than the routing budget"
 NO_CRM_DATABASE = "the database could not be read"
+#: The decision of a call whose CRM lookup has just started (what the spool holds until it is routed).
+UNROUTED = RouteDecision((), None, ())
 
 
 class LiveRouter:
@@ -89,7 +91,10 @@ class LiveRouter:
                 return
             self._finish(request, None, self._decide(request, None, None, None), None, None, deliver, sync=True)
             return
-        task = asyncio.get_running_loop().create_task(self._route_number(request, number, deliver))
+        identity = caller_identity(request, trusted=request.trusted, region=number.default_region)
+        # Spooled before the lookup: a crash while it runs still logs the call (SPEC C4).
+        self.journal.lookup_started(self._routed_call(request, number, UNROUTED, identity, None))
+        task = asyncio.get_running_loop().create_task(self._route_number(request, number, identity, deliver))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -167,8 +172,9 @@ class LiveRouter:
             log.exception("call %s: not journaled", request.call_id)
         deliver(decision, request.at)
 
-    async def _route_number(self, request: RouteRequest, number: NumberSpec, deliver: Deliver) -> None:
-        identity = caller_identity(request, trusted=request.trusted, region=number.default_region)
+    async def _route_number(
+        self, request: RouteRequest, number: NumberSpec, identity: CallerIdentity, deliver: Deliver
+    ) -> None:
         crm: call_hooks.CallDecision | None = None
         ring_plan: RingPlan | None = None
         unavailable: str | None = None
@@ -263,21 +269,31 @@ class LiveRouter:
         """Calls to the numbers, and calls refused (an unknown number), go to the call log (R7); an
         extension dialled or a static route's pass-through are the PBX's own traffic, not the numbers'."""
         try:
-            self.journal.routed(RoutedCall(
-                call_id=request.call_id,
-                direction=Direction.INBOUND.value,
-                number_id=number.id if number is not None else None,
-                number=number.e164 if number is not None else (request.request_user or request.to_user or ""),
-                party_raw=identity.raw if identity is not None else (request.caller_user or request.caller_uri),
-                party_e164=identity.e164 if identity is not None else None,
-                decision=decision,
-                crm=crm,
-                identity_rule_ids=identity.rule_ids if identity is not None else (),
-                identity_notes=(*((identity.reason,) if identity is not None and identity.reason else ()),
-                                *self._trunk_note(request)),
-            ))
+            self.journal.routed(self._routed_call(request, number, decision, identity, crm))
         except Exception:
             log.exception("call %s: not journaled", request.call_id)
+
+    def _routed_call(
+        self,
+        request: RouteRequest,
+        number: NumberSpec | None,
+        decision: RouteDecision,
+        identity: CallerIdentity | None,
+        crm: call_hooks.CallDecision | None,
+    ) -> RoutedCall:
+        return RoutedCall(
+            call_id=request.call_id,
+            direction=Direction.INBOUND.value,
+            number_id=number.id if number is not None else None,
+            number=number.e164 if number is not None else (request.request_user or request.to_user or ""),
+            party_raw=identity.raw if identity is not None else (request.caller_user or request.caller_uri),
+            party_e164=identity.e164 if identity is not None else None,
+            decision=decision,
+            crm=crm,
+            identity_rule_ids=identity.rule_ids if identity is not None else (),
+            identity_notes=(*((identity.reason,) if identity is not None and identity.reason else ()),
+                            *self._trunk_note(request)),
+        )
 
 
     def _trunk_note(self, request: RouteRequest) -> tuple[str, ...]:

@@ -101,3 +101,23 @@ async def record_transfers(
     routing = {**(row.routing or {}), "transfers": transfers, "legs": legs}
     await session.execute(sa.update(Call).where(Call.id == row.id).values(routing=routing))
     return True
+
+
+async def record_note(session: AsyncSession, key: str, note: str) -> bool:
+    """Add `note` to the call's routing notes (once), e.g. that a restart ended it. False: no such call."""
+    row = (await session.execute(
+        sa.select(Call.id, Call.routing).where(Call.interaction_key == key).with_for_update()
+    )).first()
+    if row is None:
+        return False
+    routing = dict(row.routing or {})
+    notes = list(routing.get("notes") or [])
+    if note not in notes:
+        routing["notes"] = [*notes, note]
+        await session.execute(sa.update(Call).where(Call.id == row.id).values(routing=routing))
+    return True
+
+
+async def ended_at(session: AsyncSession, key: str) -> datetime | None:
+    """When the call's end was logged (None: not yet, or no such call)."""
+    return await session.scalar(sa.select(Call.ended_at).where(Call.interaction_key == key))  # type: ignore[no-any-return]

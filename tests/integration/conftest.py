@@ -94,10 +94,10 @@ class GatewayProcess:
 
 def write_config(
     path: Path, sip_port: int, admin_port: int, trunk_port: int, tcp_trunk_port: int, *, extra_sip: str = "",
-    database_url: str | None = None,
+    database_url: str | None = None, extra: str = "",
 ) -> None:
     """The integration gateway's config; `extra_sip` adds lines to its [sip] table; `database_url`
-    replaces the SQLite file beside the config (e.g. a PostgreSQL of the test's own)."""
+    replaces the SQLite file beside the config (e.g. a PostgreSQL of the test's own); `extra` adds tables."""
     database_url = database_url or f"sqlite+aiosqlite:///{path.parent}/gateway.db"
     path.write_text(f"""
 log_level = "INFO"
@@ -127,6 +127,7 @@ listen = "{HOST}:{admin_port}"
 [database]
 url = "{database_url}"
 seed_demo = true
+{extra}
 """)
 
 
@@ -146,12 +147,26 @@ def wait_healthy(gateway: GatewayProcess, deadline: float) -> None:
 
 
 def start_gateway(directory: Path, *, extra_sip: str = "", log_name: str = "gateway.log",
-                  healthy_within: float = 30.0, database_url: str | None = None) -> GatewayProcess:
+                  healthy_within: float = 30.0, database_url: str | None = None, extra: str = "") -> GatewayProcess:
     """A gateway process on fresh ports with its config (and SQLite file, unless `database_url` names
     another database) in `directory`, once healthy."""
     ports = free_port(), free_port(), free_port(), free_port()
     config = directory / "gateway.toml"
-    write_config(config, *ports, extra_sip=extra_sip, database_url=database_url)
+    write_config(config, *ports, extra_sip=extra_sip, database_url=database_url, extra=extra)
+    return _spawn_gateway(directory, ports, log_name, healthy_within)
+
+
+def restart_gateway(gateway: GatewayProcess, log_name: str, healthy_within: float = 30.0) -> GatewayProcess:
+    """The same gateway started again (its config, ports and working directory) once the old process is gone."""
+    if gateway.process.poll() is None:
+        raise RuntimeError(f"gateway PID {gateway.process.pid} still runs")
+    ports = gateway.sip_port, gateway.admin_port, gateway.trunk_port, gateway.tcp_trunk_port
+    return _spawn_gateway(gateway.log_path.parent, ports, log_name, healthy_within)
+
+
+def _spawn_gateway(directory: Path, ports: tuple[int, int, int, int], log_name: str,
+                   healthy_within: float) -> GatewayProcess:
+    config = directory / "gateway.toml"
     log_path = directory / log_name
     with log_path.open("wb") as log:
         process = subprocess.Popen(

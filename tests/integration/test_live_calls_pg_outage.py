@@ -8,6 +8,10 @@ no phone, so the queue skips her) and answers; SIPp plays the trunk with new cal
 halt, one up across the halt, five during the outage (the first of them calls twice), one up across the
 restart. Each call must be answered, then have one call-log row, one decision and one call activity,
 and each caller one lead, created by their first call.
+
+Issue 14 part 6: the outage lasts 30 s under load (thirty new callers one after another while it is
+down), and the journal may hold only 3 calls' writes in memory: the rest wait in its spool on disk
+(gateway_call_spool_spilled) and are all written, once, in the order they came, when it is back.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from tests.integration.trunk import Trunk, TrunkCall
 DIALLED = "0184880000"  # the demo number in its national form
 BRUNO_SECRET = DEMO_SIP_SECRETS["1002"]  # stored in the database as digest HA1s only
 BEFORE, ACROSS_HALT, ACROSS_RESTART = "0611000000", "0611000010", "0611000020"
-DURING = [f"06110000{n:02d}" for n in range(1, 6)]  # five new callers while PostgreSQL is down
+DURING = [f"06110100{n:02d}" for n in range(1, 31)]  # thirty new callers while PostgreSQL is down
+OUTAGE_S = 30.0
+MEMORY_CALLS = 3  # [journal] memory_calls: the calls beyond wait in the spool only
 DRAIN_WITHIN_S = 45.0
 
 
@@ -60,7 +66,8 @@ def outage_db(own_postgres: Postgres) -> str:
 @pytest.fixture(scope="module")
 def gateway(own_postgres: Postgres, outage_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     url = own_postgres.url(outage_db)
-    running = start_gateway(tmp_path_factory.mktemp("pg-outage"), database_url=url)
+    running = start_gateway(tmp_path_factory.mktemp("pg-outage"), database_url=url,
+                            extra=f"[journal]\nmemory_calls = {MEMORY_CALLS}\n")
     try:
         yield running
     finally:
@@ -178,7 +185,7 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
     assert spanning.statuses == [200] and spanning.successes == 1, spanning.explain()
 
     # PostgreSQL down: the queue group rings from the in-memory snapshot; Bruno answers every call.
-    during = trunk.call(gateway, *(TrunkCall(dialled=DIALLED, caller=caller) for caller in DURING), talk_ms=300,
+    during = trunk.call(gateway, *(TrunkCall(dialled=DIALLED, caller=caller) for caller in DURING), talk_ms=200,
                         time_limit_s=40)
     assert during.statuses == [200] * len(DURING) and during.successes == len(DURING), during.explain()
     assert len(set(during.call_ids)) == len(DURING)
@@ -188,6 +195,10 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
     assert again.statuses == [200] and again.successes == 1, again.explain()
     phone.wait_calls(answered=3 + len(DURING), ended=3 + len(DURING))
     assert admin.metric("gateway_call_journal_pending") > 0  # their writes wait, none dropped
+    # Beyond the memory cap they wait on disk only: the calls of the outage less the few held in memory.
+    spilled = admin.metric("gateway_call_spool_spilled")
+    assert spilled >= len(DURING) - MEMORY_CALLS, spilled
+    assert admin.metric("gateway_call_spool_calls") >= len(DURING) + 2
     assert admin.metric("gateway_call_journal_retries_total") > retries_before
     outage_status, outage_body = admin.get("/calls")
     assert outage_status == 503 and b"database is unavailable" in outage_body, (outage_status, outage_body)
@@ -200,6 +211,7 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
     # A phone registering now is served from memory; its binding is saved once the database is back.
     # (Alice is first in the queue: she registers only once every call of this test has been answered.)
     phones.start(gateway, "1001", USER_1001_PASSWORD)
+    time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - halted_at)))
     outage_s = time.monotonic() - halted_at
     restart_postgres(own_postgres)
     restarted_at = time.monotonic()
@@ -214,7 +226,9 @@ def test_c4_postgres_stopped_mid_test_calls_still_ring_the_queue_and_each_outcom
     wait_for(journal_settled(admin, db, call_ids), DRAIN_WITHIN_S, "the postponed writes made", gateway.log)
     drained_s = time.monotonic() - restarted_at
     retries = admin.metric("gateway_call_journal_retries_total")
-    print(f"\noutage {outage_s:.1f} s; admin API answering {recovered_s:.1f} s and journal + outbox drained "
+    assert admin.metric("gateway_call_spool_spilled") == 0 and admin.metric("gateway_call_spool_calls") == 0
+    print(f"\n{len(call_ids)} calls, {len(DURING) + 1} of them during the outage ({spilled:.0f} spilled to disk); "
+          f"outage {outage_s:.1f} s; admin API answering {recovered_s:.1f} s and journal + outbox drained "
           f"{drained_s:.1f} s after PostgreSQL came back; {retries - retries_before:.0f} journal retries")
     assert admin.metric("gateway_call_journal_failures_total") == 0
     for call_id, caller in calls:
