@@ -215,11 +215,13 @@ async def plan_call(
     (SPEC C2). The caller commits.
     """
     key = call_key(call_id)
-    stored = await stored_plan(session, key)
-    if stored is not None:
-        return stored
     now = now or datetime.now(UTC)
     if decided is None or decided.plan.interaction_key != key:
+        # Read before deciding: a retransmission's call needs no second decision. A call the router
+        # decided goes straight to the insert below, which finds a stored decision just as well.
+        stored = await stored_plan(session, key)
+        if stored is not None:
+            return stored
         decided = await decide_call(
             session,
             key=key,
@@ -393,14 +395,13 @@ async def finish_call(
     Returns False (and queues nothing) for a call that was never decided.
     """
     key = call_key(call_id)
-    if await stored_plan(session, key) is None:
-        return False
     if duration_s < 0:
+        if await stored_plan(session, key) is None:
+            return False
         raise ValueError(f"a call lasts zero seconds or more; got {duration_s}")
     ended_at = ended_at or datetime.now(UTC)
     payload: dict[str, Any] = {"answered_by": answered_by, "duration_s": duration_s, "ended_at": ended_at.isoformat()}
     if legs:
         payload["legs"] = legs
-    await outbox.enqueue(session, key, CALL_ENDED, payload, now=ended_at)
-    return True
-
+    # One statement: the entry is added only when the call was decided.
+    return await outbox.enqueue_if_decided(session, key, CALL_ENDED, payload, now=ended_at) is not None

@@ -24,16 +24,16 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 
 from gateway.crm_bridge.backend import CrmBackend, CrmError
 from gateway.crm_bridge.linking import LinkPlan
 from gateway.crm_bridge.service import HANDLERS, LINK_PLAN, PermanentOutboxError, PlanContext
-from gateway.storage.models import OutboxEntry
+from gateway.storage.models import Decision, OutboxEntry
 
 __all__ = [
     "Backoff",
@@ -43,6 +43,7 @@ __all__ = [
     "RunReport",
     "apply_plan",
     "enqueue",
+    "enqueue_if_decided",
     "requeue_failed",
     "utcnow",
 ]
@@ -93,27 +94,72 @@ async def enqueue(
     """Add a write to the outbox in the caller's transaction; it gets the next ``seq`` of its key.
 
     Two transactions enqueueing for the same key at once collide on UNIQUE(interaction_key, seq): the
-    loser's commit fails and it must retry, so the order stays total per key.
+    loser's commit fails and it must retry, so the order stays total per key. One INSERT … SELECT
+    numbers the entry: no round trip to read the key's last ``seq`` first.
     """
-    now = now or utcnow()
-    last = await session.scalar(
-        select(func.max(OutboxEntry.seq)).where(OutboxEntry.interaction_key == interaction_key)
-    )
-    entry = OutboxEntry(
-        interaction_key=interaction_key,
-        seq=(last or 0) + 1,
-        kind=kind,
-        payload=dict(payload),
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        last_error=None,
-        created_at=now,
-        applied_at=None,
-    )
-    session.add(entry)
-    await session.flush()
+    entry = await _insert(session, _INSERT_NEXT, interaction_key, kind, payload, now)
+    assert entry is not None  # unconditional: the row was added
     return entry
+
+
+async def enqueue_if_decided(
+    session: AsyncSession,
+    interaction_key: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> OutboxEntry | None:
+    """:func:`enqueue` when a Decision is stored for ``interaction_key``, in the same statement; None
+    (nothing added) when none is."""
+    return await _insert(session, _INSERT_NEXT_IF_DECIDED, interaction_key, kind, payload, now)
+
+
+async def _insert(
+    session: AsyncSession, statement: Any, interaction_key: str, kind: str, payload: Mapping[str, Any],
+    now: datetime | None,
+) -> OutboxEntry | None:
+    now = now or utcnow()
+    values: dict[str, Any] = {
+        "interaction_key": interaction_key, "kind": kind, "payload": dict(payload), "status": PENDING,
+        "attempts": 0, "next_attempt_at": now, "last_error": None, "created_at": now, "applied_at": None,
+    }
+    row = (await session.execute(statement, {f"new_{name}": value for name, value in values.items()})).first()
+    if row is None:
+        return None
+    entry = OutboxEntry(id=row.id, seq=row.seq, **values)
+    # The row exists: the object joins the session as that row, as session.add + flush would leave it.
+    make_transient_to_detached(entry)
+    session.add(entry)
+    return entry
+
+
+_ENTRY_COLUMNS = ("interaction_key", "kind", "payload", "status", "attempts", "next_attempt_at", "last_error",
+                  "created_at", "applied_at")
+
+
+def _insert_next(*, if_decided: bool) -> Any:
+    """INSERT an entry with seq = (its key's last seq) + 1; with `if_decided`, only when the key has a
+    Decision. Built once: on the call path, building a statement costs more than running it."""
+    # Core, not the ORM entity: an ORM INSERT with a dict of values would be a bulk insert of that dict.
+    table, decisions = cast(Table, OutboxEntry.__table__), cast(Table, Decision.__table__)
+    key = bindparam("new_interaction_key", type_=table.c.interaction_key.type)
+    next_seq = (
+        select((func.coalesce(func.max(table.c.seq), 0) + 1).label("seq"))
+        .where(table.c.interaction_key == key)
+        .subquery("next_seq")
+    )
+    chosen = select(
+        *(bindparam(f"new_{name}", type_=table.c[name].type).label(name) for name in _ENTRY_COLUMNS),
+        next_seq.c.seq,
+    ).select_from(next_seq)
+    if if_decided:
+        chosen = chosen.where(exists().where(decisions.c.interaction_key == key))
+    return insert(table).from_select([*_ENTRY_COLUMNS, "seq"], chosen).returning(table.c.id, table.c.seq)
+
+
+_INSERT_NEXT = _insert_next(if_decided=False)
+_INSERT_NEXT_IF_DECIDED = _insert_next(if_decided=True)
 
 
 async def apply_plan(
@@ -134,20 +180,48 @@ async def requeue_failed(session: AsyncSession, interaction_key: str, *, now: da
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _eligible(now: datetime, limit: int) -> Any:
-    """Pending entries that are due and have no unfinished earlier entry of their key."""
+def _due(*columns: Any, lock: bool) -> Any:
+    """Pending entries due at ``:now`` with no unfinished earlier entry of their key, ``:limit`` of them,
+    with `lock` claimed FOR UPDATE SKIP LOCKED. Built once (see :func:`_insert_next`)."""
     earlier = aliased(OutboxEntry)
     blocked = exists().where(
         earlier.interaction_key == OutboxEntry.interaction_key,
         earlier.seq < OutboxEntry.seq,
         earlier.status != DONE,
     )
-    return (
-        select(OutboxEntry.id)
+    now = bindparam("now", type_=OutboxEntry.__table__.c.next_attempt_at.type)
+    statement = (
+        select(*columns)
         .where(OutboxEntry.status == PENDING, OutboxEntry.next_attempt_at <= now, ~blocked)
         .order_by(OutboxEntry.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
+    return statement.with_for_update(skip_locked=True) if lock else statement
+
+
+_DUE = _due(OutboxEntry, lock=True)
+_DUE_IDS = _due(OutboxEntry.id, lock=False)
+_MARK_DONE = (
+    update(OutboxEntry)
+    .where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
+    .values(status=DONE, attempts=OutboxEntry.attempts + 1, applied_at=bindparam("now"), last_error=None)
+    .execution_options(synchronize_session=False)
+)
+
+
+def _permanent(exc: Exception) -> bool:
+    """A failure retrying cannot fix: a malformed entry, or the CRM refused the request as written."""
+    return isinstance(exc, PermanentOutboxError | CrmError)
+
+
+@dataclass
+class _BatchOutcome:
+    """What is left of a batch: entries to apply one by one (`redo`), and the entry whose own write
+    failed with `error` (recorded as its attempt rather than tried again)."""
+
+    redo: list[int]
+    failed_id: int | None = None
+    error: Exception | None = None
 
 
 class OutboxWorker:
@@ -169,6 +243,8 @@ class OutboxWorker:
         self._backoff = backoff or Backoff()
         self._max_attempts = max_attempts
         self._batch = batch
+        # Only writes made in the session can be rolled back with a batch that failed (see run_once).
+        self._batches = bool(getattr(backend, "writes_in_session", False))
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -176,18 +252,36 @@ class OutboxWorker:
         self._wake.set()
 
     async def run_once(self, now: datetime | None = None) -> RunReport:
-        """Apply every entry due at ``now`` (later entries of a key follow as soon as their turn comes)."""
+        """Apply every entry due at ``now`` (later entries of a key follow as soon as their turn comes).
+
+        With a backend that writes in the session (the built-in CRM), due entries are applied a batch at
+        a time in one transaction. When one of them fails the batch is rolled back: that entry's failure
+        is recorded as its attempt, and the others are applied one by one, each in its own transaction,
+        as every entry is with a backend whose writes happen elsewhere (a write there cannot be rolled
+        back, so it is never made twice).
+        """
         now = now or utcnow()
         report = RunReport()
         seen: set[int] = set()
         while True:
-            async with self._sessionmaker() as session:
-                ids = [i for i in (await session.scalars(_eligible(now, self._batch))).all() if i not in seen]
-            if not ids:
+            if self._batches:
+                outcome = await self._apply_batch(now, seen, report)
+            else:
+                outcome = await self._next_ids(now, seen)
+            if outcome is None:
                 return report
-            for entry_id in ids:
-                seen.add(entry_id)
-                await self._process(entry_id, now, report)
+            for entry_id in outcome.redo:
+                if entry_id == outcome.failed_id and outcome.error is not None:
+                    await self._record_failure(entry_id, now, outcome.error, permanent=_permanent(outcome.error),
+                                               report=report)
+                else:
+                    await self._process(entry_id, now, report)
+
+    async def _next_ids(self, now: datetime, seen: set[int]) -> _BatchOutcome | None:
+        async with self._sessionmaker() as session:
+            ids = [i for i in (await session.scalars(_DUE_IDS, {"now": now, "limit": self._batch})).all() if i not in seen]
+        seen.update(ids)
+        return _BatchOutcome(redo=ids) if ids else None
 
     async def run_forever(self, *, poll_interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
         """Run :meth:`run_once` until ``stop`` is set, polling every ``poll_interval`` seconds or on wake."""
@@ -214,6 +308,33 @@ class OutboxWorker:
             for waiter in pending:
                 waiter.cancel()
 
+    async def _apply_batch(self, now: datetime, seen: set[int], report: RunReport) -> _BatchOutcome | None:
+        """Apply the next batch of due entries in one transaction. None: nothing was due."""
+        ids: list[int] = []
+        current: int | None = None
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                due = (await session.scalars(_DUE, {"now": now, "limit": self._batch})).all()
+                entries = [entry for entry in due if entry.id not in seen]
+                if not entries:
+                    return None
+                ids = [entry.id for entry in entries]
+                seen.update(ids)
+                for entry in entries:
+                    current = entry.id
+                    handler = self._handlers.get(entry.kind)
+                    if handler is None:
+                        raise PermanentOutboxError(f"no handler for outbox entry kind {entry.kind!r}")
+                    await handler(session, self._backend, entry)
+                current = None  # a failure from here on (the commit) is no one entry's
+                await session.execute(_MARK_DONE, {"ids": ids, "now": now})
+        except Exception as exc:
+            if not ids:
+                raise  # the database failed before any entry was taken: run_forever logs and retries
+            return _BatchOutcome(redo=ids, failed_id=current, error=exc if current is not None else None)
+        report.applied += len(ids)
+        return _BatchOutcome(redo=[])
+
     async def _process(self, entry_id: int, now: datetime, report: RunReport) -> None:
         try:
             async with self._sessionmaker() as session, session.begin():
@@ -234,9 +355,7 @@ class OutboxWorker:
                 entry.last_error = None
             report.applied += 1
         except Exception as exc:  # any failure of the write: record it, retry later (C4)
-            # A CrmError means the CRM refused the request as written: retrying would not change that.
-            permanent = isinstance(exc, PermanentOutboxError | CrmError)
-            await self._record_failure(entry_id, now, exc, permanent=permanent, report=report)
+            await self._record_failure(entry_id, now, exc, permanent=_permanent(exc), report=report)
 
     async def _record_failure(
         self, entry_id: int, now: datetime, exc: Exception, *, permanent: bool, report: RunReport

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.crm_bridge.backend import CrmBackend, NewItem
@@ -111,21 +112,32 @@ class PlanOutcome:
 
 
 async def once(
-    session: AsyncSession, key: str, make: Callable[[], Awaitable[dict[str, Any]]]
+    session: AsyncSession,
+    key: str,
+    make: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    known: Mapping[str, IdempotencyKey] | None = None,
 ) -> dict[str, Any]:
     """Run ``make`` unless ``key`` was already used; either way return its (stored) result.
 
     The key row is written in the caller's transaction, with the write itself: both commit or neither.
     Two workers racing on one key both write, and the second commit fails on the key's primary key,
-    rolling its write back.
+    rolling its write back. `known`: the keys already read in this transaction (see :func:`used_keys`);
+    a key it lacks is taken as unused without reading it again.
     """
-    existing = await session.get(IdempotencyKey, key)
+    existing = known.get(key) if known is not None else await session.get(IdempotencyKey, key)
     if existing is not None:
         return dict(existing.result or {})
     result = await make()
     session.add(IdempotencyKey(key=key, created_at=datetime.now(UTC), result=result))
     await session.flush()
     return result
+
+
+async def used_keys(session: AsyncSession, keys: list[str]) -> dict[str, IdempotencyKey]:
+    """Which of `keys` were already used, in one query (a plan checks its creations and its activity)."""
+    rows = await session.scalars(sa.select(IdempotencyKey).where(IdempotencyKey.key.in_(keys)))
+    return {row.key: row for row in rows}
 
 
 async def created_by(session: AsyncSession, interaction_key: str, item_type: str) -> ItemRef | None:
@@ -186,12 +198,15 @@ async def carry_out_plan(
         "company": _first(plan.attach_to, "company"),
     }
     created: list[ItemRef] = []
-    for item_type in sorted(plan.create, key=_CREATION_ORDER.index):
+    creations = sorted(plan.create, key=_CREATION_ORDER.index)
+    keys = [f"{key}:create_{item_type}" for item_type in creations]
+    known = await used_keys(session, [*keys, f"{key}:activity"] if plan.record_activity else keys)
+    for item_type in creations:
 
         async def make(item_type: str = item_type) -> dict[str, Any]:
             return (await _create(session, backend, item_type, plan, ctx, linked)).to_dict()
 
-        ref = ItemRef.from_dict(await once(session, f"{key}:create_{item_type}", make))
+        ref = ItemRef.from_dict(await once(session, f"{key}:create_{item_type}", make, known=known))
         created.append(ref)
         if item_type in linked:
             linked[item_type] = ref.id
@@ -218,7 +233,7 @@ async def carry_out_plan(
                 await backend.add_timeline(session, ref, kind=kind, text=ctx.subject, employee_id=shown)
             return {"activity_id": new_id}
 
-        activity_id = (await once(session, f"{key}:activity", record)).get("activity_id")
+        activity_id = (await once(session, f"{key}:activity", record, known=known)).get("activity_id")
     return PlanOutcome(created=tuple(created), bound_to=bound, activity_id=activity_id)
 
 

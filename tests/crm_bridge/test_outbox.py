@@ -374,3 +374,44 @@ async def test_c4_a_database_outage_is_logged_once_not_at_every_poll(
     await asyncio.wait_for(task, timeout=10)
     assert [r.levelname for r in caplog.records if r.name == "gateway.crm_bridge.outbox"] == ["ERROR", "INFO"]
     assert "outbox runs again" in caplog.text
+
+
+class FailsSecondLead(BuiltinCrm):
+    """The real store whose second create_lead call fails once; counts every create_lead call."""
+
+    def __init__(self, *, writes_in_session: bool) -> None:
+        self.writes_in_session = writes_in_session  # type: ignore[misc]
+        self.lead_calls = 0
+
+    async def create_lead(self, *args: Any, **kwargs: Any) -> Any:
+        self.lead_calls += 1
+        if self.lead_calls == 2:
+            raise CrmDown("injected fault in the second create_lead")
+        return await super().create_lead(*args, **kwargs)
+
+
+@pytest.mark.parametrize("in_session", [True, False], ids=["batched", "one-by-one"])
+async def test_c4_one_failing_entry_of_a_batch_costs_the_others_nothing(
+    sqlite_db: Db, sqlite_world: World, in_session: bool
+) -> None:
+    """Entries are applied in batches when the backend writes in the session: the one that fails is
+    recorded as its own attempt, the others are written once (the rolled-back batch leaves no item).
+    A backend writing elsewhere is never batched: each entry reaches it once."""
+    db, world = sqlite_db, sqlite_world
+    crm = FailsSecondLead(writes_in_session=in_session)
+    keys = ["call:a@pbx", "call:b@pbx", "call:c@pbx"]
+    for key in keys:
+        plan, ctx = lead_plan(key, world)
+        async with db.sessions() as session, session.begin():
+            await apply_plan(session, plan, ctx, now=T0)
+
+    report = await OutboxWorker(db.sessions, crm).run_once(T0)
+
+    assert (report.applied, report.retried) == (2, 1)
+    status = {e.interaction_key: (e.status, e.attempts) for e in await entries(db)}
+    assert status == {"call:a@pbx": ("done", 1), "call:b@pbx": ("pending", 1), "call:c@pbx": ("done", 1)}
+    async with db.sessions() as session:
+        leads = (await session.scalars(sa.select(Lead.interaction_key).order_by(Lead.id))).all()
+    assert sorted(leads) == ["call:a@pbx", "call:c@pbx"]  # one lead each, none left by the rolled-back batch
+    # Batched: a's lead was made in the batch, rolled back with it, then made again on its own.
+    assert crm.lead_calls == (4 if in_session else 3)

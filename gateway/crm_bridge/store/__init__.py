@@ -24,6 +24,10 @@ __all__ = ["BuiltinCrm", "activities_of", "find_party", "get_item", "timeline_of
 class BuiltinCrm:
     """The gateway's own CRM store (the default CrmBackend)."""
 
+    #: Every write is made in the caller's session, so a rolled-back transaction leaves no trace of it
+    #: (the outbox worker applies entries in batches only for such a backend).
+    writes_in_session = True
+
     async def find_party(
         self, session: AsyncSession, *, phone: str | None = None, email: str | None = None
     ) -> PartyKnowledge:

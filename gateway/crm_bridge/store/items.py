@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from gateway.crm_bridge.backend import CrmError, ItemNotFound, NewItem
 from gateway.crm_bridge.identity import normalize_email, normalize_phone
@@ -77,16 +78,39 @@ async def get_item(session: AsyncSession, ref: ItemRef, *, for_update: bool = Fa
 
 
 async def ensure_exist(session: AsyncSession, refs: Iterable[ItemRef]) -> None:
-    """Raise :class:`ItemNotFound` naming the first reference that has no item."""
+    """Raise :class:`ItemNotFound` naming the first reference that has no item.
+
+    Items this transaction created are known to exist and are not read again.
+    """
+    made = created_here(session)
     by_type: dict[str, set[int]] = {}
     for ref in refs:
-        by_type.setdefault(ref.type, set()).add(ref.id)
+        if ref not in made:
+            by_type.setdefault(ref.type, set()).add(ref.id)
     for item_type, ids in by_type.items():
         model = MODELS[item_type]
         found = set((await session.scalars(sa.select(model.id).where(model.id.in_(ids)))).all())
         missing = sorted(ids - found)
         if missing:
             raise ItemNotFound(f"there is no {item_type} with id {missing[0]}")
+
+
+_CREATED = "crm_items_created"
+
+
+def created_here(session: AsyncSession) -> set[ItemRef]:
+    """The items created in the session's current transaction (none once it ended: a new one starts empty)."""
+    transaction = session.sync_session.get_transaction()
+    owner, made = session.info.get(_CREATED, (None, set()))
+    if transaction is None or owner is not transaction:
+        made = set()
+        session.info[_CREATED] = (transaction, made)
+    return made
+
+
+def _created(session: AsyncSession, ref: ItemRef) -> ItemRef:
+    created_here(session).add(ref)
+    return ref
 
 
 async def check_references(
@@ -145,7 +169,7 @@ async def create_lead(
     )
     session.add(lead)
     await session.flush()
-    return ItemRef("lead", lead.id)
+    return _created(session, ItemRef("lead", lead.id))
 
 
 async def create_contact(
@@ -176,7 +200,7 @@ async def create_contact(
     if company_id is not None:
         session.add(CompanyContact(company_id=company_id, contact_id=contact.id))
         await session.flush()
-    return ItemRef("contact", contact.id)
+    return _created(session, ItemRef("contact", contact.id))
 
 
 async def create_company(
@@ -197,7 +221,7 @@ async def create_company(
     )
     session.add(company)
     await session.flush()
-    return ItemRef("company", company.id)
+    return _created(session, ItemRef("company", company.id))
 
 
 async def create_deal(
@@ -230,7 +254,7 @@ async def create_deal(
     )
     session.add(deal)
     await session.flush()
-    return ItemRef("deal", deal.id)
+    return _created(session, ItemRef("deal", deal.id))
 
 
 async def close_item(session: AsyncSession, ref: ItemRef, *, actor: Actor) -> None:
@@ -308,15 +332,32 @@ async def complete_activity(
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """Mark an activity done at ``completed_at`` (None leaves it open, e.g. a missed call to call back)."""
-    activity = await session.get(Activity, activity_id, with_for_update=True)
-    if activity is None:
+    loaded = session.sync_session.identity_map.get(identity_key(Activity, activity_id))
+    if loaded is not None:
+        # The session holds this activity (a call note read it): change it there, so it stays current.
+        await session.refresh(loaded, ["details", "completed_at"], with_for_update=True)
+        if completed_at is not None:
+            loaded.completed_at = completed_at
+        if details:
+            loaded.details = {**(loaded.details or {}), **details}  # a new dict, so the JSON column sees it
+        await session.flush()
+        return
+    # Otherwise only its details are read (not the activity with its bindings) and written back.
+    current = (await session.execute(
+        sa.select(Activity.details).where(Activity.id == activity_id).with_for_update()
+    )).first()
+    if current is None:
         raise ItemNotFound(f"there is no activity with id {activity_id}")
+    changes: dict[str, Any] = {}
     if completed_at is not None:
-        activity.completed_at = completed_at
+        changes["completed_at"] = completed_at
     if details:
-        # A new dict, so the JSON column sees the change.
-        activity.details = {**(activity.details or {}), **details}
-    await session.flush()
+        changes["details"] = {**(current.details or {}), **details}
+    if changes:
+        await session.execute(
+            sa.update(Activity).where(Activity.id == activity_id).values(**changes)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def add_timeline(

@@ -1,0 +1,139 @@
+"""SQLite for the async engine with one thread round trip per statement.
+
+aiosqlite runs each sqlite3 call on the connection's own thread, and SQLAlchemy's adapter makes four
+such calls per statement (open a cursor, execute, fetch, close) plus a rollback each time a pooled
+connection is returned, committed or not. Each round trip is a queue put, a thread wake-up and a
+self-pipe write back to the event loop, fought over under the GIL: on the call path they cost more
+than the statements themselves. This adapter runs a statement and reads its whole result in one
+round trip, and skips the rollback of a connection that ran nothing since its last commit or rollback
+(sqlite3's own rollback does nothing then). Everything else is SQLAlchemy's aiosqlite dialect.
+
+Used by `gateway.storage.session.make_engine` through `create_async_engine(module=...)`, the public
+way to give a dialect another DBAPI module. It reaches into aiosqlite's `Connection._execute` and
+`_conn`, as SQLAlchemy's own adapter does (`_conn`, `_tx`).
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any, cast
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+_Outcome = tuple[Any, list[Any], int, int | None]
+
+
+def _run_statement(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the connection's thread: execute, read every row, close; what the adapter keeps of the cursor."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        else:
+            cursor.execute(operation, () if parameters is None else parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose statement, rows, description and counts come back in one round trip."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+
+    def __init__(self, adapt_connection: OneTripConnection) -> None:
+        # No aiosqlite cursor to open: `_run_statement` opens and closes its own on the thread.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    async def _async_soft_close(self) -> None:
+        return None  # the rows are already here and the thread's cursor is closed
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._run(operation, parameters, many=False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        try:
+            return await_(self._run(operation, seq_of_parameters, many=True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _run(self, operation: str, parameters: Any, *, many: bool) -> None:
+        adapt = cast(OneTripConnection, self._adapt_connection)
+        async with adapt._execute_mutex:
+            adapt.ran_since_end = True  # before: a statement that fails may still have opened a transaction
+            description, rows, rowcount, lastrowid = await self._connection._execute(
+                _run_statement, self._connection._conn, operation, parameters, many
+            )
+        self._description, self._rowcount, self._lastrowid = description, rowcount, lastrowid
+        self._rows = collections.deque(rows)
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """aiosqlite's adapter with `OneTripCursor` and no rollback round trip when nothing ran."""
+
+    __slots__ = ("ran_since_end",)
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.ran_since_end = False
+
+    def rollback(self) -> None:
+        if self.ran_since_end:
+            super().rollback()
+            self.ran_since_end = False
+
+    def commit(self) -> None:
+        super().commit()
+        self.ran_since_end = False
+
+
+class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module the engine is given: aiosqlite's, connecting with `OneTripConnection`."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        creator_fn = kw.pop("async_creator_fn", None)
+        pending = creator_fn(*arg, **kw) if creator_fn else self.aiosqlite.connect(*arg, **kw)
+        if not creator_fn:
+            pending._thread.daemon = True  # as SQLAlchemy's adapter: never keep the process alive
+        return OneTripConnection(self, await_(pending))
+
+
+def one_trip_dbapi() -> OneTripDbapi:
+    """The module to pass as `create_async_engine(..., module=...)` for a sqlite+aiosqlite URL."""
+    return OneTripDbapi(aiosqlite, sqlite3)
