@@ -283,8 +283,13 @@ class OutboxWorker:
         seen.update(ids)
         return _BatchOutcome(redo=ids) if ids else None
 
-    async def run_forever(self, *, poll_interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
-        """Run :meth:`run_once` until ``stop`` is set, polling every ``poll_interval`` seconds or on wake."""
+    async def run_forever(
+        self, *, poll_interval: float = 1.0, stop: asyncio.Event | None = None, gather: float = 0.02
+    ) -> None:
+        """Run :meth:`run_once` until ``stop`` is set, polling every ``poll_interval`` seconds or on wake.
+
+        A wake is followed by `gather` seconds of waiting: under load the calls of those milliseconds
+        are applied in one batch instead of one scan and one transaction each."""
         stop = stop or asyncio.Event()
         failing = False
         while not stop.is_set():
@@ -302,11 +307,13 @@ class OutboxWorker:
                     log.info("outbox runs again")
                 failing = False
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            _, pending = await asyncio.wait(
+            done, pending = await asyncio.wait(
                 waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED
             )
             for waiter in pending:
                 waiter.cancel()
+            if done and gather > 0 and not stop.is_set():
+                await asyncio.sleep(gather)
 
     async def _apply_batch(self, now: datetime, seen: set[int], report: RunReport) -> _BatchOutcome | None:
         """Apply the next batch of due entries in one transaction. None: nothing was due."""
