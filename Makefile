@@ -80,4 +80,4 @@ lint: install
 	$(VENV)/bin/mypy --strict $(TYPED_PACKAGES)
 
 clean:
-	rm -rf $(VENV) .fuzz .pytest_cache .ruff_cache .mypy_cache gateway.db gateway.db-wal gateway.db-shm
+	rm -rf $(VENV) .fuzz .pytest_cache .ruff_cache .mypy_cache gateway.db gateway.db-wal gateway.db-shm gateway.db-spool

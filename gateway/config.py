@@ -135,7 +135,7 @@ class MailConfig:
 class JournalConfig:
     """The [journal] table: the call journal's crash-safe spool (gateway.calls.spool)."""
 
-    spool_dir: str = ""  # empty: beside the SQLite file (<its directory>/call-spool), else ./var/call-spool
+    spool_dir: str = ""  # empty: one per database: <SQLite file>-spool, else ./var/call-spool-<host>-<database>
     memory_calls: int = 1000  # calls whose writes may wait in memory; beyond, they wait in the spool only
     spool_segment_kb: int = 4096  # a new spool file past this size; files whose calls are all written go
 

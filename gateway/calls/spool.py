@@ -21,7 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +30,8 @@ from typing import IO, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from gateway.config import JournalConfig
 
@@ -227,12 +229,19 @@ def open_spool(settings: JournalConfig, database_url: str) -> tuple[CallSpool, l
 
 
 def default_spool_dir(database_url: str) -> Path:
-    """Beside a SQLite file (`<its directory>/call-spool`), else `./var/call-spool`."""
+    """One spool per database, since a replay writes into the database the spool belongs to: beside a
+    SQLite file as its sibling (`gateway.db` → `gateway.db-spool`, like SQLite's own -wal and -shm),
+    else `./var/call-spool-<host>-<database>`."""
     prefix = "sqlite+aiosqlite:///"
     if database_url.startswith(prefix) and ":memory:" not in database_url:
         database = database_url[len(prefix):].split("?", 1)[0]
-        return Path(os.path.dirname(database) or ".") / "call-spool"
-    return Path("var") / "call-spool"
+        return Path(database + "-spool")
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return Path("var") / "call-spool"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{url.host or 'local'}-{url.database or 'default'}")
+    return Path("var") / f"call-spool-{name}"
 
 
 class SpoolCollector(Collector):

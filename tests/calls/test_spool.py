@@ -60,8 +60,10 @@ def test_c4_two_gateways_cannot_share_a_spool(tmp_path: Path) -> None:
 
 
 def test_the_spool_sits_beside_a_sqlite_file_else_under_var() -> None:
-    assert default_spool_dir("sqlite+aiosqlite:////srv/gw/gateway.db") == Path("/srv/gw/call-spool")
-    assert default_spool_dir("postgresql+asyncpg://gw@db/gw") == Path("var/call-spool")
+    # One spool per database: a replay writes into the database its spool belongs to.
+    assert default_spool_dir("sqlite+aiosqlite:////srv/gw/gateway.db") == Path("/srv/gw/gateway.db-spool")
+    assert default_spool_dir("sqlite+aiosqlite:///./a.db") != default_spool_dir("sqlite+aiosqlite:///./b.db")
+    assert default_spool_dir("postgresql+asyncpg://gw:pw@db.example:5432/gw") == Path("var/call-spool-db.example-gw")
 
 
 def _journal(live: LiveWorld, spool: CallSpool, sessionmaker: Any = None, memory_calls: int = 1000) -> CallJournal:
