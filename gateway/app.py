@@ -174,8 +174,11 @@ class Gateway:
         return self.runtime is not None and self.runtime.is_connected(peer)
 
     def _trunk_address(self, host: str) -> bool:
-        """Whether `host` is a trunk's address (the configuration's, or a database trunk trusted by source)."""
+        """Whether `host` is a trunk's address: the configuration's, a database trunk trusted by source, or
+        a provider's registrar we register to (a provider delivering many calls is no flood)."""
         if any(t.host == host for t in self.config.sip.trunks):
+            return True
+        if self.trunk_registrations.registrar_host(host):
             return True
         return self.live is not None and self.live.directory.trunk_index.by_source(host, 0) is not None
 

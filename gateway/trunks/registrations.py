@@ -176,6 +176,12 @@ class TrunkRegistrations:
                 return trunk_id
         return None
 
+    def registrar_host(self, host: str) -> bool:
+        """Whether `host` is the address of a registrar we register to (any port): a provider whose
+        calls must never be rate-limited or banned as a stranger's."""
+        return any(entry.machine.registrar is not None and entry.machine.registrar[1] == host
+                   for entry in self._entries.values())
+
     def metrics(self) -> Iterator[TrunkRegistrationMetric]:
         for trunk_id, entry in self._entries.items():
             yield TrunkRegistrationMetric(

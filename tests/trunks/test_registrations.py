@@ -127,6 +127,9 @@ def test_t1_status_shows_registration_in_utc_wall_clock_time() -> None:
     assert world.registrations.registrar_address(1) == REGISTRAR
     assert world.registrations.trusted_source("198.51.100.7", 5060) == 1
     assert world.registrations.trusted_source("198.51.100.7", 5061) is None
+    # The guard exempts a registrar's address whatever the port: a provider's many calls are no flood.
+    assert world.registrations.registrar_host("198.51.100.7")
+    assert not world.registrations.registrar_host("198.51.100.8")
     assert world.registrations.status(99) is None
 
 
