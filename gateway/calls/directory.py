@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -51,6 +52,11 @@ class DirectorySnapshot:
     facts: dict[int, NumberFacts] = field(default_factory=dict)  # by number id: what a decision reads
     trunks: dict[int, TrunkSpec] = field(default_factory=dict)  # by trunk id
     default_outbound_number_id: int | None = None  # SPEC R4: for employees without their own
+
+    @cached_property
+    def numbers_by_id(self) -> dict[int, NumberSpec]:
+        """The numbers by id (outbound calls and transfers name their number by id); built once per snapshot."""
+        return {spec.id: spec for spec in self.numbers.values()}
 
 
 def _number_spec(row: Number) -> NumberSpec:
@@ -220,10 +226,7 @@ class RoutingDirectory:
         return None
 
     def number_by_id(self, number_id: int) -> NumberSpec | None:
-        for number in self.snapshot.numbers.values():
-            if number.id == number_id:
-                return number
-        return None
+        return self.snapshot.numbers_by_id.get(number_id)
 
     def employee_for_extension(self, extension: str | None) -> int | None:
         return self.snapshot.extensions.get(extension) if extension else None

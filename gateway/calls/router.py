@@ -120,9 +120,8 @@ class LiveRouter:
         if not snapshot.trunks or not is_outside_number(user):
             return None
         placing = snapshot.employees.get(transferor) if transferor is not None else None
-        numbers = {spec.id: spec for spec in snapshot.numbers.values()}
         decision = route_outbound(OutboundInputs(
-            user, placing or EmployeeSpec(0, None), numbers, snapshot.trunks, snapshot.default_outbound_number_id,
+            user, placing or EmployeeSpec(0, None), snapshot.numbers_by_id, snapshot.trunks, snapshot.default_outbound_number_id,
         ))
         return decision.targets[0] if decision.targets else None
 
@@ -146,9 +145,8 @@ class LiveRouter:
         if employee_id is None or not snapshot.trunks or not is_outside_number(dialled):
             return None
         assert dialled is not None
-        numbers = {spec.id: spec for spec in snapshot.numbers.values()}
         return route_outbound(OutboundInputs(
-            dialled, snapshot.employees[employee_id], numbers, snapshot.trunks, snapshot.default_outbound_number_id,
+            dialled, snapshot.employees[employee_id], snapshot.numbers_by_id, snapshot.trunks, snapshot.default_outbound_number_id,
         ))
 
     def _finish_outbound(self, request: RouteRequest, decision: RouteDecision, deliver: Deliver) -> None:

@@ -26,7 +26,8 @@ RULE_UNPARSEABLE = "R6.unparseable"
 # (RFC 3323 §4.1.1.3 uses "anonymous"; carriers also send these).
 ANONYMOUS_USERS = frozenset({"anonymous", "restricted", "withheld", "private", "unavailable", "unknown"})
 ANONYMOUS_HOST = "anonymous.invalid"
-_SEPARATORS = re.compile(r"[\s().\-/]")
+#: Visual separators people and trunks write inside phone numbers.
+SEPARATORS = re.compile(r"[\s().\-/]")
 
 
 def dialled_candidates(request_user: str | None, to_user: str | None, regions: Iterable[str]) -> tuple[str, ...]:
@@ -50,7 +51,7 @@ def dialled_candidates_of(users: Iterable[str | None], regions: Iterable[str]) -
 
 
 def _e164_forms(user: str, regions: tuple[str, ...]) -> list[str]:
-    digits = _SEPARATORS.sub("", user.strip())
+    digits = SEPARATORS.sub("", user.strip())
     written = [normalize_phone(user, "")]
     if digits.startswith("00"):
         written.append(normalize_phone("+" + digits[2:], ""))

@@ -24,6 +24,7 @@ import phonenumbers
 from gateway.crm_bridge.identity import normalize_phone
 from gateway.routing.decision import RouteDecision
 from gateway.routing.model import EmployeeSpec, NumberSpec
+from gateway.routing.numbers import SEPARATORS as _SEPARATORS
 from gateway.routing.targets import RingStep, Target
 from gateway.trunks.model import CallerIdFormat, TrunkSpec
 
@@ -35,7 +36,6 @@ RULE_NO_TRUNK = "R4.no_trunk"
 RULE_DENIED = "R4.denied"
 RULE_NOT_A_NUMBER = "R4.not_a_number"
 
-_SEPARATORS = re.compile(r"[\s().\-/]")
 _DIALLED = re.compile(r"\+?[0-9*#]+")
 
 
