@@ -35,6 +35,7 @@ from gateway.calls.spool import SpoolCollector, open_spool
 from gateway.calls.trunk_index import CurrentTrunks
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
+from gateway.crm_bridge.outbox_process import OutboxProcess
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.demo import first_admin_id, seed_demo_if_new
 from gateway.guard.metrics import GuardCollector
@@ -345,7 +346,7 @@ def _install_admin(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession],
 
 async def open_live_calls(
     config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession], lookups: async_sessionmaker[AsyncSession],
-    worker: OutboxWorker,
+    wake_outbox: Callable[[], None],
 ) -> LiveCalls:
     """The routing directory (loaded now, before SIP listens) and the call journal; `lookups` is the
     router's own pool for per-call CRM reads."""
@@ -354,14 +355,14 @@ async def open_live_calls(
     await directory.reload()
     spool, left = open_spool(config.journal, config.database.url)
     journal = CallJournal(
-        sessionmaker, backend, wake_outbox=worker.wake, employee_for_extension=directory.employee_for_extension,
+        sessionmaker, backend, wake_outbox=wake_outbox, employee_for_extension=directory.employee_for_extension,
         spool=spool, memory_calls=config.journal.memory_calls,
     )
     if left:
         # Before SIP listens: what the last run could not write (a crash, an outage) goes first (C4).
         log.info("call spool: replaying %d calls the last run left unwritten", journal.replay(left))
     card = CardHub(DatabaseCardReader(lookups, backend), routed_call=journal.routed_call,
-                   employee_for_extension=directory.employee_for_extension, wake_outbox=worker.wake)
+                   employee_for_extension=directory.employee_for_extension, wake_outbox=wake_outbox)
     return LiveCalls(directory, journal, lookups, backend, card)
 
 
@@ -383,9 +384,11 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
         bindings = JournaledBindingStore()
         persistence = BindingPersistence(bindings, SqlBindingBackend(sessionmaker), mono=loop.time)
         await persistence.load()
-        worker = OutboxWorker(sessionmaker, BuiltinCrm())
+        worker: OutboxWorker | OutboxProcess = (
+            OutboxProcess(config.database.url, log_level=config.log_level) if config.database.outbox_process
+            else OutboxWorker(sessionmaker, BuiltinCrm()))
         lookup_engine = make_engine(config.database.url)
-        live = await open_live_calls(config, sessionmaker, make_sessionmaker(lookup_engine), worker)
+        live = await open_live_calls(config, sessionmaker, make_sessionmaker(lookup_engine), worker.wake)
         gateway = crm_gateway(config, sessionmaker, bindings, live)
         background += [
             loop.create_task(worker.run_forever(stop=stop)),

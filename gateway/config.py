@@ -113,6 +113,9 @@ class DatabaseConfig:
 
     url: str = DEFAULT_DATABASE_URL
     seed_demo: bool = False  # seed the demo employees, queue group and number into a new database
+    # CRM writes (the outbox) applied by a worker process of its own, on another core than SIP; false: in
+    # the gateway's process (one process to watch, at a lower call rate).
+    outbox_process: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +426,7 @@ def _admin(table: dict[str, Any]) -> AdminConfig:
 
 
 def _database(table: dict[str, Any]) -> DatabaseConfig:
-    _reject_unknown(table, {"url", "seed_demo"}, "database.")
+    _reject_unknown(table, {"url", "seed_demo", "outbox_process"}, "database.")
     url = _string(table, "url", "database.", DEFAULT_DATABASE_URL)
     if "://" not in url:
         # Not echoed: a mistyped URL may still carry the password.
@@ -438,7 +441,10 @@ def _database(table: dict[str, Any]) -> DatabaseConfig:
     seed = table.get("seed_demo", False)
     if not isinstance(seed, bool):
         raise ConfigError(f"database.seed_demo = {seed!r}: write true or false")
-    return DatabaseConfig(url, seed)
+    outbox_process = table.get("outbox_process", True)
+    if not isinstance(outbox_process, bool):
+        raise ConfigError(f"database.outbox_process = {outbox_process!r}: write true or false")
+    return DatabaseConfig(url, seed, outbox_process)
 
 
 def _mail(table: dict[str, Any]) -> MailConfig:

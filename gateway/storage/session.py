@@ -126,6 +126,9 @@ def async_url(url: str | URL) -> URL:
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
     # SQLite ignores FOREIGN KEY clauses (and ON DELETE) unless each connection turns them on.
     cursor = dbapi_connection.cursor()
+    inline = getattr(dbapi_connection, "inline", False)
+    if inline:
+        cursor.execute("PRAGMA busy_timeout=0")  # first: sqlite3.connect's default waits 5 s
     cursor.execute("PRAGMA foreign_keys=ON")
     # Every call writes its call log and CRM entries: in WAL mode readers (the next call's lookup) never
     # wait for a writer, and a commit no longer waits for an fsync of its own (NORMAL: durable at the
@@ -133,20 +136,27 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -
     # up to 5 s instead of failing at once with "database is locked".
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    if inline:
+        # On the event loop's thread: never wait inside SQLite (the adapter retries after an asyncio
+        # sleep), and never checkpoint on commit (its fsync; the adapter checkpoints on the thread).
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+    else:
+        cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str | URL, *, inline_sqlite: bool = False, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url` (sync driver names are switched to their async twin).
 
     On SQLite every connection enforces foreign keys, and runs each statement in one round trip to its
-    thread (`gateway.storage.sqlite_driver`). Extra keyword arguments go to `create_async_engine`.
+    thread (`gateway.storage.sqlite_driver`), or with `inline_sqlite` on the event loop's thread, never
+    waiting for a lock there (for the call path's short statements; an admin's listing stays threaded).
+    Extra keyword arguments go to `create_async_engine`.
     """
     target = async_url(url)
     if target.drivername == "sqlite+aiosqlite" and "module" not in kwargs:
         # One thread round trip per statement instead of four or five (see sqlite_driver).
-        kwargs["module"] = one_trip_dbapi()
+        kwargs["module"] = one_trip_dbapi(inline=inline_sqlite)
     engine = create_async_engine(target, **kwargs)
     if target.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
