@@ -52,16 +52,21 @@ class RoutedCall:
     identity_notes: tuple[str, ...] = ()
     agent_id: int | None = None  # the employee who placed an outbound call (T10: its responsible)
     routing: dict[str, Any] | None = None  # the call log's routing record as spooled (None: from `decision`)
+    # `decision`'s explanation lines once made: the spool and the call log both ask for the record.
+    _explained: tuple[RouteDecision, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def routing_record(self) -> dict[str, Any]:
         """The call log's `routing`: how the caller was identified and why the call went where it went."""
         if self.routing is not None:
             return self.routing
         decision = self.decision
+        explained = self._explained
+        if explained is None or explained[0] is not decision:
+            explained = self._explained = (decision, explain_lines(decision))
         return {
             "rule_ids": [*self.identity_rule_ids, *decision.rule_ids],
             "notes": [*self.identity_notes, *decision.notes],
-            "explanation": explain_lines(decision),
+            "explanation": list(explained[1]),
         }
 
 

@@ -42,11 +42,7 @@ class RouteDecision:
 def explain(decision: RouteDecision) -> str:
     """One human line: the outcome and the rules that led to it."""
     if decision.steps:
-        parts = []
-        for step in decision.steps:
-            who = " + ".join(target.describe() for target in step.targets)
-            parts.append(f"{who} for {step.ring_time:g} s" if step.ring_time is not None else who)
-        outcome = "ring " + ", then ".join(parts)
+        outcome = "ring " + ", then ".join([step.describe() for step in decision.steps])
     else:
         outcome = f"reject {decision.status}"
     return f"{outcome} (rules: {' → '.join(decision.rule_ids) or 'none'})"

@@ -127,17 +127,21 @@ class QueueGroupSpec:
     ring_time: float
     members: tuple[MemberSpec, ...]
     no_answer: NoAnswer = field(default_factory=NoAnswer.hangup)
+    # Sorted once: every call to the group reads the order.
+    _by_position: tuple[MemberSpec, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_ring_time(self.ring_time, f"the ring time of queue group {self.id}")
         ids = [member.employee_id for member in self.members]
         if len(set(ids)) != len(ids):
             raise ValueError(f"queue group {self.id} lists an employee twice: {ids}")
+        ordered = tuple(sorted(self.members, key=lambda member: (member.position, member.employee_id)))
+        object.__setattr__(self, "_by_position", ordered)
 
     @property
     def by_position(self) -> tuple[MemberSpec, ...]:
         """Members in position order (T10's "first member" is position 1)."""
-        return tuple(sorted(self.members, key=lambda member: (member.position, member.employee_id)))
+        return self._by_position
 
 
 @dataclass(frozen=True, slots=True)

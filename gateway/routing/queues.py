@@ -29,7 +29,7 @@ from gateway.routing.model import (
     Strategy,
 )
 from gateway.routing.outbound import format_number
-from gateway.routing.targets import RingStep, Target
+from gateway.routing.targets import RingStep, Target, shared_employee_step, shared_employee_target
 
 RULE_R2 = "R2"
 RULE_BUSY = "R3.busy"
@@ -52,27 +52,35 @@ def no_answer_rule(kind: NoAnswerKind) -> str:
     return f"R3.no_answer.{kind.value}"
 
 
-def unavailable(employee_id: int, inputs: RoutingInputs) -> tuple[str, str] | None:
-    """(rule id, why) when `employee_id` cannot be rung now (SPEC R3), None when they can."""
+def ringable(employee_id: int, inputs: RoutingInputs) -> str | tuple[str, str]:
+    """The extension that rings `employee_id` now, or (rule id, why) when they cannot be rung (SPEC R3)."""
     employee = inputs.employees.get(employee_id)
     if employee is None:
         return RULE_UNKNOWN_EMPLOYEE, "is not a known employee"
+    extension = employee.extension
     if not employee.active:
         return RULE_INACTIVE, "is inactive"
-    if not employee.extension:
+    if not extension:
         return RULE_NO_EXTENSION, "has no extension"
-    if employee.extension not in inputs.presence.registered:
+    presence = inputs.presence
+    if extension not in presence.registered:
         return RULE_NO_PHONE, "has no registered phone"
-    if employee_id in inputs.presence.busy:
+    if employee_id in presence.busy:
         return RULE_BUSY, "is already on a call"
-    return None
+    return extension
+
+
+def unavailable(employee_id: int, inputs: RoutingInputs) -> tuple[str, str] | None:
+    """(rule id, why) when `employee_id` cannot be rung now (SPEC R3), None when they can."""
+    outcome = ringable(employee_id, inputs)
+    return None if isinstance(outcome, str) else outcome
 
 
 def employee_target(employee_id: int, inputs: RoutingInputs) -> Target:
     """The target of an employee `unavailable` accepted (so they have an extension)."""
     employee: EmployeeSpec = inputs.employees[employee_id]
     assert employee.extension is not None
-    return Target.employee(employee_id, employee.extension)
+    return shared_employee_target(employee_id, employee.extension)
 
 
 def skip_note(who: str, employee_id: int, why: str) -> str:
@@ -85,15 +93,14 @@ def ring_order(group: QueueGroupSpec, last_offer: Mapping[int, float] | None = N
     Evenly: never offered first, then the longest since their last offer; ties go by position.
     """
     members = group.by_position
-    if group.strategy is not Strategy.EVENLY:
+    if group.strategy is not Strategy.EVENLY or not last_offer:
         return members
-    offers = last_offer or {}
-
-    def turn(member: MemberSpec) -> tuple[int, float, int]:
-        last = offers.get(member.employee_id)
-        return (0, 0.0, member.position) if last is None else (1, last, member.position)
-
-    return tuple(sorted(members, key=turn))
+    offers = last_offer
+    never = [member for member in members if member.employee_id not in offers]
+    offered = [member for member in members if member.employee_id in offers]
+    # The sort is stable: members offered at the same time keep their position order.
+    offered.sort(key=lambda member: offers[member.employee_id])
+    return (*never, *offered)
 
 
 def group_steps(draft: Draft, group: QueueGroupSpec, inputs: RoutingInputs, via: tuple[str, ...] = ()) -> Draft:
@@ -101,7 +108,7 @@ def group_steps(draft: Draft, group: QueueGroupSpec, inputs: RoutingInputs, via:
     rules = (*via, RULE_R2, strategy_rule(group.strategy))
     who = f"queue group {group.name!r} (id {group.id}): member"
     already = draft.rung
-    ringing: list[tuple[MemberSpec, Target]] = []
+    ringing: list[tuple[MemberSpec, str]] = []  # with the extension that rings them
     skip_rules: list[str] = []
     notes: list[str] = []
     for member in ring_order(group, inputs.last_offer):
@@ -109,12 +116,12 @@ def group_steps(draft: Draft, group: QueueGroupSpec, inputs: RoutingInputs, via:
             skip_rules.append(RULE_ALREADY_RUNG)
             notes.append(skip_note(who, member.employee_id, "is rung already by an earlier step"))
             continue
-        reason = unavailable(member.employee_id, inputs)
-        if reason is not None:
-            skip_rules.append(reason[0])
-            notes.append(skip_note(who, member.employee_id, reason[1]))
+        outcome = ringable(member.employee_id, inputs)
+        if isinstance(outcome, tuple):
+            skip_rules.append(outcome[0])
+            notes.append(skip_note(who, member.employee_id, outcome[1]))
             continue
-        ringing.append((member, employee_target(member.employee_id, inputs)))
+        ringing.append((member, outcome))
     if not ringing:
         skip_rules.append(RULE_NOBODY_IN_GROUP)
         notes.append(f"queue group {group.name!r} (id {group.id}) has nobody to ring now")
@@ -122,16 +129,19 @@ def group_steps(draft: Draft, group: QueueGroupSpec, inputs: RoutingInputs, via:
     return draft.add(steps=steps, rule_ids=(*rules, *skip_rules), notes=tuple(notes))
 
 
-def _steps_of(group: QueueGroupSpec, ringing: list[tuple[MemberSpec, Target]], rules: tuple[str, ...]) -> tuple[RingStep, ...]:
+def _steps_of(group: QueueGroupSpec, ringing: list[tuple[MemberSpec, str]], rules: tuple[str, ...]) -> tuple[RingStep, ...]:
     if not ringing:
         return ()
     if group.strategy is Strategy.EVERYBODY:
         # SPEC R2: everybody rings at once for the group's ring time; a member's own ring time is for
         # the one-at-a-time strategies.
-        return (RingStep(tuple(target for _, target in ringing), group.ring_time, rules),)
+        targets = tuple(shared_employee_target(member.employee_id, extension) for member, extension in ringing)
+        return (RingStep(targets, group.ring_time, rules),)
+    ring_time = group.ring_time
     return tuple(
-        RingStep((target,), member.ring_time if member.ring_time is not None else group.ring_time, rules)
-        for member, target in ringing
+        shared_employee_step(member.employee_id, extension,
+                             member.ring_time if member.ring_time is not None else ring_time, rules)
+        for member, extension in ringing
     )
 
 

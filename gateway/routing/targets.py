@@ -9,8 +9,9 @@ never carries SIP URIs it would have to re-parse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 
 class TargetKind(StrEnum):
@@ -79,3 +80,28 @@ class RingStep:
     targets: tuple[Target, ...]
     ring_time: float | None = None
     rule_ids: tuple[str, ...] = ()
+    # `describe`'s text, kept once made: a queue member's step is shared by every call that rings them.
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def describe(self) -> str:
+        """The step for logs and explanations: its targets, and for how long they ring."""
+        if self._text is None:
+            who = " + ".join(target.describe() for target in self.targets)
+            text = f"{who} for {self.ring_time:g} s" if self.ring_time is not None else who
+            object.__setattr__(self, "_text", text)
+            return text
+        return self._text
+
+
+# Targets and steps are frozen, so the same employee, ring time and rules give one shared object:
+# a queue group rings the same members call after call. Bounded: an admin edit leaves old keys behind.
+@lru_cache(maxsize=4096, typed=True)
+def shared_employee_target(employee_id: int, extension: str) -> Target:
+    """`Target.employee(employee_id, extension)`, made once."""
+    return Target.employee(employee_id, extension)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def shared_employee_step(employee_id: int, extension: str, ring_time: float | None, rule_ids: tuple[str, ...]) -> RingStep:
+    """A step ringing one employee, made once per (employee, extension, ring time, rules)."""
+    return RingStep((shared_employee_target(employee_id, extension),), ring_time, rule_ids)
