@@ -9,6 +9,11 @@ Nothing here blocks SIP: the observer methods only record and publish. The card'
 per call in a task of its own (`CardReader`), bounded by `READ_TIMEOUT`; until it is read, the call's
 events are held back in order, so a stream never sees `answered` before the `ringing` it follows.
 
+The read costs database queries, so it is made only when somebody can see the card: when the call's
+events reach an employee with a stream open, or when a stream opens (`subscribe`) whose employee the
+call's card went to. Until then the events wait, in order, held with the call; a call nobody watched
+ends and is forgotten without a read.
+
 Memory is bounded: a call's events leave the buffers `GRACE` seconds after it ended (a reconnecting
 client still gets its `ended`), each employee keeps at most `FEED_CAP` events, and at most `MAX_CALLS`
 calls are followed at once.
@@ -62,8 +67,10 @@ class _Call:
     caller_user: str | None
     caller_uri: str
     dialled: str | None
+    routed: RoutedCall | None = None  # the router's decision, kept from the first leg: the read may come later
+    routed_kept: bool = False
     card: dict[str, Any] | None = None
-    held: list[tuple[str, tuple[int, ...], dict[str, Any] | None]] | None = field(default_factory=list)
+    held: list[tuple[str, tuple[int, ...], dict[str, Any]]] | None = field(default_factory=list)
     recipients: list[int] = field(default_factory=list)
     reading: asyncio.Task[None] | None = None
     ended: bool = False
@@ -101,6 +108,10 @@ class CardHub:
 
     # -- the stream's side -------------------------------------------------------------------
     def subscribe(self, employee_id: int, last_event_id: int | None) -> Subscription:
+        """A stream of the employee's cards; the unread cards it will show are read now, their events
+        following through the stream's queue once read (a replay by Last-Event-ID shows the calls ended
+        within the grace period too, a new stream only those still on)."""
+        self._read_cards_for(employee_id, ended_too=last_event_id is not None)
         feed = self._feed(employee_id)
         stream = Subscription(feed.backlog(last_event_id, self._call_on))
         feed.streams.add(stream)
@@ -136,7 +147,8 @@ class CardHub:
 
     def buffered(self) -> int:
         """Card events held in memory, every employee's together (bounded: see the module's doc)."""
-        return sum(len(feed.events) for feed in self._feeds.values())
+        held = sum(len(employees) for call in self._calls.values() for _, employees, _ in call.held or ())
+        return held + sum(len(feed.events) for feed in self._feeds.values())
 
     # -- CallObserver --------------------------------------------------------------------------
     def call_started(self, event: CallStarted) -> None:
@@ -155,10 +167,10 @@ class CardHub:
         employee_id = self._employee(event.target)
         if call is None or employee_id is None or employee_id in call.recipients:
             return
+        if not call.routed_kept:
+            call.routed, call.routed_kept = self.routed_call(call.call_id), True
         call.recipients.append(employee_id)
-        if call.reading is None and call.card is None:
-            self._start_reading(call)
-        self._emit(call, RINGING, (employee_id,), None)
+        self._emit(call, RINGING, (employee_id,), {"at": _now()})
 
     def call_answered(self, event: CallAnswered) -> None:
         call = self._calls.get(event.call_id)
@@ -227,20 +239,34 @@ class CardHub:
             feed = self._feeds[employee_id] = Feed(self.feed_cap)
         return feed
 
-    def _emit(self, call: _Call, kind: str, employees: tuple[int, ...], data: dict[str, Any] | None) -> None:
-        """Publish now, or hold in order until the card is read (`data` None: the card itself)."""
-        if call.held is not None:
-            call.held.append((kind, employees, data))
+    def _emit(self, call: _Call, kind: str, employees: tuple[int, ...], data: dict[str, Any]) -> None:
+        """Publish now, or hold in order until the card is read (a `ringing` is the card, `data` its time);
+        the read starts once one of `employees` watches."""
+        if call.held is None:
+            self._publish(call, kind, employees, data)
             return
-        self._publish(call, kind, employees, data)
+        call.held.append((kind, employees, data))
+        if call.reading is None and any(self._watching(employee_id) for employee_id in employees):
+            self._start_reading(call)
 
-    def _publish(self, call: _Call, kind: str, employees: tuple[int, ...], data: dict[str, Any] | None) -> None:
-        body = data if data is not None else {**(call.card or {}), "at": _now()}
+    def _watching(self, employee_id: int) -> bool:
+        feed = self._feeds.get(employee_id)
+        return feed is not None and bool(feed.streams)
+
+    def _read_cards_for(self, employee_id: int, *, ended_too: bool) -> None:
+        unread = [call for call in self._calls.values()
+                  if call.held is not None and call.reading is None and employee_id in call.recipients
+                  and (ended_too or not call.ended)]
+        for call in unread:
+            self._start_reading(call)
+
+    def _publish(self, call: _Call, kind: str, employees: tuple[int, ...], data: dict[str, Any]) -> None:
+        body = {**(call.card or {}), **data} if kind == RINGING else data
         for employee_id in employees:
             self._feed(employee_id).publish(CardEvent(next(self._ids), kind, call.call_id, body))
 
     def _start_reading(self, call: _Call) -> None:
-        routed = self.routed_call(call.call_id)
+        routed = call.routed if call.routed_kept else self.routed_call(call.call_id)
         call.card = {
             "call_id": call.call_id,
             "interaction_key": _interaction_key(routed),

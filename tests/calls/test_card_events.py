@@ -1,5 +1,5 @@
 """The call card's hub (SPEC R8): call events become per-employee card events, in order, replayable by
-Last-Event-ID, in bounded memory. The CRM read is a fake here (a future the test resolves); the real read
+Last-Event-ID, in bounded memory, the CRM read only for a card somebody can see. The CRM read is a fake here (a future the test resolves); the real read
 and the stream are proven end to end with SIPp in tests/integration/test_live_card.py."""
 
 from __future__ import annotations
@@ -66,8 +66,10 @@ def kinds(events: list[CardEvent]) -> list[tuple[str, str]]:
     return [(event.kind, event.call_id) for event in events]
 
 
-def seen(card: CardHub, employee_id: int, after: int | None = None) -> list[CardEvent]:
+async def seen(card: CardHub, employee_id: int, after: int | None = None) -> list[CardEvent]:
+    """What a stream opened now shows: its backlog, then what its subscribing made readable."""
     stream = card.subscribe(employee_id, after)
+    await settle()
     live = []
     while not stream.queue.empty():
         item = stream.queue.get_nowait()
@@ -88,15 +90,15 @@ async def test_r8_each_employee_offered_sees_ringing_answered_ended_in_order_wit
     await settle()
     answer_and_end(card, "c1", BRUNO)
     for employee_id in (ALICE, BRUNO):
-        events = seen(card, employee_id, after=0)
+        events = await seen(card, employee_id, after=0)
         assert kinds(events) == [("ringing", "c1"), ("answered", "c1"), ("ended", "c1")]
         assert [e.id for e in events] == sorted(e.id for e in events) and len({e.id for e in events}) == 3
-    [ringing, answered, ended] = seen(card, ALICE, after=0)
+    [ringing, answered, ended] = await seen(card, ALICE, after=0)
     assert ringing.data["caller"] == {"as_dialled": "0655000101", "e164": "+33655000101"}
     assert ringing.data["number"]["e164"] == "+33184880000" and ringing.data["crm"]["offer"]
     assert answered.data["answered_by"]["employee_id"] == BRUNO
     assert (ended.data["outcome"], ended.data["duration_s"]) == ("answered", 4.0)
-    assert seen(card, CHLOE, after=0) == []  # never offered: nothing
+    assert await seen(card, CHLOE, after=0) == []  # never offered: nothing
 
 
 async def test_r8_a_slow_crm_read_holds_the_calls_events_back_in_order() -> None:
@@ -105,18 +107,19 @@ async def test_r8_a_slow_crm_read_holds_the_calls_events_back_in_order() -> None
     ring(card, "c1", ALICE)
     answer_and_end(card, "c1", ALICE)
     await settle()
-    assert seen(card, ALICE, after=0) == []  # nothing before the ringing it follows
+    assert await seen(card, ALICE, after=0) == []  # nothing before the ringing it follows
     crm.release.set()
     await settle()
-    assert kinds(seen(card, ALICE, after=0)) == [("ringing", "c1"), ("answered", "c1"), ("ended", "c1")]
+    assert kinds(await seen(card, ALICE, after=0)) == [("ringing", "c1"), ("answered", "c1"), ("ended", "c1")]
     assert crm.read_calls == ["c1"]  # one read per call, whoever else it rings
 
 
 async def test_r8_a_crm_read_past_its_time_still_rings_the_card_without_crm_knowledge() -> None:
     card = hub(Crm(slow=True), read_timeout=0.01)
+    stream = card.subscribe(ALICE, None)
     ring(card, "c1", ALICE)
-    await asyncio.sleep(0.05)
-    [ringing] = seen(card, ALICE, after=0)
+    ringing = await asyncio.wait_for(stream.queue.get(), 1.0)
+    assert ringing is not None and ringing.kind == "ringing"
     assert ringing.data["crm"]["available"] is False and "in time" in ringing.data["crm"]["reason"]
     assert ringing.data["caller"]["e164"] == "+33655000101"
 
@@ -125,11 +128,11 @@ async def test_r8_last_event_id_replays_only_what_the_client_missed() -> None:
     card = hub(Crm())
     ring(card, "c1", ALICE)
     await settle()
-    [first] = seen(card, ALICE, after=0)
+    [first] = await seen(card, ALICE, after=0)
     card.call_answered(CallAnswered("c1", 1.0, 1.0, Target.employee(ALICE, "1011")))
-    assert kinds(seen(card, ALICE, after=first.id)) == [("answered", "c1")]
+    assert kinds(await seen(card, ALICE, after=first.id)) == [("answered", "c1")]
     # A new stream (no Last-Event-ID) starts with the cards of the calls still on.
-    assert kinds(seen(card, ALICE)) == [("ringing", "c1"), ("answered", "c1")]
+    assert kinds(await seen(card, ALICE)) == [("ringing", "c1"), ("answered", "c1")]
 
 
 async def test_r8_a_live_stream_gets_new_events_after_its_backlog() -> None:
@@ -148,10 +151,10 @@ async def test_r8_an_ended_calls_events_are_dropped_after_the_grace_period() -> 
     ring(card, "c1", ALICE)
     await settle()
     answer_and_end(card, "c1", ALICE)
-    assert kinds(seen(card, ALICE, after=0))[-1] == ("ended", "c1")  # a reconnect within the grace sees the end
-    assert seen(card, ALICE) == []  # a new stream: the call is no longer on
+    assert kinds(await seen(card, ALICE, after=0))[-1] == ("ended", "c1")  # a reconnect within the grace sees the end
+    assert await seen(card, ALICE) == []  # a new stream: the call is no longer on
     await asyncio.sleep(0.1)
-    assert seen(card, ALICE, after=0) == [] and card.buffered() == 0 and card.offered_to("c1") == ()
+    assert await seen(card, ALICE, after=0) == [] and card.buffered() == 0 and card.offered_to("c1") == ()
 
 
 async def test_r8_a_missed_call_ends_the_card_as_missed() -> None:
@@ -159,12 +162,13 @@ async def test_r8_a_missed_call_ends_the_card_as_missed() -> None:
     ring(card, "c1", ALICE)
     await settle()
     card.call_failed(CallFailed("c1", 487, 2.0))
-    assert [(e.kind, e.data.get("outcome")) for e in seen(card, ALICE, after=0)] == [
+    assert [(e.kind, e.data.get("outcome")) for e in await seen(card, ALICE, after=0)] == [
         ("ringing", None), ("ended", "missed")]
 
 
 async def test_r8_memory_is_bounded_per_employee_and_in_calls_followed() -> None:
     card = hub(Crm(), feed_cap=5, max_calls=3)
+    card.subscribe(ALICE, None)  # watched: every card is read, its events reach the feed
     for n in range(3):
         ring(card, f"c{n}", ALICE)
     ring(card, "c-over", ALICE)  # past max_calls: no card, nothing kept
@@ -173,7 +177,7 @@ async def test_r8_memory_is_bounded_per_employee_and_in_calls_followed() -> None
     for n in range(3):
         answer_and_end(card, f"c{n}", ALICE)
     assert card.buffered() == 5  # 9 events, only the newest 5 kept
-    assert kinds(seen(card, ALICE, after=0))[-1] == ("ended", "c2")
+    assert kinds(await seen(card, ALICE, after=0))[-1] == ("ended", "c2")
 
 
 async def test_r8_a_stream_that_falls_behind_is_ended_and_replays_on_reconnect() -> None:
@@ -183,14 +187,14 @@ async def test_r8_a_stream_that_falls_behind_is_ended_and_replays_on_reconnect()
         ring(card, f"c{n}", ALICE)
     await settle()
     assert stream.queue.get_nowait() is None  # dropped: the client reconnects with its last id
-    assert len(seen(card, ALICE, after=0)) == STREAM_QUEUE + 1
+    assert len(await seen(card, ALICE, after=0)) == STREAM_QUEUE + 1
 
 
 async def test_r8_an_employee_offered_twice_gets_one_ringing() -> None:
     card = hub(Crm())
     ring(card, "c1", ALICE, ALICE)
     await settle()
-    assert kinds(seen(card, ALICE, after=0)) == [("ringing", "c1")]
+    assert kinds(await seen(card, ALICE, after=0)) == [("ringing", "c1")]
 
 
 async def test_r8_r5_a_transfer_reaches_the_transferor_and_the_colleague() -> None:
@@ -199,11 +203,11 @@ async def test_r8_r5_a_transfer_reaches_the_transferor_and_the_colleague() -> No
     await settle()
     card.call_transferred(CallTransferred("c1", ALICE, BRUNO, 3.0, "blind"))
     card.call_transferred(CallTransferred("unknown", ALICE, BRUNO, 3.0))  # a call the card does not follow
-    [_, transferred] = seen(card, ALICE, after=0)
+    [_, transferred] = await seen(card, ALICE, after=0)
     assert transferred.kind == "transferred"
     assert (transferred.data["to"], transferred.data["by"], transferred.data["kind"]) == (
         {"employee_id": BRUNO}, ALICE, "blind")
-    assert [event.kind for event in seen(card, BRUNO, after=0)] == ["transferred"]
+    assert [event.kind for event in await seen(card, BRUNO, after=0)] == ["transferred"]
 
 
 def test_r8_an_event_is_one_sse_message() -> None:
@@ -220,4 +224,96 @@ async def test_r8_a_phone_target_names_its_employee_by_extension(extension_only:
                           employee_id=None if extension_only else ALICE)
     card.leg_offered(LegOffered("c1", target, 0.0))
     await settle()
-    assert kinds(seen(card, ALICE, after=0)) == [("ringing", "c1")]
+    assert kinds(await seen(card, ALICE, after=0)) == [("ringing", "c1")]
+
+
+def answer(card: CardHub, call_id: str, employee_id: int) -> None:
+    card.call_answered(CallAnswered(call_id, 1.0, 1.0, Target.employee(employee_id, str(1000 + employee_id))))
+
+
+async def test_r8_no_crm_read_for_a_call_offered_to_employees_without_a_stream() -> None:
+    crm = Crm()
+    card = hub(crm, grace=0.05)
+    watched_elsewhere = card.subscribe(CHLOE, None)  # a stream, but none of these calls rings Chloé
+    for n in range(3):
+        ring(card, f"c{n}", ALICE, BRUNO)
+        answer_and_end(card, f"c{n}", BRUNO)
+    card.call_started(CallStarted("c-missed", request("c-missed"), 0.0))
+    card.leg_offered(LegOffered("c-missed", Target.employee(ALICE, "1011"), 0.0))
+    card.call_failed(CallFailed("c-missed", 487, 2.0))
+    await settle()
+    assert crm.read_calls == [] and card.offered_to("c0") == (ALICE, BRUNO)
+    assert await seen(card, ALICE) == []  # a new stream shows the calls still on: none, and reads nothing
+    await asyncio.sleep(0.1)
+    assert crm.read_calls == [] and card.buffered() == 0  # forgotten after the grace, never read
+    assert watched_elsewhere.queue.empty()
+
+
+async def test_r8_a_stream_reconnecting_mid_call_gets_the_ringing_with_the_crm_then_the_answer() -> None:
+    crm = Crm(slow=True)
+    card = hub(crm)
+    stream = card.subscribe(ALICE, None)
+    ring(card, "c0", ALICE)
+    crm.release.set()
+    last = await asyncio.wait_for(stream.queue.get(), 1.0)
+    assert last is not None and last.kind == "ringing"
+    card.unsubscribe(ALICE, stream)  # the page is closed: c1 rings and is answered while nobody watches
+    crm.release.clear()
+    ring(card, "c1", ALICE)
+    answer(card, "c1", ALICE)
+    await settle()
+    assert crm.read_calls == ["c0"]
+    again = card.subscribe(ALICE, last.id)
+    await settle()
+    assert crm.read_calls == ["c0", "c1"] and again.backlog == [] and again.queue.empty()  # held while read
+    crm.release.set()
+    ringing, answered = [await asyncio.wait_for(again.queue.get(), 1.0) for _ in range(2)]
+    assert ringing is not None and answered is not None
+    assert kinds([ringing, answered]) == [("ringing", "c1"), ("answered", "c1")]
+    assert last.id < ringing.id < answered.id
+    assert ringing.data["crm"]["offer"] == {"create": ["lead", "contact"]}
+    assert ringing.data["caller"]["e164"] == "+33655000101" and ringing.data["number"]["id"] == 7
+    card.call_ended(CallEnded("c1", 4.0, "caller", 5.0))
+    ended = await asyncio.wait_for(again.queue.get(), 1.0)
+    assert ended is not None and ended.kind == "ended" and crm.read_calls == ["c0", "c1"]
+
+
+async def test_r8_a_new_stream_mid_call_reads_the_card_of_the_call_still_on_only() -> None:
+    crm = Crm()
+    card = hub(crm)
+    ring(card, "gone", ALICE)
+    answer_and_end(card, "gone", ALICE)
+    ring(card, "on", ALICE)
+    answer(card, "on", ALICE)
+    events = await seen(card, ALICE)
+    assert kinds(events) == [("ringing", "on"), ("answered", "on")] and crm.read_calls == ["on"]
+    assert events[0].data["crm"]["available"] is True
+
+
+async def test_r8_a_subscriber_present_at_the_ringing_gets_the_crm_facts_read_once_for_all() -> None:
+    crm = Crm()
+    card = hub(crm)
+    alices = card.subscribe(ALICE, None)
+    ring(card, "c1", ALICE, BRUNO)  # Bruno has no stream: Alice's makes the read
+    answer(card, "c1", ALICE)
+    ringing, answered = [await asyncio.wait_for(alices.queue.get(), 1.0) for _ in range(2)]
+    assert ringing is not None and answered is not None
+    assert kinds([ringing, answered]) == [("ringing", "c1"), ("answered", "c1")]
+    assert ringing.data["crm"]["available"] is True and ringing.data["crm"]["offer"]
+    assert crm.read_calls == ["c1"]
+    brunos = await seen(card, BRUNO)
+    assert kinds(brunos) == [("ringing", "c1"), ("answered", "c1")] and brunos[0].data["crm"]["offer"]
+    assert crm.read_calls == ["c1"]  # Bruno's card came with Alice's read
+
+
+async def test_r8_r5_a_transfer_to_a_watching_colleague_reads_the_unread_card() -> None:
+    crm = Crm()
+    card = hub(crm)
+    brunos = card.subscribe(BRUNO, None)
+    ring(card, "c1", ALICE)
+    await settle()
+    assert crm.read_calls == []
+    card.call_transferred(CallTransferred("c1", ALICE, BRUNO, 3.0, "blind"))
+    transferred = await asyncio.wait_for(brunos.queue.get(), 1.0)
+    assert transferred is not None and transferred.kind == "transferred" and crm.read_calls == ["c1"]
+    assert kinds(await seen(card, ALICE, after=0)) == [("ringing", "c1"), ("transferred", "c1")]
