@@ -30,7 +30,7 @@ from gateway.calls.spool import CallSpool
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.routing.decision import RouteDecision
-from gateway.storage.session import make_engine, make_sessionmaker
+from gateway.storage.session import make_call_path_engine, make_engine, make_sessionmaker
 
 CALL_S = 0.05
 
@@ -57,7 +57,7 @@ async def measure(url: str, spool_dir: Path, mode: str, calls: int, rate: float,
                   profile: cProfile.Profile | None) -> tuple[float, float, float]:
     """(CPU seconds, wall seconds, seconds until every write was applied) for `calls` calls."""
     setup = crm_setup()
-    engine = make_engine(url, inline_sqlite=True, pool_size=1, max_overflow=0)
+    engine = make_call_path_engine(url)
     lookup_engine = make_engine(url, inline_sqlite=True)
     sessionmaker, lookups = make_sessionmaker(engine), make_sessionmaker(lookup_engine)
     directory = RoutingDirectory(sessionmaker, "bench")
@@ -66,7 +66,8 @@ async def measure(url: str, spool_dir: Path, mode: str, calls: int, rate: float,
     spool = CallSpool(spool_dir)
     spool.open()
     journal = CallJournal(sessionmaker, BuiltinCrm(), wake_outbox=worker.wake,
-                          employee_for_extension=directory.employee_for_extension, spool=spool)
+                          employee_for_extension=directory.employee_for_extension,
+                          number_facts=directory.number_facts, spool=spool)
     card = CardHub(DatabaseCardReader(lookups, BuiltinCrm()), routed_call=journal.routed_call,
                    employee_for_extension=directory.employee_for_extension, wake_outbox=worker.wake)
     loop = asyncio.get_running_loop()

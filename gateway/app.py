@@ -47,7 +47,13 @@ from gateway.registrar.persistence import BindingPersistence, JournaledBindingSt
 from gateway.routing.request import Router
 from gateway.sip.endpoint import SipEndpoint
 from gateway.storage.registrations import SqlBindingBackend
-from gateway.storage.session import connection_problem, make_engine, make_sessionmaker, migrate
+from gateway.storage.session import (
+    connection_problem,
+    make_call_path_engine,
+    make_engine,
+    make_sessionmaker,
+    migrate,
+)
 from gateway.transport.resolver import SipResolver
 from gateway.transport.runtime import SipRuntime
 from gateway.transport.tcp import TcpTransport
@@ -356,6 +362,7 @@ async def open_live_calls(
     spool, left = open_spool(config.journal, config.database.url)
     journal = CallJournal(
         sessionmaker, backend, wake_outbox=wake_outbox, employee_for_extension=directory.employee_for_extension,
+        number_facts=directory.number_facts,
         spool=spool, memory_calls=config.journal.memory_calls,
     )
     if left:
@@ -377,6 +384,7 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
     loop = asyncio.get_running_loop()
     engine: AsyncEngine | None = None
     lookup_engine: AsyncEngine | None = None
+    journal_engine: AsyncEngine | None = None
     background: list[asyncio.Task[None]] = []
     live: LiveCalls | None = None
     if gateway is None:
@@ -387,8 +395,10 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
         worker: OutboxWorker | OutboxProcess = (
             OutboxProcess(config.database.url, log_level=config.log_level) if config.database.outbox_process
             else OutboxWorker(sessionmaker, BuiltinCrm()))
-        lookup_engine = make_engine(config.database.url)
-        live = await open_live_calls(config, sessionmaker, make_sessionmaker(lookup_engine), worker.wake)
+        lookup_engine = make_engine(config.database.url, inline_sqlite=True)
+        journal_engine = make_call_path_engine(config.database.url)
+        live = await open_live_calls(config, make_sessionmaker(journal_engine), make_sessionmaker(lookup_engine),
+                                     worker.wake)
         gateway = crm_gateway(config, sessionmaker, bindings, live)
         background += [
             loop.create_task(worker.run_forever(stop=stop)),
@@ -430,8 +440,9 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
                 await task
         if engine is not None:
             await engine.dispose()
-        if lookup_engine is not None:
-            await lookup_engine.dispose()
+        for call_path in (lookup_engine, journal_engine):
+            if call_path is not None:
+                await call_path.dispose()
     log.info("gateway stopped")
 
 

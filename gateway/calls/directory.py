@@ -230,3 +230,7 @@ class RoutingDirectory:
 
     def employee_for_extension(self, extension: str | None) -> int | None:
         return self.snapshot.extensions.get(extension) if extension else None
+
+    def number_facts(self, number_id: int | None) -> NumberFacts | None:
+        """What a CRM decision reads about the number `number_id` (None: not one of the numbers now)."""
+        return self.snapshot.facts.get(number_id) if number_id is not None else None

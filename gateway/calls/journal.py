@@ -95,6 +95,7 @@ class CallJournal(SpooledJournal):
         *,
         wake_outbox: Callable[[], None] = lambda: None,
         employee_for_extension: Callable[[str | None], int | None] = lambda _ext: None,
+        number_facts: Callable[[int | None], call_hooks.NumberFacts | None] = lambda _number_id: None,
         work: KeyedWork | None = None,
         spool: CallSpool | None = None,
         memory_calls: int = 1000,
@@ -105,6 +106,9 @@ class CallJournal(SpooledJournal):
         self.backend = backend
         self.wake_outbox = wake_outbox
         self.employee_for_extension = employee_for_extension
+        # The number's settings as the routing directory holds them: a call decided here (past the routing
+        # budget, or its caller's earlier call just created the lead) reads only the caller's CRM knowledge.
+        self.number_facts = number_facts
         self.work = work if work is not None else KeyedWork()  # an idle KeyedWork is falsy (len 0)
         self._calls: dict[str, RoutedCall] = {}
         self._answered_by: dict[str, int | None] = {}
@@ -262,8 +266,8 @@ class CallJournal(SpooledJournal):
     async def _answer(self, call_id: str, offered: list[int], at: datetime, employee_id: int | None) -> None:
         key = call_hooks.call_key(call_id)
         async with self.work.slot, self.sessionmaker() as session:
-            for offered_id in offered:
-                await call_log.record_offer(session, key, offered_id)
+            if offered:
+                await call_log.record_offers(session, key, offered)
             await call_log.record_answer(session, key, answered_at=at, employee_id=employee_id)
             await session.commit()
 
@@ -273,11 +277,11 @@ class CallJournal(SpooledJournal):
             await session.commit()
 
     @staticmethod
-    async def _record_start(session: AsyncSession, call: RoutedCall) -> None:
-        await call_log.record_start(
+    async def _record_start(session: AsyncSession, call: RoutedCall, crm: dict[str, Any] | None = None) -> bool:
+        return await call_log.record_start(
             session, key=call_hooks.call_key(call.call_id), call_id=call.call_id, direction=call.direction,
             number_id=call.number_id, number=call.number, party_raw=call.party_raw,
-            party_e164=call.party_e164, started_at=call.started_at, routing=call.routing_record(),
+            party_e164=call.party_e164, started_at=call.started_at, routing=call.routing_record(), crm=crm,
         )
 
     # -- one caller's calls are decided in the order they came ---------------------------------------
@@ -342,16 +346,17 @@ class CallJournal(SpooledJournal):
 
     async def _plan_now(self, call: RoutedCall, decided: call_hooks.CallDecision | None) -> Any:
         async with self.work.slot, self.sessionmaker() as session:
-            await self._record_start(session, call)
             plan = await call_hooks.plan_call(
                 session, call_id=call.call_id, number=call.number, party_raw=call.party_raw,
                 direction=call.direction, backend=self.backend, now=call.started_at, decided=decided,
-                agent_id=call.agent_id,
+                agent_id=call.agent_id, facts=self.number_facts(call.number_id),
             )
-            await call_log.record_crm(session, call_hooks.call_key(call.call_id), {
-                "action": str(plan.action), "rule_ids": list(plan.rule_ids), "notes": list(plan.notes),
-                "responsible_id": plan.responsible_id,
-            })
+            crm = {"action": str(plan.action), "rule_ids": list(plan.rule_ids), "notes": list(plan.notes),
+                   "responsible_id": plan.responsible_id}
+            # The row and its CRM outcome in one INSERT; a row a replay finds already there gets the
+            # outcome only if it has none (the first stands).
+            if not await self._record_start(session, call, crm):
+                await call_log.record_crm(session, call_hooks.call_key(call.call_id), crm)
             await session.commit()
         self.wake_outbox()
         return plan
@@ -377,15 +382,17 @@ class CallJournal(SpooledJournal):
     async def _end(self, call: RoutedCall, end: EndRecord) -> None:
         key = call_hooks.call_key(call.call_id)
         async with self.work.slot, self.sessionmaker() as session:
-            if await call_log.ended_at(session, key) is not None:
-                return  # written by the run that crashed (its spool's "done" was lost with it): once only
-            for offered_id in end.offered:
-                await call_log.record_offer(session, key, offered_id)
+            if not await call_log.end_first(session, key, ended_at=end.ended_at, outcome=end.outcome,
+                                            status=end.status):
+                # Ended by the run that crashed (its spool's "done" was lost with it), or never started
+                # (its start was a bug, skipped): the end and what goes with it are written once only.
+                return
+            if end.offered:
+                await call_log.record_offers(session, key, end.offered)
             if end.transfers:
                 await call_log.record_transfers(session, key, transfers=end.transfers, legs=end.legs or [])
             if end.status is None:
                 await call_log.record_note(session, key, INTERRUPTED_NOTE)
-            await call_log.record_end(session, key, ended_at=end.ended_at, outcome=end.outcome, status=end.status)
             if call.number_id is not None:
                 await call_hooks.finish_call(
                     session, call_id=call.call_id, answered_by=end.answered_by, duration_s=max(end.duration, 0.0),

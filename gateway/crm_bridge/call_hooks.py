@@ -206,13 +206,15 @@ async def plan_call(
     backend: CrmBackend | None = None,
     now: datetime | None = None,
     decided: CallDecision | None = None,
+    facts: NumberFacts | None = None,
 ) -> LinkPlan:
     """Decide a call, store the Decision and enqueue the writes, in the caller's transaction.
 
     `decided`: the decision the router already made for this call (inside its routing budget), stored
     as it is so the call rings and is recorded by one decision; None decides here. A second call for the
     same Call-ID (a retransmitted INVITE, a restart) returns the stored plan and enqueues nothing
-    (SPEC C2). The caller commits.
+    (SPEC C2). `facts`: the number's settings as the routing directory holds them (see `decide_call`).
+    The caller commits.
     """
     key = call_key(call_id)
     now = now or datetime.now(UTC)
@@ -231,6 +233,7 @@ async def plan_call(
             agent_id=agent_id,
             backend=backend,
             occurred_at=now,
+            facts=facts,
         )
     elif decided.context.occurred_at is None:
         decided = replace(decided, context=replace(decided.context, occurred_at=now))

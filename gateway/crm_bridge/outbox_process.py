@@ -94,13 +94,13 @@ async def _serve(url: str) -> None:
     # Imported here: the parent imports this module for OutboxProcess alone.
     from gateway.crm_bridge.outbox import OutboxWorker
     from gateway.crm_bridge.store import BuiltinCrm
-    from gateway.storage.session import make_engine, make_sessionmaker
+    from gateway.storage.session import make_call_path_engine, make_sessionmaker
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    engine = make_engine(url)
+    engine = make_call_path_engine(url)
     worker = OutboxWorker(make_sessionmaker(engine), BuiltinCrm())
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -9,6 +9,7 @@ is left alone: those functions create nothing and return False. The caller commi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,34 +23,50 @@ from gateway.storage.models.enums import CallOutcome
 from gateway.vocabulary import Direction
 
 FINAL_OUTCOMES = frozenset(CallOutcome) - {CallOutcome.RINGING}
+# Core statements on the table, not the ORM entity: every call writes its row three or four times, and an
+# ORM-enabled UPDATE costs several times a Core one in Python (bulk-persistence setup per statement).
+_CALLS = Call.__table__
 
 
 async def record_start(
     session: AsyncSession, *, key: str, call_id: str, direction: str, number_id: int | None, number: str,
     party_raw: str, party_e164: str | None, started_at: datetime, routing: dict[str, Any],
-) -> None:
-    """Log a call's start (outcome 'ringing'); a second start for the same key changes nothing."""
+    crm: dict[str, Any] | None = None,
+) -> bool:
+    """Log a call's start (outcome 'ringing'), with its CRM outcome when already decided; a second start
+    for the same key changes nothing. True when this start wrote the row."""
     values = {
         "interaction_key": key, "call_id": call_id,
         "direction": check_choice(Direction, "direction", direction),
         "number_id": number_id, "number": number, "party_raw": party_raw, "party_e164": party_e164,
         "started_at": started_at, "offered_ids": [], "outcome": CallOutcome.RINGING.value, "routing": routing,
     }
+    if crm is not None:  # absent, not None: a JSON column would store None as JSON null, not SQL NULL
+        values["crm"] = crm
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    await session.execute(insert(Call).values(**values).on_conflict_do_nothing(index_elements=["interaction_key"]))
+    result = await session.execute(
+        insert(_CALLS).values(**values).on_conflict_do_nothing(index_elements=["interaction_key"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def record_offer(session: AsyncSession, key: str, employee_id: int) -> bool:
     """Add `employee_id` to the employees the call was offered to (once). False: no such call."""
+    return await record_offers(session, key, (employee_id,))
+
+
+async def record_offers(session: AsyncSession, key: str, employee_ids: Sequence[int]) -> bool:
+    """Add `employee_ids` to the employees the call was offered to (each once, in order): one read and at
+    most one write. False: no such call."""
     # FOR UPDATE: two offers of one call at once (R2 'everybody') must not overwrite each other's list.
     row = (await session.execute(
-        sa.select(Call.id, Call.offered_ids).where(Call.interaction_key == key).with_for_update()
+        sa.select(_CALLS.c.id, _CALLS.c.offered_ids).where(_CALLS.c.interaction_key == key).with_for_update()
     )).first()
     if row is None:
         return False
     offered = list(row.offered_ids or [])
-    if employee_id not in offered:
-        await session.execute(sa.update(Call).where(Call.id == row.id).values(offered_ids=[*offered, employee_id]))
+    added = [*offered, *(e for index, e in enumerate(employee_ids) if e not in offered and e not in employee_ids[:index])]
+    if len(added) != len(offered):
+        await session.execute(sa.update(_CALLS).where(_CALLS.c.id == row.id).values(offered_ids=added))
     return True
 
 
@@ -69,6 +86,18 @@ async def record_end(session: AsyncSession, key: str, *, ended_at: datetime, out
     return await _set_once(session, key, (Call.ended_at,), {"ended_at": ended_at, "outcome": outcome, "status": status})
 
 
+async def end_first(session: AsyncSession, key: str, *, ended_at: datetime, outcome: str, status: int | None) -> bool:
+    """`record_end` in one statement, True only when this end is the one written (False: the call has
+    ended already, or no such call), so the caller writes what goes with an end exactly once."""
+    if outcome not in FINAL_OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(sorted(FINAL_OUTCOMES))}; got {outcome!r}")
+    result = await session.execute(
+        sa.update(_CALLS).where(_CALLS.c.interaction_key == key, _CALLS.c.ended_at.is_(None))
+        .values(ended_at=ended_at, outcome=outcome, status=status)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def record_crm(session: AsyncSession, key: str, crm: dict[str, Any]) -> bool:
     """Log the call's CRM outcome ({action, rule_ids, notes, responsible_id}; the first stands).
     False: no such call."""
@@ -80,12 +109,12 @@ async def _set_once(
 ) -> bool:
     """Write `values` on the call `key` while its `unset` columns are NULL; True when the call exists."""
     result = await session.execute(
-        sa.update(Call).where(Call.interaction_key == key, *(column.is_(None) for column in unset)).values(**values)
-        .execution_options(synchronize_session=False)
+        sa.update(_CALLS).where(_CALLS.c.interaction_key == key, *(_CALLS.c[column.key].is_(None) for column in unset))
+        .values(**values)
     )
     if result.rowcount:  # type: ignore[attr-defined]
         return True
-    return await session.scalar(sa.select(Call.id).where(Call.interaction_key == key)) is not None
+    return await session.scalar(sa.select(_CALLS.c.id).where(_CALLS.c.interaction_key == key)) is not None
 
 
 async def record_transfers(

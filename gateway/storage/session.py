@@ -163,6 +163,15 @@ def make_engine(url: str | URL, *, inline_sqlite: bool = False, **kwargs: Any) -
     return engine
 
 
+def make_call_path_engine(url: str | URL) -> AsyncEngine:
+    """The engine of the call path's writes (the call journal, the outbox worker): on SQLite one
+    connection running its statements inline (see `gateway.storage.sqlite_driver`), so the call path's
+    writes queue in the pool instead of contending for SQLite's lock; elsewhere a plain engine."""
+    if async_url(url).get_backend_name() == "sqlite":
+        return make_engine(url, inline_sqlite=True, pool_size=1, max_overflow=0)
+    return make_engine(url)
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions on `engine`; objects stay usable after commit (expire_on_commit=False)."""
     return async_sessionmaker(engine, expire_on_commit=False)
