@@ -169,7 +169,7 @@ class Gateway:
 
     def registered(self, user: str) -> bool:
         """Whether `user` (an extension) has a phone registered now."""
-        return bool(self.bindings.contacts(user, self._sip_now()))
+        return self.bindings.has_live(user, self._sip_now())
 
     def registered_contacts(self, user: str) -> list[str]:
         return self.bindings.contacts(user, self._sip_now())

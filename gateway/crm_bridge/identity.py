@@ -11,6 +11,7 @@ non-ASCII local parts as written apart from case ("ß" stays "ß").
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -59,6 +60,13 @@ def normalize_phone(raw: str, default_region: str) -> str | None:
         raise ValueError(f"default region must be an ISO 3166 alpha-2 code such as 'FR'; got {default_region!r}")
     if not isinstance(raw, str):
         return None
+    return _normalized(raw, region)
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalized(raw: str, region: str) -> str | None:
+    # Cached: one call asks for its caller's and its number's forms several times (identity, routing,
+    # the CRM decision), and phonenumbers' parse is the dearest step of routing a call.
     text = _EXTENSION.sub("", _uri_user_part(raw)).strip()
     if not text or not _DIALLABLE.fullmatch(text) or sum(ch.isdigit() for ch in text) < 3:
         return None

@@ -56,6 +56,11 @@ class BindingStore:
     def remove_all(self, aor: str) -> None:
         self._bindings.pop(aor, None)
 
+    def has_live(self, aor: str, now: float) -> bool:
+        """Whether `aor` has a binding that has not expired (routing asks this of every queue member)."""
+        by_contact = self._bindings.get(aor)
+        return by_contact is not None and any(binding.expires_at > now for binding in by_contact.values())
+
     def contacts(self, aor: str, now: float) -> list[str]:
         """Contact URIs of `aor`, most recent first (what routing hunts through)."""
         return [binding.contact for binding in self.current(aor, now)]
