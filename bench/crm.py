@@ -10,14 +10,28 @@ every call or from one of a few known callers (bench/uac_callers.xml with an -in
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy.engine import make_url
+
 from bench.procs import wait_for
-from bench.ramp import CURRENT, FAILED, SUCCESS, Pair, TargetResult, Uas, run_half_rate, run_target
+from bench.ramp import (
+    CURRENT,
+    FAILED,
+    SUCCESS,
+    Pair,
+    StepResult,
+    TargetResult,
+    Uas,
+    run_half_rate,
+    run_target,
+)
 from bench.settings import BENCH_DIR, BenchSettings
 from bench.targets import Gateway, MiddleBox, TargetUnavailable
 
@@ -116,12 +130,39 @@ class RegisteringUas(Uas):
         return {**raw, SUCCESS: raw["AutoAnswered(C)"] - raw[FAILED], CURRENT: max(0, raw[CURRENT] - 1)}
 
 
+#: A CRM step passes only when its writes (call log, leads, activities) are all made this soon after
+#: its last call: a rate whose writes fall further behind every second is not one the gateway sustains.
+WRITES_GRACE_S = 5.0
+
+
 class CrmPair(Pair):
     """The gateway first (its registrar must be up), then the phone that registers, then steps."""
 
-    def __init__(self, box: MiddleBox, settings: BenchSettings, setup: CrmSetup, mode: CallerMode) -> None:
+    def __init__(self, box: MiddleBox, settings: BenchSettings, setup: CrmSetup, mode: CallerMode,
+                 database: Path | None = None) -> None:
         super().__init__(box, settings)
         self.setup, self.mode = setup, mode
+        self.database = database  # the SQLite file, to check the CRM writes kept up
+        self.placed = 0
+
+    def step(self, rate: int) -> StepResult:
+        step = super().step(rate)
+        self.placed += step.calls
+        if self.database is None or not _is_a_number(self.database, self.setup.number):
+            return step  # a static route's calls are not the numbers': nothing goes to the call log
+        began = time.monotonic()
+        if wait_for(lambda: _writes_done(self.database, self.placed), WRITES_GRACE_S, 0.2):
+            step.crm_written_s = time.monotonic() - began
+        else:
+            logged, pending = _write_backlog(self.database)
+            step.passed = False
+            step.reason = "; ".join(filter(None, [step.reason, (
+                f"CRM writes behind {WRITES_GRACE_S:g} s after the step: {self.placed - logged} of "
+                f"{self.placed} calls not ended in the call log, {pending} CRM writes pending")]))
+            # Let the backlog drain so the next step starts level (and report how long it took).
+            if wait_for(lambda: _writes_done(self.database, self.placed), 120, 0.5):
+                step.crm_written_s = time.monotonic() - began
+        return step
 
     def __enter__(self) -> CrmPair:
         try:
@@ -146,6 +187,27 @@ class CrmPair(Pair):
         at = argv.index("-sn")
         argv[at:at + 2] = ["-sf", str(CALLER_SCENARIO)]
         return [*argv, "-inf", str(inf), "-s", self.setup.number]
+
+
+def _write_backlog(database: Path) -> tuple[int, int]:
+    """(calls whose end is in the call log, CRM writes pending) in the row's SQLite database."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as connection:
+        logged = connection.execute("SELECT count(*) FROM calls WHERE ended_at IS NOT NULL").fetchone()[0]
+        pending = connection.execute("SELECT count(*) FROM outbox_entries WHERE status = 'pending'").fetchone()[0]
+    return int(logged), int(pending)
+
+
+def _is_a_number(database: Path, number: str) -> bool:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as connection:
+        return connection.execute("SELECT 1 FROM numbers WHERE e164 = ?", (number,)).fetchone() is not None
+
+
+def _writes_done(database: Path, placed: int) -> bool:
+    try:
+        logged, pending = _write_backlog(database)
+    except sqlite3.Error:
+        return False
+    return logged >= placed and pending == 0
 
 
 def _read(path: Path) -> str:
@@ -175,8 +237,11 @@ def run_crm_row(config: Path, db_url: str, caller_mode: CallerMode, *, name: str
     workdir = settings.state_dir / row
     box = Gateway(settings, write_gateway_config(config, db_url, workdir.parent / f"{row}.toml", settings), row)
 
+    url = make_url(db_url)
+    database = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
+
     def pair(box: MiddleBox, steps: BenchSettings) -> Pair:
-        return CrmPair(box, steps, setup, caller_mode)
+        return CrmPair(box, steps, setup, caller_mode, database)
 
     result = run_target(box, settings, say, TargetResult(row), pair=pair)
     if half_seconds > 0 and result.max_cps:

@@ -53,6 +53,9 @@ class StepResult:
     pss_mb: float | None = None
     #: 1-minute load average when the step ended: other work on the machine skews every figure.
     load_1m: float | None = None
+    #: CRM rows: seconds after the step's calls ended until every call was in the call log and no CRM
+    #: write was pending (None: not a CRM row, or they never caught up).
+    crm_written_s: float | None = None
 
 
 @dataclass
@@ -356,4 +359,6 @@ def _describe(name: str, step: StepResult) -> str:
              if step.setup else "")
     usage = (f"  cpu {step.cpu_percent:.0f}% rss {step.rss_mb:.0f} MB" if step.cpu_percent is not None
              else "")
-    return f"  {name:<9} {step.rate:>5} cps {step.calls:>6} calls  {verdict}{setup}{usage}  load {step.load_1m:.1f}"
+    written = f"  CRM written +{step.crm_written_s:.1f} s" if step.crm_written_s is not None else ""
+    return (f"  {name:<9} {step.rate:>5} cps {step.calls:>6} calls  {verdict}{setup}{usage}{written}  "
+            f"load {step.load_1m:.1f}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sqlite3
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -108,3 +109,23 @@ def test_a_registered_phone_answers_calls_from_injected_callers_through_the_gate
     assert (step.uac_successful, step.uas_successful) == (10, 10)
     assert "registered 1001" in (tmp_path / "crm-new" / "uas_logs.log").read_text()
     assert result.half is None
+
+
+def test_a_crm_step_counts_as_written_only_when_every_call_ended_in_the_log_and_nothing_is_pending(
+        tmp_path: Path) -> None:
+    from bench.crm import _is_a_number, _write_backlog, _writes_done
+    from bench.crm_seed import crm_setup, seeded_database
+
+    setup = crm_setup(agents=2)
+    seeded_database(tmp_path / "crm.db", setup, ("127.0.0.1", 5090), agents=2)
+    database = tmp_path / "crm.db"
+    assert _is_a_number(database, setup.number) and not _is_a_number(database, "+490000")
+    assert _write_backlog(database) == (0, 0) and _writes_done(database, 0)
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO calls (interaction_key, call_id, direction, number, party_raw, started_at, offered_ids, "
+            "outcome, routing) VALUES ('call:a', 'a', 'inbound', '+49', '+49', '2026-01-01', '[]', 'ringing', '{}')")
+    assert not _writes_done(database, 1)  # logged, but not ended yet
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE calls SET ended_at = '2026-01-01', outcome = 'answered'")
+    assert _writes_done(database, 1) and not _writes_done(database, 2)
