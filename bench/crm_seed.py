@@ -10,6 +10,7 @@ Each known caller is the contact of one agent.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,9 @@ def fresh_database(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         leftover.unlink(missing_ok=True)
+    # The gateway's call spool beside the file (`<file>-spool`): an earlier run's unwritten calls would
+    # be replayed into the new database at start-up and load the first steps.
+    shutil.rmtree(path.with_name(path.name + "-spool"), ignore_errors=True)
     url = f"sqlite+aiosqlite:///{path.resolve()}"
     upgrade_database(url)
     return url
