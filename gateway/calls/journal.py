@@ -266,9 +266,7 @@ class CallJournal(SpooledJournal):
     async def _answer(self, call_id: str, offered: list[int], at: datetime, employee_id: int | None) -> None:
         key = call_hooks.call_key(call_id)
         async with self.work.slot, self.sessionmaker() as session:
-            if offered:
-                await call_log.record_offers(session, key, offered)
-            await call_log.record_answer(session, key, answered_at=at, employee_id=employee_id)
+            await call_log.record_offers_and_answer(session, key, offered, answered_at=at, employee_id=employee_id)
             await session.commit()
 
     async def _start(self, call: RoutedCall) -> None:

@@ -78,6 +78,29 @@ async def record_answer(session: AsyncSession, key: str, *, answered_at: datetim
     })
 
 
+async def record_offers_and_answer(
+    session: AsyncSession, key: str, offered: Sequence[int], *, answered_at: datetime, employee_id: int | None
+) -> bool:
+    """`record_offers` then `record_answer` with one read and one write (the row is written once, not
+    twice: a call's row carries its routing record, several KB). False: no such call."""
+    row = (await session.execute(
+        sa.select(_CALLS.c.id, _CALLS.c.offered_ids, _CALLS.c.answered_at, _CALLS.c.ended_at)
+        .where(_CALLS.c.interaction_key == key).with_for_update()
+    )).first()
+    if row is None:
+        return False
+    before = list(row.offered_ids or [])
+    values: dict[str, Any] = {}
+    merged = [*before, *(e for index, e in enumerate(offered) if e not in before and e not in offered[:index])]
+    if len(merged) != len(before):
+        values["offered_ids"] = merged
+    if row.answered_at is None and row.ended_at is None:
+        values.update(answered_at=answered_at, answered_by_id=employee_id, outcome=CallOutcome.ANSWERED.value)
+    if values:
+        await session.execute(sa.update(_CALLS).where(_CALLS.c.id == row.id).values(**values))
+    return True
+
+
 async def record_end(session: AsyncSession, key: str, *, ended_at: datetime, outcome: str, status: int | None) -> bool:
     """Log the call's end: `outcome` ('answered', 'missed', 'rejected' or 'failed') and the final SIP
     `status` the caller got (the first end stands). False: no such call."""

@@ -139,3 +139,21 @@ async def test_r7_a_deleted_employee_leaves_the_call_in_the_log(sessions) -> Non
         await session.commit()
     row = await _call(sessions)
     assert (row.answered_by_id, row.outcome) == (None, "answered")
+
+
+async def test_r7_offers_and_answer_in_one_write_match_the_two_calls(sessions) -> None:
+    """`record_offers_and_answer` leaves the row as `record_offers` then `record_answer` would: offers added
+    once each and in order, the first answer standing, no answer after the end."""
+    ann, bob, eve = await _employees(sessions, "Ann", "Bob", "Eve")
+    first, later = T0 + timedelta(seconds=5), T0 + timedelta(seconds=9)
+    async with sessions() as session:
+        await _start(session)
+        assert await call_log.record_offers_and_answer(session, KEY, [ann, bob, ann], answered_at=first,
+                                                       employee_id=bob)
+        assert await call_log.record_offers_and_answer(session, KEY, [bob, eve], answered_at=later, employee_id=eve)
+        assert not await call_log.record_offers_and_answer(session, "call:nobody", [ann], answered_at=first,
+                                                           employee_id=ann)
+        await session.commit()
+    call = await _call(sessions)
+    assert call.offered_ids == [ann, bob, eve]
+    assert (call.answered_at, call.answered_by_id, call.outcome) == (first, bob, "answered")
