@@ -112,6 +112,8 @@ class CallJournal(SpooledJournal):
         self.work = work if work is not None else KeyedWork()  # an idle KeyedWork is falsy (len 0)
         self._calls: dict[str, RoutedCall] = {}
         self._answered_by: dict[str, int | None] = {}
+        # Call-ID → (offered, answered at, by whom) of an answer whose call ended before it was written.
+        self._answers_with_end: dict[str, tuple[list[int], datetime, int | None]] = {}
         # Who was offered each call, written with its answer or its end: one transaction fewer per offer.
         self._offered: dict[str, list[int]] = {}
         # Caller E.164 → (interaction key whose item creation is queued, when): forgotten once old
@@ -264,6 +266,11 @@ class CallJournal(SpooledJournal):
             self.wake_outbox()
 
     async def _answer(self, call_id: str, offered: list[int], at: datetime, employee_id: int | None) -> None:
+        if call_id not in self._calls:
+            # The call is over already and its end is queued behind this job: the end's transaction
+            # writes the answer too (one transaction fewer for the short calls a queue takes).
+            self._answers_with_end[call_id] = (offered, at, employee_id)
+            return
         key = call_hooks.call_key(call_id)
         async with self.work.slot, self.sessionmaker() as session:
             await call_log.record_offers_and_answer(session, key, offered, answered_at=at, employee_id=employee_id)
@@ -379,11 +386,16 @@ class CallJournal(SpooledJournal):
 
     async def _end(self, call: RoutedCall, end: EndRecord) -> None:
         key = call_hooks.call_key(call.call_id)
+        answer = self._answers_with_end.get(call.call_id)
         async with self.work.slot, self.sessionmaker() as session:
+            if answer is not None:
+                offered, at, employee_id = answer
+                await call_log.record_offers_and_answer(session, key, offered, answered_at=at, employee_id=employee_id)
             if not await call_log.end_first(session, key, ended_at=end.ended_at, outcome=end.outcome,
                                             status=end.status):
                 # Ended by the run that crashed (its spool's "done" was lost with it), or never started
                 # (its start was a bug, skipped): the end and what goes with it are written once only.
+                self._answers_with_end.pop(call.call_id, None)
                 return
             if end.offered:
                 await call_log.record_offers(session, key, end.offered)
@@ -397,6 +409,7 @@ class CallJournal(SpooledJournal):
                     ended_at=end.ended_at, legs=end.legs,
                 )
             await session.commit()
+        self._answers_with_end.pop(call.call_id, None)
         self.wake_outbox()
 
 

@@ -278,3 +278,35 @@ async def test_c1_the_routers_one_query_decision_equals_the_full_read_of_the_num
             quick = await call_hooks.decide_call(session, key="call:k", number=number.e164, party_raw=caller,
                                                  direction="inbound", facts=facts)
         assert quick.plan == full.plan and quick.interaction == full.interaction
+
+
+async def test_r7_an_answer_is_logged_while_the_call_is_up_and_one_written_with_the_end_when_it_was_over(
+    live: LiveWorld,
+) -> None:
+    """The answer of a call still up is in the call log before the call ends; a call that is over before
+    its answer is written gets its answer and its end in one transaction: the log reads the same."""
+    from gateway.b2bua.events import CallAnswered, CallEnded, LegOffered
+
+    decision = await live.route(live.request("up", NEW))
+    target = next(t for t in decision.targets if t.employee_id == live.bruno)
+    live.journal.leg_offered(LegOffered("up", target, 0.0))
+    live.journal.call_answered(CallAnswered("up", 0.0, 1.0, target))
+    await live.settle()
+    [ringing] = await live.rows("SELECT outcome, answered_by_id, offered_ids, ended_at FROM calls")
+    assert (ringing.outcome, ringing.answered_by_id, ringing.ended_at) == ("answered", live.bruno, None)
+    assert _ids(ringing.offered_ids) == [live.bruno]
+    live.journal.call_ended(CallEnded("up", 4.0, "caller", 3.0))
+    second = await live.route(live.request("over", "0611223355"))
+    live.answer_and_hang_up("over", live.bruno, second)
+    await live.settle()
+    rows = await live.rows("SELECT call_id, outcome, answered_by_id, offered_ids, answered_at IS NOT NULL AS answered,"
+                           " ended_at IS NOT NULL AS ended FROM calls ORDER BY call_id")
+    assert [(r.call_id, r.outcome, r.answered_by_id, _ids(r.offered_ids), bool(r.answered), bool(r.ended))
+            for r in rows] == [("over", "answered", live.bruno, [live.bruno], True, True),
+                               ("up", "answered", live.bruno, [live.bruno], True, True)]
+    assert live.journal._answers_with_end == {}
+
+
+def _ids(column: Any) -> Any:
+    """A JSON column as SQLite (text) and PostgreSQL (decoded) give it back."""
+    return json.loads(column) if isinstance(column, str) else column
