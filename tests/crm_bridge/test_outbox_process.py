@@ -1,0 +1,74 @@
+"""The outbox worker's own process (`gateway.crm_bridge.outbox_process`): started, woken, restarted, stopped.
+
+A real child process on a real (SQLite) database. That it applies the CRM writes is what every live
+test of `gateway run` shows (leads, activities), since the gateway runs it by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.crm_bridge import outbox_process
+from gateway.crm_bridge.outbox_process import OutboxProcess
+from gateway.storage.session import upgrade_database
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
+    upgrade_database(url)
+    return url
+
+
+async def _until(predicate, seconds: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_c4_a_dead_outbox_worker_process_is_started_again_and_stopped_with_the_gateway(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_process, "RESTART_DELAY", 0.1)
+    process = OutboxProcess(database_url, log_level="WARNING")
+    stop = asyncio.Event()
+    running = asyncio.get_running_loop().create_task(process.run_forever(stop=stop))
+    await _until(lambda: process._child is not None and process._child.returncode is None)
+    first = process._child
+    assert first is not None
+    process.wake()  # a wake reaches a live child without harm
+    await asyncio.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)
+    await _until(lambda: process.restarts == 1 and process._child is not first and process._child is not None)
+    second = process._child
+    assert second is not None and second.returncode is None
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert second.returncode == 0  # ended by its closed stdin, not killed
+
+
+async def test_c4_the_outbox_worker_process_ends_when_its_gateway_goes_away(database_url: str) -> None:
+    """A gateway killed with -9 closes the child's stdin with it: the child must not outlive it."""
+    process = OutboxProcess(database_url, log_level="WARNING")
+    child = await process._start()
+    await asyncio.sleep(1.0)  # let it start its loop
+    assert child.returncode is None and child.stdin is not None
+    child.stdin.close()  # what the kernel does when the gateway dies
+    assert await asyncio.wait_for(child.wait(), 10) == 0
+
+
+async def test_the_outbox_worker_process_refuses_to_start_without_its_database() -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.crm_bridge.outbox_process", stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, env={k: v for k, v in os.environ.items() if k != outbox_process.URL_VARIABLE},
+    )
+    _, err = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == 2 and outbox_process.URL_VARIABLE.encode() in err
