@@ -221,3 +221,11 @@ def test_journal_spool_settings_are_read_and_checked() -> None:
             assert says in str(error)
         else:
             raise AssertionError(f"{bad} accepted")
+
+
+def test_the_outbox_process_setting_is_read_and_checked() -> None:
+    base = '[sip]\nlisten = ["udp:127.0.0.1:5060"]\n'
+    assert parse_config(base).database.outbox_process is True
+    assert parse_config(base + "[database]\noutbox_process = false\n").database.outbox_process is False
+    with pytest.raises(ConfigError, match="database.outbox_process = 'yes': write true or false"):
+        parse_config(base + '[database]\noutbox_process = "yes"\n')

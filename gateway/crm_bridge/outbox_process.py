@@ -52,6 +52,8 @@ class OutboxProcess:
         child = self._child
         if child is None or child.stdin is None or child.returncode is not None:
             return
+        if child.stdin.transport.get_write_buffer_size():
+            return  # a wake not yet read is on its way: a child that reads slowly gets no growing buffer
         with contextlib.suppress(ConnectionError, RuntimeError):
             child.stdin.write(b"w")
 

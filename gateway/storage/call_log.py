@@ -63,11 +63,18 @@ async def record_offers(session: AsyncSession, key: str, employee_ids: Sequence[
     )).first()
     if row is None:
         return False
-    offered = list(row.offered_ids or [])
-    added = [*offered, *(e for index, e in enumerate(employee_ids) if e not in offered and e not in employee_ids[:index])]
-    if len(added) != len(offered):
-        await session.execute(sa.update(_CALLS).where(_CALLS.c.id == row.id).values(offered_ids=added))
+    before = list(row.offered_ids or [])
+    merged = _with_offers(before, employee_ids)
+    if len(merged) != len(before):
+        await session.execute(sa.update(_CALLS).where(_CALLS.c.id == row.id).values(offered_ids=merged))
     return True
+
+
+def _with_offers(before: list[int], employee_ids: Sequence[int]) -> list[int]:
+    """`before` followed by those of `employee_ids` it does not hold yet, each once, in order."""
+    merged = list(before)
+    merged.extend(e for e in dict.fromkeys(employee_ids) if e not in before)
+    return merged
 
 
 async def record_answer(session: AsyncSession, key: str, *, answered_at: datetime, employee_id: int | None) -> bool:
@@ -91,7 +98,7 @@ async def record_offers_and_answer(
         return False
     before = list(row.offered_ids or [])
     values: dict[str, Any] = {}
-    merged = [*before, *(e for index, e in enumerate(offered) if e not in before and e not in offered[:index])]
+    merged = _with_offers(before, offered)
     if len(merged) != len(before):
         values["offered_ids"] = merged
     if row.answered_at is None and row.ended_at is None:
