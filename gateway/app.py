@@ -29,6 +29,7 @@ from gateway.calls.card_events import CardHub
 from gateway.calls.card_facts import DatabaseCardReader
 from gateway.calls.directory import DirectorySnapshot, RoutingDirectory
 from gateway.calls.journal import CallJournal
+from gateway.calls.journal_forward import ForwardedWork
 from gateway.calls.live import LiveCalls
 from gateway.calls.router import LiveRouter
 from gateway.calls.spool import SpoolCollector, open_spool
@@ -63,6 +64,7 @@ from mail_bridge.demo import announcement, seed_demo_mailbox
 from mail_bridge.service import run_mail_bridge
 
 log = logging.getLogger("gateway")
+WRITER_START_WAIT = 30.0
 
 
 def _no_ha1(username: str, algorithm: str) -> str | None:
@@ -352,10 +354,10 @@ def _install_admin(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession],
 
 async def open_live_calls(
     config: GatewayConfig, sessionmaker: async_sessionmaker[AsyncSession], lookups: async_sessionmaker[AsyncSession],
-    wake_outbox: Callable[[], None],
+    wake_outbox: Callable[[], None], writer: OutboxProcess | None = None,
 ) -> LiveCalls:
     """The routing directory (loaded now, before SIP listens) and the call journal; `lookups` is the
-    router's own pool for per-call CRM reads."""
+    router's own pool for per-call CRM reads; with a `writer` process the journal's writes are made there."""
     backend = BuiltinCrm()
     directory = RoutingDirectory(sessionmaker, config.sip.realm)
     await directory.reload()
@@ -364,7 +366,11 @@ async def open_live_calls(
         sessionmaker, backend, wake_outbox=wake_outbox, employee_for_extension=directory.employee_for_extension,
         number_facts=directory.number_facts,
         spool=spool, memory_calls=config.journal.memory_calls,
+        forward=ForwardedWork(writer) if writer is not None else None,
     )
+    if writer is not None:
+        # The writer process decides calls on the numbers' settings too: it reloads when they change.
+        directory.on_reload.append(lambda _snapshot: writer.send(b"r\n"))
     if left:
         # Before SIP listens: what the last run could not write (a crash, an outage) goes first (C4).
         log.info("call spool: replaying %d calls the last run left unwritten", journal.replay(left))
@@ -387,18 +393,20 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
     journal_engine: AsyncEngine | None = None
     background: list[asyncio.Task[None]] = []
     live: LiveCalls | None = None
+    writer: OutboxProcess | None = None
     if gateway is None:
         engine, sessionmaker = await open_crm(config, launcher)
         bindings = JournaledBindingStore()
         persistence = BindingPersistence(bindings, SqlBindingBackend(sessionmaker), mono=loop.time)
         await persistence.load()
         worker: OutboxWorker | OutboxProcess = (
-            OutboxProcess(config.database.url, log_level=config.log_level) if config.database.outbox_process
+            OutboxProcess(config.database.url, log_level=config.log_level, realm=config.sip.realm) if config.database.outbox_process
             else OutboxWorker(sessionmaker, BuiltinCrm()))
+        writer = worker if isinstance(worker, OutboxProcess) else None
         lookup_engine = make_engine(config.database.url, inline_sqlite=True)
         journal_engine = make_call_path_engine(config.database.url)
         live = await open_live_calls(config, make_sessionmaker(journal_engine), make_sessionmaker(lookup_engine),
-                                     worker.wake)
+                                     worker.wake, writer)
         gateway = crm_gateway(config, sessionmaker, bindings, live)
         background += [
             loop.create_task(worker.run_forever(stop=stop)),
@@ -412,6 +420,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
     server = gateway.admin_server()
     admin_task = loop.create_task(server.serve(sockets=[gateway.admin_socket()]))
     try:
+        if writer is not None:
+            await _writer_ready(writer)
         await gateway.start_sip()
         gc_tuning.tune_after_startup(stop)  # GC: start-up frozen, full collections only when needed
         log.info("admin API on http://%s:%d", config.admin.host, config.admin.port)
@@ -431,8 +441,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
             await admin_task
         if live is not None:
             # Calls that ended just now still have their call-log and CRM writes to make.
-            await live.journal.work.idle(5.0)
-            live.journal.work.cancel()
+            await live.journal.pending.idle(5.0)
+            live.journal.pending.cancel()
             if live.journal.spool is not None:
                 live.journal.spool.close()  # what is left unwritten is replayed at the next start
         for task in background:
@@ -444,6 +454,17 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
             if call_path is not None:
                 await call_path.dispose()
     log.info("gateway stopped")
+
+
+async def _writer_ready(writer: OutboxProcess) -> None:
+    """Before SIP listens: the writer process takes the first call's writes as it starts (it imports for
+    a second or two). One that does not come up delays nothing longer than WRITER_START_WAIT: calls are
+    safe in the spool and sent to it once it runs."""
+    try:
+        await asyncio.wait_for(writer.ready.wait(), WRITER_START_WAIT)
+    except TimeoutError:
+        log.warning("the writer process is not ready after %.0f s; SIP starts anyway (calls are spooled)",
+                    WRITER_START_WAIT)
 
 
 def run_from_file(path: str, command: str = "gateway") -> int:

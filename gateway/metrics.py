@@ -168,10 +168,13 @@ class ListeningCollector(Collector):
 
 
 class PendingWork(Protocol):
-    """What `JournalCollector` reads of the call journal's queue (`gateway.calls.keyed_work.KeyedWork`)."""
+    """What `JournalCollector` reads of the call journal's queue (`gateway.calls.journal.CallJournal`)."""
 
-    retries: int
-    failures: int
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def failures(self) -> int: ...
 
     def __len__(self) -> int: ...
 

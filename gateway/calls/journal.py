@@ -43,6 +43,7 @@ from gateway.b2bua.events import (
     CallTransferred,
     LegOffered,
 )
+from gateway.calls.journal_forward import ForwardedWork
 from gateway.calls.journal_records import (
     ANSWERED as ANSWERED_RECORD,
 )
@@ -54,6 +55,7 @@ from gateway.calls.journal_records import (
     TRANSFERRED,
     EndRecord,
     RoutedCall,
+    decode_call,
     encode_call,
     utcnow,
 )
@@ -99,9 +101,13 @@ class CallJournal(SpooledJournal):
         work: KeyedWork | None = None,
         spool: CallSpool | None = None,
         memory_calls: int = 1000,
+        forward: ForwardedWork | None = None,
+        on_finished: Callable[[str], None] = lambda _call_id: None,
     ) -> None:
         """`spool`: where each call's records go first (opened by the caller); `memory_calls`: how many
-        calls may have writes waiting in memory before new calls' writes stay in the spool only."""
+        calls may have writes waiting before new calls' writes stay in the spool only; `forward`: the
+        jobs run in the writer process (see `gateway.calls.journal_forward`), not here; `on_finished`:
+        told each Call-ID whose end is written (the writer process tells the gateway's)."""
         self.sessionmaker = sessionmaker
         self.backend = backend
         self.wake_outbox = wake_outbox
@@ -110,6 +116,10 @@ class CallJournal(SpooledJournal):
         # budget, or its caller's earlier call just created the lead) reads only the caller's CRM knowledge.
         self.number_facts = number_facts
         self.work = work if work is not None else KeyedWork()  # an idle KeyedWork is falsy (len 0)
+        self.forwarded = forward
+        if forward is not None:
+            forward.on_done = self._writer_done
+        self.on_finished = on_finished
         self._calls: dict[str, RoutedCall] = {}
         self._answered_by: dict[str, int | None] = {}
         # Call-ID → (offered, answered at, by whom) of an answer whose call ended before it was written.
@@ -132,6 +142,11 @@ class CallJournal(SpooledJournal):
         self._spilled: dict[str, None] = {}  # Call-IDs whose writes wait in the spool only, in call order
         self._restarted_at = utcnow()
 
+    @property
+    def pending(self) -> KeyedWork | ForwardedWork:
+        """What the backlog is measured on (metrics, memory cap, shutdown): the jobs here, or the writer's."""
+        return self.forwarded if self.forwarded is not None else self.work
+
     # -- from the router -------------------------------------------------------------------
     def lookup_started(self, call: RoutedCall) -> None:
         """The router knows the number and the caller and starts its CRM lookup: spooled only, so a
@@ -143,7 +158,7 @@ class CallJournal(SpooledJournal):
         failed_early = self._routing.pop(call.call_id, None)
         self._calls[call.call_id] = call
         self._spool(call.call_id, ROUTED, encode_call(call))
-        if self.spool is not None and (self._spilled or self.work.keys >= self.memory_calls):
+        if self.spool is not None and (self._spilled or self.pending.keys >= self.memory_calls):
             self._spilled[call.call_id] = None  # back-pressure: read back from the spool once there is room
         else:
             self._submit_routed(call)
@@ -231,7 +246,33 @@ class CallJournal(SpooledJournal):
             return target.employee_id
         return self.employee_for_extension(target.extension)
 
+    # -- records from the gateway's process (this journal runs in the writer process) -------------
+    def apply_record(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Queue the job of a record the gateway's journal forwarded (`ForwardedWork`), as it would have."""
+        if kind == ROUTED:
+            call = decode_call(data)
+            self._calls[call_id] = call  # until its end: an answer written after it joins the end's transaction
+            self._submit_routed(call)
+            return
+        known = self._calls.pop(call_id, None) if kind == ENDED else self._calls.get(call_id)
+        if known is None:
+            log.warning("call %s: a %r record arrived before the call's start; ignored", call_id, kind)
+            return
+        self._submit(known, kind, data)
+
+    def _writer_done(self, call_id: str) -> None:
+        """The writer process wrote a forwarded call's end: the spool may forget the call."""
+        if self.spool is not None:
+            try:
+                self.spool.done(call_id)
+            except OSError as error:  # closed at shutdown: the call is replayed (idempotently) next start
+                log.debug("call %s: not marked done in the spool (%s)", call_id, error)
+        self._read_back()
+
     def _submit_routed(self, call: RoutedCall) -> None:
+        if self.forwarded is not None:
+            self.forwarded.forward(call.call_id, ROUTED, encode_call(call))
+            return
         if call.number_id is None:
             self.work.submit(call.call_id, lambda: self._start(call))
         else:
@@ -242,6 +283,9 @@ class CallJournal(SpooledJournal):
     def _submit(self, call: RoutedCall, kind: str, data: dict[str, Any]) -> None:
         """Queue the job a record stands for (live, replayed or read back from the spool alike)."""
         call_id = call.call_id
+        if self.forwarded is not None:
+            self.forwarded.forward(call_id, kind, data)
+            return
         if kind == ANSWERED_RECORD:
             at, offered = datetime.fromisoformat(data["at"]), list(data.get("offered") or [])
             self.work.submit(call_id, lambda: self._answer(call_id, offered, at, data.get("employee_id")))
@@ -352,7 +396,8 @@ class CallJournal(SpooledJournal):
     async def _plan_now(self, call: RoutedCall, decided: call_hooks.CallDecision | None) -> Any:
         async with self.work.slot, self.sessionmaker() as session:
             plan = await call_hooks.plan_call(
-                session, call_id=call.call_id, number=call.number, party_raw=call.party_raw,
+                # The caller as the router identified them (a trusted P-Asserted-Identity, say), as it decides.
+                session, call_id=call.call_id, number=call.number, party_raw=call.party_e164 or call.party_raw,
                 direction=call.direction, backend=self.backend, now=call.started_at, decided=decided,
                 agent_id=call.agent_id, facts=self.number_facts(call.number_id),
             )

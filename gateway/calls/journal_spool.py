@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from gateway.calls.journal_forward import ForwardedWork
 from gateway.calls.journal_records import (
     ENDED,
     INTERRUPTED_NOTE,
@@ -33,11 +35,16 @@ class SpooledJournal:
     """The spool half of `CallJournal` (which provides `_submit_routed` and `_submit`)."""
 
     work: KeyedWork
+    on_finished: Callable[[str], None]
     spool: CallSpool | None
     memory_calls: int
     _calls: dict[str, RoutedCall]
     _spilled: dict[str, None]
     _restarted_at: datetime
+
+    @property
+    def pending(self) -> KeyedWork | ForwardedWork:
+        raise NotImplementedError
 
     def _submit_routed(self, call: RoutedCall) -> None:
         raise NotImplementedError
@@ -48,15 +55,15 @@ class SpooledJournal:
     # -- what waits (the metrics' `PendingWork`) -----------------------------------------------
     def __len__(self) -> int:
         """Writes waiting in memory, plus one per call whose writes wait in the spool only."""
-        return len(self.work) + len(self._spilled)
+        return len(self.pending) + len(self._spilled)
 
     @property
     def retries(self) -> int:
-        return self.work.retries
+        return self.pending.retries
 
     @property
     def failures(self) -> int:
-        return self.work.failures
+        return self.pending.failures
 
     @property
     def spilled(self) -> int:
@@ -82,7 +89,7 @@ class SpooledJournal:
         order they came; a call with no end is ended as interrupted at `restarted_at` (now)."""
         self._restarted_at = restarted_at or utcnow()
         for spooled in calls:
-            if self._spilled or self.work.keys >= self.memory_calls:
+            if self._spilled or self.pending.keys >= self.memory_calls:
                 self._spilled[spooled.call_id] = None
             else:
                 self._resume(spooled)
@@ -112,12 +119,13 @@ class SpooledJournal:
     async def _finished(self, call_id: str) -> None:
         if self.spool is not None:
             self.spool.done(call_id)
+        self.on_finished(call_id)
         # Once this job returns its key is gone: the backlog is measured without it.
         asyncio.get_running_loop().call_soon(self._read_back)
 
     def _read_back(self) -> None:
         """Move spilled calls back into memory, oldest first, once the backlog is under half the cap."""
-        room = self.memory_calls - self.work.keys
+        room = self.memory_calls - self.pending.keys
         if not self._spilled or self.spool is None or room < self.memory_calls / 2:
             return
         batch = list(self._spilled)[:room]

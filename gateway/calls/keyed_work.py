@@ -35,6 +35,7 @@ class KeyedWork:
         self._tasks: set[asyncio.Task[None]] = set()
         self.retries = 0
         self.failures = 0
+        self.on_idle: Callable[[str], None] = lambda _key: None  # told each key whose queue ran empty
 
     @property
     def slot(self) -> asyncio.Semaphore:
@@ -72,6 +73,7 @@ class KeyedWork:
         finally:
             if self._queues.get(key) is queue:
                 del self._queues[key]
+                self.on_idle(key)
 
     async def _run(self, key: str, job: Job) -> None:
         delay = self.first_delay

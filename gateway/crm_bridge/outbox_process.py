@@ -1,66 +1,99 @@
-"""The outbox worker in a process of its own: CRM writes applied on the other core, off the SIP loop.
+"""The writer process: the outbox worker and the call journal's jobs, on the other core, off the SIP loop.
 
-Applying the outbox (leads, contacts, activities through the ORM) is most of a call's CPU on the CRM
-path. In the gateway's process it competes with SIP for the one interpreter lock, and a batch of
-writes stalls the SIP loop. `OutboxProcess` runs the same `OutboxWorker` in a child process on the
-same database: the outbox is the database's (SPEC C4), so nothing but the wake-ups crosses over.
+Applying the outbox (leads, contacts, activities through the ORM) and writing each call's call-log
+rows and CRM decision are most of a call's CPU on the CRM path. In the gateway's process they compete
+with SIP for the one interpreter lock, and a batch of writes stalls the SIP loop. `OutboxProcess` runs
+the same `OutboxWorker`, and a `CallJournal` fed with the records the gateway's journal forwards
+(`gateway.calls.journal_forward`), in a child process on the same database.
 
-The parent wakes the child through the child's stdin (one byte, coalesced per loop turn); the child
-stops at the end of its stdin, so a parent that dies (even `kill -9`) takes it along. A child that dies
-is started again after `RESTART_DELAY`: nothing is lost, the entries wait in the outbox meanwhile.
+The parent writes to the child's stdin: journal records (JSON lines) and wakes (`w`); the child
+answers on its stdout (what it finished, see `journal_forward`). The child stops at the end of its
+stdin, after finishing the jobs it was sent, so a parent that dies (even `kill -9`) takes it along. A
+child that dies is started again after `RESTART_DELAY`: nothing is lost, the outbox entries wait in
+the database and the calls not done are sent to the new child.
 
-Run as `python -m gateway.crm_bridge.outbox_process` with the database URL in the environment
-(`GATEWAY_OUTBOX_DATABASE_URL`, never on the command line: it may hold a password).
+The child is `python -m gateway.calls.writer_process` (it imports the call journal, which this package
+may not), with the database URL in the environment (`GATEWAY_OUTBOX_DATABASE_URL`, never on the command
+line: it may hold a password).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
-import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 URL_VARIABLE = "GATEWAY_OUTBOX_DATABASE_URL"
 LEVEL_VARIABLE = "GATEWAY_OUTBOX_LOG_LEVEL"
+REALM_VARIABLE = "GATEWAY_OUTBOX_REALM"
 RESTART_DELAY = 1.0
 STOP_WAIT = 5.0
+CHILD_MODULE = "gateway.calls.writer_process"
+LINE_LIMIT = 64 << 20  # a call's record carries its routing explanation: large for a large queue group
 
 
 class OutboxProcess:
-    """Starts, wakes, restarts and stops the child process that applies the outbox."""
+    """Starts, feeds, restarts and stops the writer process (the outbox worker and the call journal's jobs)."""
 
-    def __init__(self, database_url: str, *, log_level: str = "INFO") -> None:
+    def __init__(self, database_url: str, *, log_level: str = "INFO", realm: str = "") -> None:
+        """`realm`: the SIP realm (the child reads the numbers and employees as the gateway does)."""
         self._url = database_url
+        self._realm = realm
         self._log_level = log_level
         self._child: asyncio.subprocess.Process | None = None
+        self._lines: list[bytes] = []  # to write at the end of this loop turn, in order
+        self._flush_queued = False
         self._wake_queued = False
+        self._on_message: Callable[[dict[str, Any]], None] = lambda _message: None
+        self._on_started: Callable[[], None] = lambda: None
         self.restarts = 0
+        self.ready = asyncio.Event()  # set once a child said it is ready (its first one: start-up waits for it)
+
+    def connect(self, *, on_message: Callable[[dict[str, Any]], None], on_started: Callable[[], None]) -> None:
+        """Route the child's messages to `on_message`; `on_started` runs each time a child starts, before
+        anything else is sent to it (the call journal sends it the calls it has not written yet)."""
+        self._on_message = on_message
+        self._on_started = on_started
 
     def wake(self) -> None:
-        """Ask the child to look at the outbox now (one write per loop turn however many wakes)."""
-        if self._wake_queued:
-            return
-        self._wake_queued = True
-        asyncio.get_running_loop().call_soon(self._send_wake)
+        """Ask the child to look at the outbox now (one wake per loop turn however many are asked)."""
+        if not self._wake_queued:
+            self._wake_queued = True
+            self.send(b"w\n")
 
-    def _send_wake(self) -> None:
-        self._wake_queued = False
+    def send(self, line: bytes) -> None:
+        """Queue one line for the child; the turn's lines are written together. Without a child (it is
+        being started again) the line is dropped: its sender sends again from `on_started`."""
+        self._lines.append(line)
+        if not self._flush_queued:
+            self._flush_queued = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_queued = self._wake_queued = False
+        lines, self._lines = self._lines, []
         child = self._child
         if child is None or child.stdin is None or child.returncode is not None:
             return
-        if child.stdin.transport.get_write_buffer_size():
-            return  # a wake not yet read is on its way: a child that reads slowly gets no growing buffer
         with contextlib.suppress(ConnectionError, RuntimeError):
-            child.stdin.write(b"w")
+            child.stdin.write(b"".join(lines))
 
     async def run_forever(self, *, stop: asyncio.Event) -> None:
-        """Keep a child running until `stop`, then end it (its stdin closes; it finishes its pass)."""
+        """Keep a child running until `stop`, then end it (its stdin closes; it finishes its work)."""
         while not stop.is_set():
-            child = self._child = await self._start()
+            child = await self._start()
+            self._child = child
+            self._lines = []  # lines for a dead child: `on_started` sends what still matters
+            self._on_started()
+            self.wake()
+            reading = asyncio.ensure_future(self._read(child))
             stopped = asyncio.ensure_future(stop.wait())
             exited = asyncio.ensure_future(child.wait())
             await asyncio.wait({stopped, exited}, return_when=asyncio.FIRST_COMPLETED)
@@ -68,74 +101,48 @@ class OutboxProcess:
             if not exited.done():
                 exited.cancel()
                 await self._end(child)
+                await self._finish_reading(reading)
                 return
-            log.warning("the outbox worker process exited (%s); starting it again in %.0f s",
-                        child.returncode, RESTART_DELAY)
+            await self._finish_reading(reading)
+            self._child = None
+            log.warning("the writer process exited (%s); starting it again in %.0f s", child.returncode, RESTART_DELAY)
             self.restarts += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RESTART_DELAY)
 
+    async def _read(self, child: asyncio.subprocess.Process) -> None:
+        """The child's messages, one JSON object per line, until it closes its stdout."""
+        assert child.stdout is not None
+        while line := await child.stdout.readline():
+            try:
+                message = json.loads(line)
+            except ValueError:
+                log.warning("the writer process said something unexpected: %r", line[:200])
+                continue
+            if message.get("ready"):
+                self.ready.set()
+            self._on_message(message)
+
+    @staticmethod
+    async def _finish_reading(reading: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.wait_for(reading, STOP_WAIT)
+        except (TimeoutError, ConnectionError):
+            reading.cancel()
+
     async def _start(self) -> asyncio.subprocess.Process:
-        env = {**os.environ, URL_VARIABLE: self._url, LEVEL_VARIABLE: self._log_level}
+        env = {**os.environ, URL_VARIABLE: self._url, LEVEL_VARIABLE: self._log_level, REALM_VARIABLE: self._realm}
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", __name__, stdin=asyncio.subprocess.PIPE, env=env,
+            sys.executable, "-m", CHILD_MODULE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=env, limit=LINE_LIMIT,
         )
 
     async def _end(self, child: asyncio.subprocess.Process) -> None:
         if child.stdin is not None:
             child.stdin.close()
         try:
-            await asyncio.wait_for(child.wait(), STOP_WAIT)
+            await asyncio.wait_for(child.wait(), STOP_WAIT + 2.0)
         except TimeoutError:
-            log.warning("the outbox worker process did not stop within %.0f s; killing it", STOP_WAIT)
+            log.warning("the writer process did not stop within %.0f s; killing it", STOP_WAIT + 2.0)
             child.kill()
             await child.wait()
-
-
-async def _serve(url: str) -> None:
-    # Imported here: the parent imports this module for OutboxProcess alone.
-    from gateway.crm_bridge.outbox import OutboxWorker
-    from gateway.crm_bridge.store import BuiltinCrm
-    from gateway.storage.session import make_call_path_engine, make_sessionmaker
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    engine = make_call_path_engine(url)
-    worker = OutboxWorker(make_sessionmaker(engine), BuiltinCrm())
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def wakes() -> None:
-        while await reader.read(4096):
-            worker.wake()
-        stop.set()  # the parent closed our stdin, or died
-        worker.wake()
-
-    listening = loop.create_task(wakes())
-    try:
-        await worker.run_forever(stop=stop)
-    finally:
-        listening.cancel()
-        await engine.dispose()
-
-
-def main() -> int:
-    url = os.environ.get(URL_VARIABLE)
-    if not url:
-        print(f"{__name__}: {URL_VARIABLE} is not set (the gateway starts this process itself)", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=os.environ.get(LEVEL_VARIABLE, "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s[outbox]: %(message)s")
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        asyncio.run(_serve(url))
-    else:
-        uvloop.run(_serve(url))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

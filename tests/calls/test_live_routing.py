@@ -146,6 +146,25 @@ async def test_r1_past_the_routing_budget_the_queue_rings_and_the_crm_outcome_is
         await world.close()
 
 
+async def test_r6_a_caller_identified_by_a_trusted_asserted_identity_keeps_it_when_decided_past_the_budget(
+    sqlite_url: str,
+) -> None:
+    """The journal decides what the router could not: on the caller as the router identified them (the
+    P-Asserted-Identity of a trusted trunk), not on the anonymous From."""
+    world = await make_world(sqlite_url, backend=SlowCrm(), budget=0.05)()
+    try:
+        request = world.request("c1", "anonymous", asserted="sip:+33655000603@trunk.test")
+        decision = await world.route(request)
+        assert world.router.over_budget == 1
+        world.answer_and_hang_up("c1", world.alice, decision)
+        await world.settle()
+        [call] = await world.rows("SELECT party_e164, crm FROM calls")
+        assert call.party_e164 == "+33655000603" and "T4a" in str(call.crm), call
+        assert len(await world.rows("SELECT id FROM leads")) == 1
+    finally:
+        await world.close()
+
+
 async def test_r1_database_down_routes_to_the_queue_group_from_the_snapshot(sqlite_url: str) -> None:
     from gateway.storage.session import make_engine, make_sessionmaker
 

@@ -67,7 +67,7 @@ async def test_c4_the_outbox_worker_process_ends_when_its_gateway_goes_away(data
 
 async def test_the_outbox_worker_process_refuses_to_start_without_its_database() -> None:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.crm_bridge.outbox_process", stdin=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", outbox_process.CHILD_MODULE, stdin=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, env={k: v for k, v in os.environ.items() if k != outbox_process.URL_VARIABLE},
     )
     _, err = await asyncio.wait_for(child.communicate(), 30)

@@ -1,0 +1,98 @@
+"""The call journal's writes made in the writer process (`gateway.calls.journal_forward`): a real child
+process on the test's database, fed by a journal in this process as `gateway run` wires them.
+
+A forwarded call is written whole by the child (call log, CRM decision, lead and activity through its
+outbox worker), and the spool forgets it once the child says so. A child killed in the middle of a call
+is started again, gets the calls not done from their first record, and writes each once (SPEC C2/C4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.calls.journal import CallJournal
+from gateway.calls.journal_forward import ForwardedWork
+from gateway.calls.spool import CallSpool
+from gateway.crm_bridge import outbox_process
+from gateway.crm_bridge.outbox_process import OutboxProcess
+from gateway.crm_bridge.store import BuiltinCrm
+from tests.calls.conftest import REALM, LiveWorld
+
+
+async def _until(predicate: Callable[[], bool], seconds: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def _count(live: LiveWorld, query: str) -> int:
+    [row] = await live.rows(query)
+    return int(row[0])
+
+
+async def _written(live: LiveWorld, caller: str) -> tuple[int, int, int]:
+    """(ended call-log rows, leads, call activities) of `caller`'s calls."""
+    return (
+        await _count(live, f"SELECT count(*) FROM calls WHERE party_raw = '{caller}' AND ended_at IS NOT NULL"
+                           " AND crm IS NOT NULL"),
+        await _count(live, "SELECT count(*) FROM leads WHERE interaction_key IN"
+                           f" (SELECT interaction_key FROM calls WHERE party_raw = '{caller}')"),
+        await _count(live, "SELECT count(*) FROM activities a JOIN calls c ON a.interaction_key = c.interaction_key"
+                           f" WHERE a.kind = 'call' AND c.party_raw = '{caller}'"),
+    )
+
+
+async def _settled(live: LiveWorld, caller: str) -> tuple[int, int, int]:
+    """`_written(caller)` once the outbox has nothing left to apply (or 10 s passed)."""
+    for _ in range(100):
+        unapplied = await _count(live, "SELECT count(*) FROM outbox_entries WHERE status != 'done'")
+        if not unapplied and await _written(live, caller) == (1, 1, 1):
+            break
+        await asyncio.sleep(0.1)
+    assert await _count(live, "SELECT count(*) FROM outbox_entries WHERE status != 'done'") == 0
+    return await _written(live, caller)
+
+
+async def test_c4_the_writer_process_writes_forwarded_calls_once_even_when_it_is_killed_mid_call(
+    live: LiveWorld, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(outbox_process, "RESTART_DELAY", 0.1)
+    process = OutboxProcess(db_url, log_level="WARNING", realm=REALM)
+    forward = ForwardedWork(process)
+    spool = CallSpool(tmp_path / "spool")
+    spool.open()
+    journal = CallJournal(live.sessionmaker, BuiltinCrm(), spool=spool, forward=forward,
+                          employee_for_extension=live.directory.employee_for_extension)
+    live.journal = live.router.journal = journal
+    stop = asyncio.Event()
+    running = asyncio.get_running_loop().create_task(process.run_forever(stop=stop))
+    try:
+        decision = await live.route(live.request("forwarded-1", "0611440001"))
+        live.answer_and_hang_up("forwarded-1", live.bruno, decision)
+        await _until(lambda: forward.calls == 0 and spool.calls == 0)
+        assert await _settled(live, "0611440001") == (1, 1, 1)
+        [row] = await live.rows("SELECT outcome, answered_by_id FROM calls WHERE call_id = 'forwarded-1'")
+        assert (row.outcome, row.answered_by_id) == ("answered", live.bruno)
+
+        # The second call is up when the child dies: its start may be written, its end is not sent yet.
+        decision = await live.route(live.request("forwarded-2", "0611440002"))
+        await _until(lambda: not forward.keys)  # the child has done what it was sent
+        first = process._child
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)
+        live.answer_and_hang_up("forwarded-2", live.bruno, decision)
+        await _until(lambda: process.restarts == 1 and forward.calls == 0 and spool.calls == 0)
+        assert await _settled(live, "0611440002") == (1, 1, 1)
+        assert await _count(live, "SELECT count(*) FROM calls WHERE call_id LIKE 'forwarded-%'") == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+        spool.close()
