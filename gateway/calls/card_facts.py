@@ -59,7 +59,7 @@ class DatabaseCardReader:
 async def crm_facts(session: AsyncSession, routed: RoutedCall, backend: CrmBackend) -> dict[str, Any]:
     """What the CRM knows of the caller of `routed` (a call to one of the numbers) and what it offers."""
     decided = routed.crm
-    if decided is None:
+    if not isinstance(decided, call_hooks.CallDecision):  # none yet (or only its plan): read the knowledge
         decided = await call_hooks.decide_call(
             session, key=call_hooks.call_key(routed.call_id), number=routed.number,
             party_raw=routed.party_e164 or routed.party_raw, direction=routed.direction, backend=backend,

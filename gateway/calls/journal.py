@@ -271,7 +271,7 @@ class CallJournal(SpooledJournal):
 
     def _submit_routed(self, call: RoutedCall) -> None:
         if self.forwarded is not None:
-            self.forwarded.forward(call.call_id, ROUTED, encode_call(call))
+            self.forwarded.forward(call.call_id, ROUTED, encode_call(call, with_crm=True))
             return
         if call.number_id is None:
             self.work.submit(call.call_id, lambda: self._start(call))
@@ -393,7 +393,9 @@ class CallJournal(SpooledJournal):
         horizon = now - CREATION_MEMORY
         self._creating = {phone: entry for phone, entry in self._creating.items() if entry[1] >= horizon}
 
-    async def _plan_now(self, call: RoutedCall, decided: call_hooks.CallDecision | None) -> Any:
+    async def _plan_now(
+        self, call: RoutedCall, decided: call_hooks.CallDecision | call_hooks.DecidedPlan | None
+    ) -> Any:
         async with self.work.slot, self.sessionmaker() as session:
             plan = await call_hooks.plan_call(
                 # The caller as the router identified them (a trusted P-Asserted-Identity, say), as it decides.

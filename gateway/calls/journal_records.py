@@ -46,7 +46,8 @@ class RoutedCall:
     party_raw: str
     party_e164: str | None
     decision: RouteDecision
-    crm: call_hooks.CallDecision | None = None  # None: decided later (budget passed, database down)
+    # None: decided later (budget passed, database down); a DecidedPlan in the writer process.
+    crm: call_hooks.CallDecision | call_hooks.DecidedPlan | None = None
     started_at: datetime = field(default_factory=utcnow)
     identity_rule_ids: tuple[str, ...] = ()  # how the caller was identified (R6)
     identity_notes: tuple[str, ...] = ()
@@ -70,27 +71,34 @@ class RoutedCall:
         }
 
 
-def encode_call(call: RoutedCall, *, routed: bool = True) -> dict[str, Any]:
-    """A "routed" (or, `routed` False, a "seen") record of `call`."""
+def encode_call(call: RoutedCall, *, routed: bool = True, with_crm: bool = False) -> dict[str, Any]:
+    """A "routed" (or, `routed` False, a "seen") record of `call`; `with_crm`: with the router's CRM
+    decision, if it made one (for the writer process: the spool's replays decide again)."""
     routing = call.routing_record() if routed else {
         "rule_ids": [*call.identity_rule_ids, RULE_INTERRUPTED],
         "notes": [*call.identity_notes, NOT_ROUTED_NOTE],
         "explanation": [],
     }
-    return {
+    record = {
         "call_id": call.call_id, "direction": call.direction, "number_id": call.number_id, "number": call.number,
         "party_raw": call.party_raw, "party_e164": call.party_e164, "started_at": call.started_at.isoformat(),
         "agent_id": call.agent_id, "routing": routing,
     }
+    if with_crm and call.crm is not None:
+        decided = call_hooks.DecidedPlan(call.crm.plan, call.crm.context)
+        record["crm"] = decided.to_dict()
+    return record
 
 
 def decode_call(data: dict[str, Any]) -> RoutedCall:
-    """The call of a "routed" or "seen" record (its CRM outcome to be decided again)."""
+    """The call of a "routed" or "seen" record (its CRM outcome to be decided again, unless the record
+    carries the router's)."""
+    crm = data.get("crm")
     return RoutedCall(
         call_id=data["call_id"], direction=data["direction"], number_id=data.get("number_id"),
         number=data.get("number") or "", party_raw=data.get("party_raw") or "", party_e164=data.get("party_e164"),
         decision=REPLAYED, started_at=datetime.fromisoformat(data["started_at"]), agent_id=data.get("agent_id"),
-        routing=data.get("routing"),
+        routing=data.get("routing"), crm=call_hooks.DecidedPlan.from_dict(crm) if crm else None,
     )
 
 

@@ -69,6 +69,22 @@ class CallDecision:
     context: PlanContext
 
 
+@dataclass(frozen=True)
+class DecidedPlan:
+    """A decision as `plan_call` stores it: the plan and what its writes need, without the knowledge it
+    was made on (the router's decision as the writer process receives it)."""
+
+    plan: LinkPlan
+    context: PlanContext
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan.to_dict(), "context": self.context.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DecidedPlan:
+        return cls(LinkPlan.from_dict(data["plan"]), PlanContext.from_dict(data["context"]))
+
+
 def call_key(call_id: str) -> str:
     """The interaction key of a call (SPEC C2: idempotency is per SIP Call-ID; RFC 3261 §25.1 bounds no
     Call-ID's length, so a long one is keyed by its SHA-256)."""
@@ -205,7 +221,7 @@ async def plan_call(
     agent_id: int | None = None,
     backend: CrmBackend | None = None,
     now: datetime | None = None,
-    decided: CallDecision | None = None,
+    decided: CallDecision | DecidedPlan | None = None,
     facts: NumberFacts | None = None,
 ) -> LinkPlan:
     """Decide a call, store the Decision and enqueue the writes, in the caller's transaction.

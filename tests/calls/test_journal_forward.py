@@ -9,10 +9,12 @@ is started again, gets the calls not done from their first record, and writes ea
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,48 @@ async def test_c4_the_writer_process_writes_forwarded_calls_once_even_when_it_is
         stop.set()
         await asyncio.wait_for(running, 15)
         spool.close()
+
+
+class _Pipe:
+    """The writer link without the process: what the gateway's journal sends, kept in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def send(self, line: bytes) -> None:
+        self.lines.append(line)
+
+    def connect(self, *, on_message: Callable[[dict[str, Any]], None], on_started: Callable[[], None]) -> None:
+        self.on_message = on_message
+
+
+class _NoSecondLookup(BuiltinCrm):
+    async def find_party(self, session: Any, *, phone: str | None = None, email: str | None = None) -> Any:
+        raise AssertionError("the writer looked the caller up again: the router's decision was not forwarded")
+
+
+async def test_c2_the_writer_stores_the_routers_decision_without_looking_the_caller_up_again(live: LiveWorld) -> None:
+    pipe = _Pipe()
+    forward = ForwardedWork(pipe)
+    gateway_side = CallJournal(live.sessionmaker, BuiltinCrm(), forward=forward,
+                               employee_for_extension=live.directory.employee_for_extension)
+    live.journal = live.router.journal = gateway_side
+    done: list[str] = []
+    writer = CallJournal(live.sessionmaker, _NoSecondLookup(), on_finished=done.append)
+
+    decision = await live.route(live.request("decided-once", "0611440003"))
+    live.answer_and_hang_up("decided-once", live.alice, decision)
+    routed = json.loads(pipe.lines[0])
+    assert routed["k"] == "routed" and routed["d"]["crm"]["plan"]["action"] == "create_lead"
+    for line in pipe.lines:
+        record = json.loads(line)
+        writer.apply_record(record["c"], record["k"], record["d"])
+    assert await writer.work.idle(10.0)
+    assert writer.work.failures == 0 and done == ["decided-once"]
+    [row] = await live.rows("SELECT crm, outcome, answered_by_id FROM calls WHERE call_id = 'decided-once'")
+    crm = row.crm if isinstance(row.crm, dict) else json.loads(row.crm)
+    assert crm["action"] == "create_lead" and "T4a" in crm["rule_ids"]
+    assert (row.outcome, row.answered_by_id) == ("answered", live.alice)
+    # What the writer says back reaches the gateway's side: the call is forgotten there.
+    forward._message({"done": "decided-once"})
+    assert forward.calls == 0
