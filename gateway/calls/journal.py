@@ -295,9 +295,15 @@ class CallJournal(SpooledJournal):
             end = EndRecord.decode(data)
             self.work.submit(call_id, lambda: self._end(call, end))
             # After the end (written, or skipped as a bug): the spool may forget the call.
-            self.work.submit(call_id, lambda: self._finished(call_id))
+            self.work.submit(call_id, lambda: self._call_done(call_id))
 
     # -- the jobs ------------------------------------------------------------------------------
+    async def _call_done(self, call_id: str) -> None:
+        # An answer held for the end's transaction is dropped here too: an end skipped as a bug must not
+        # leave it in memory for good.
+        self._answers_with_end.pop(call_id, None)
+        await self._finished(call_id)
+
     async def _transfer(self, call: RoutedCall, to: int) -> None:
         async with self.work.slot, self.sessionmaker() as session:
             try:

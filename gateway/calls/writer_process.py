@@ -31,6 +31,7 @@ from gateway.crm_bridge.store import BuiltinCrm
 from gateway.storage.session import make_call_path_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
+NICENESS = 5
 
 
 class _Reports:
@@ -122,6 +123,8 @@ async def _serve(url: str) -> None:
 
 
 def main() -> int:
+    # Behind SIP when both want a core: a call's setup waits for nobody, its writes may wait a little.
+    os.nice(NICENESS)
     url = os.environ.get(URL_VARIABLE)
     if not url:
         print(f"{__name__}: {URL_VARIABLE} is not set (the gateway starts this process itself)", file=sys.stderr)

@@ -9,7 +9,8 @@ the same `OutboxWorker`, and a `CallJournal` fed with the records the gateway's 
 The parent writes to the child's stdin: journal records (JSON lines) and wakes (`w`); the child
 answers on its stdout (what it finished, see `journal_forward`). The child stops at the end of its
 stdin, after finishing the jobs it was sent, so a parent that dies (even `kill -9`) takes it along. A
-child that dies is started again after `RESTART_DELAY`: nothing is lost, the outbox entries wait in
+child that dies is started again after `RESTART_DELAY` (doubled, up to `MAX_RESTART_DELAY`, while
+children keep dying young): nothing is lost, the outbox entries wait in
 the database and the calls not done are sent to the new child.
 
 The child is `python -m gateway.calls.writer_process` (it imports the call journal, which this package
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 URL_VARIABLE = "GATEWAY_OUTBOX_DATABASE_URL"
 LEVEL_VARIABLE = "GATEWAY_OUTBOX_LOG_LEVEL"
 REALM_VARIABLE = "GATEWAY_OUTBOX_REALM"
-RESTART_DELAY = 1.0
+RESTART_DELAY = 1.0  # after a child that ran well; doubled after each one that died young, up to:
+MAX_RESTART_DELAY = 60.0
+STABLE_RUN = 60.0  # a child that ran this long died of something new: the next start waits RESTART_DELAY
 STOP_WAIT = 5.0
 CHILD_MODULE = "gateway.calls.writer_process"
 LINE_LIMIT = 64 << 20  # a call's record carries its routing explanation: large for a large queue group
@@ -54,6 +57,7 @@ class OutboxProcess:
         self._on_message: Callable[[dict[str, Any]], None] = lambda _message: None
         self._on_started: Callable[[], None] = lambda: None
         self.restarts = 0
+        self.restart_delay = RESTART_DELAY
         self.ready = asyncio.Event()  # set once a child said it is ready (its first one: start-up waits for it)
 
     def connect(self, *, on_message: Callable[[dict[str, Any]], None], on_started: Callable[[], None]) -> None:
@@ -87,8 +91,10 @@ class OutboxProcess:
 
     async def run_forever(self, *, stop: asyncio.Event) -> None:
         """Keep a child running until `stop`, then end it (its stdin closes; it finishes its work)."""
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             child = await self._start()
+            started = loop.time()
             self._child = child
             self._lines = []  # lines for a dead child: `on_started` sends what still matters
             self._on_started()
@@ -105,10 +111,16 @@ class OutboxProcess:
                 return
             await self._finish_reading(reading)
             self._child = None
-            log.warning("the writer process exited (%s); starting it again in %.0f s", child.returncode, RESTART_DELAY)
+            # One that keeps dying at start (a database it cannot open, say) is not started every second.
+            delay = self.restart_delay = (
+                RESTART_DELAY if loop.time() - started >= STABLE_RUN else self._next_delay())
+            log.warning("the writer process exited (%s); starting it again in %.1f s", child.returncode, delay)
             self.restarts += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), RESTART_DELAY)
+                await asyncio.wait_for(stop.wait(), delay)
+
+    def _next_delay(self) -> float:
+        return RESTART_DELAY if not self.restarts else min(self.restart_delay * 2, MAX_RESTART_DELAY)
 
     async def _read(self, child: asyncio.subprocess.Process) -> None:
         """The child's messages, one JSON object per line, until it closes its stdout."""

@@ -11,6 +11,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from gateway.b2bua.events import CallStarted
@@ -323,6 +324,22 @@ async def test_r7_an_answer_is_logged_while_the_call_is_up_and_one_written_with_
     assert [(r.call_id, r.outcome, r.answered_by_id, _ids(r.offered_ids), bool(r.answered), bool(r.ended))
             for r in rows] == [("over", "answered", live.bruno, [live.bruno], True, True),
                                ("up", "answered", live.bruno, [live.bruno], True, True)]
+    assert live.journal._answers_with_end == {}
+
+
+async def test_an_answer_held_for_an_end_that_fails_as_a_bug_is_not_kept_in_memory(
+    live: LiveWorld, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.storage import call_log
+
+    async def broken_end(*_args: Any, **_kwargs: Any) -> bool:
+        raise RuntimeError("a bug in the end's write")
+
+    monkeypatch.setattr(call_log, "end_first", broken_end)
+    decision = await live.route(live.request("bug", NEW))
+    live.answer_and_hang_up("bug", live.bruno, decision)  # over before its answer is written: the answer is held
+    await live.settle()
+    assert live.journal.work.failures == 1
     assert live.journal._answers_with_end == {}
 
 

@@ -55,6 +55,23 @@ async def test_c4_a_dead_outbox_worker_process_is_started_again_and_stopped_with
     assert second.returncode == 0  # ended by its closed stdin, not killed
 
 
+async def test_a_writer_process_that_keeps_dying_at_start_is_started_again_less_and_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(outbox_process, "RESTART_DELAY", 0.05)
+    monkeypatch.setattr(outbox_process, "MAX_RESTART_DELAY", 0.2)
+    process = OutboxProcess("", log_level="WARNING")  # no database: each child exits at once
+    stop = asyncio.Event()
+    running = asyncio.get_running_loop().create_task(process.run_forever(stop=stop))
+    delays = []
+    for restarts in range(1, 5):
+        await _until(lambda restarts=restarts: process.restarts >= restarts)  # type: ignore[misc]
+        delays.append(process.restart_delay)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert delays == [0.05, 0.1, 0.2, 0.2]
+
+
 async def test_c4_the_outbox_worker_process_ends_when_its_gateway_goes_away(database_url: str) -> None:
     """A gateway killed with -9 closes the child's stdin with it: the child must not outlive it."""
     process = OutboxProcess(database_url, log_level="WARNING")
