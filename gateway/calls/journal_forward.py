@@ -8,7 +8,7 @@ the writer process's own `CallJournal` queues the job (`CallJournal.apply_record
 
 The writer answers with one JSON line per event: `{"idle": id}` when a call has no job left for now,
 `{"done": id}` when its end is written (the spool may forget the call), `{"retries": n, "failures": n}`
-when those counters change. A writer that dies is started again and gets every call not done once
+when those counters change, and `{"ready": true}` once at start (`OutboxProcess.ready`). A writer that dies is started again and gets every call not done once
 more, from its first record: the writes are idempotent per Call-ID (SPEC C2), as for a replay.
 """
 

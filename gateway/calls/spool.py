@@ -25,7 +25,6 @@ import re
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from json.decoder import scanstring
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DONE = "done"
 _CALL_PREFIX = b'{"c":"'  # how every line `_write` writes begins: the Call-ID comes first
+_DECODER = json.JSONDecoder()
 _PREFIX, _SUFFIX = "segment-", ".jsonl"
 
 
@@ -220,7 +220,7 @@ def _lines(path: Path, only: Container[str] | None = None) -> Iterator[tuple[str
             if only is not None and raw.startswith(_CALL_PREFIX):
                 try:
                     # ASCII (json.dumps escapes the rest); a Call-ID longer than this is parsed whole.
-                    call_id, _ = scanstring(raw[:2048].decode("ascii"), len(_CALL_PREFIX))
+                    call_id, _ = _DECODER.raw_decode(raw[:2048].decode("ascii"), len(_CALL_PREFIX) - 1)
                 except (ValueError, UnicodeDecodeError):
                     call_id = None  # not what `_write` writes: parsed whole below, or reported
                 if call_id is not None and call_id not in only:

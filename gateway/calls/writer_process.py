@@ -8,6 +8,7 @@ says what); it stops at the end of its stdin, once the jobs it was sent are done
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -59,8 +60,10 @@ class _Reports:
             self._lines.append(json.dumps({"retries": counters[0], "failures": counters[1]}).encode() + b"\n")
         lines, self._lines = self._lines, []
         if lines:
-            sys.stdout.buffer.write(b"".join(lines))
-            sys.stdout.buffer.flush()
+            # A gateway gone (even kill -9) closed the pipe: our stdin ends too, and that stops us.
+            with contextlib.suppress(BrokenPipeError):
+                sys.stdout.buffer.write(b"".join(lines))
+                sys.stdout.buffer.flush()
 
     async def every(self, seconds: float) -> None:
         while True:
