@@ -62,7 +62,7 @@ async def crm_facts(session: AsyncSession, routed: RoutedCall, backend: CrmBacke
     if not isinstance(decided, call_hooks.CallDecision):  # none yet (or only its plan): read the knowledge
         decided = await call_hooks.decide_call(
             session, key=call_hooks.call_key(routed.call_id), number=routed.number,
-            party_raw=routed.party_e164 or routed.party_raw, direction=routed.direction, backend=backend,
+            party_raw=routed.crm_party, direction=routed.direction, backend=backend,
         )
     plan, knowledge = decided.plan, decided.interaction.knowledge
     refs = [known.ref for known in knowledge.items]

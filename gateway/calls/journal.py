@@ -404,8 +404,7 @@ class CallJournal(SpooledJournal):
     ) -> Any:
         async with self.work.slot, self.sessionmaker() as session:
             plan = await call_hooks.plan_call(
-                # The caller as the router identified them (a trusted P-Asserted-Identity, say), as it decides.
-                session, call_id=call.call_id, number=call.number, party_raw=call.party_e164 or call.party_raw,
+                session, call_id=call.call_id, number=call.number, party_raw=call.crm_party,
                 direction=call.direction, backend=self.backend, now=call.started_at, decided=decided,
                 agent_id=call.agent_id, facts=self.number_facts(call.number_id),
             )

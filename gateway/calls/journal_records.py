@@ -56,6 +56,12 @@ class RoutedCall:
     # `decision`'s explanation lines once made: the spool and the call log both ask for the record.
     _explained: tuple[RouteDecision, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
+    @property
+    def crm_party(self) -> str:
+        """Who the CRM decides on: the caller as the router identified them (E.164, e.g. from a trusted
+        P-Asserted-Identity), else the text as received (R6), as the router's own lookup does."""
+        return self.party_e164 or self.party_raw
+
     def routing_record(self) -> dict[str, Any]:
         """The call log's `routing`: how the caller was identified and why the call went where it went."""
         if self.routing is not None:

@@ -114,7 +114,17 @@ async def _serve(url: str) -> None:
         stop.set()
         worker.wake()
 
-    listening = loop.create_task(listen())
+    async def listening_or_stop() -> None:
+        try:
+            await listen()
+        except Exception:
+            # Not reading stdin would leave the gateway's records piling up behind a live child: end it
+            # instead; the gateway starts another and sends it every call not yet written.
+            log.exception("the writer stopped reading the gateway's records")
+            stop.set()
+            worker.wake()
+
+    listening = loop.create_task(listening_or_stop())
     reporting = loop.create_task(reports.every(1.0))
     reports.say({"ready": True})
     try:

@@ -131,9 +131,16 @@ class OutboxProcess:
             except ValueError:
                 log.warning("the writer process said something unexpected: %r", line[:200])
                 continue
+            if not isinstance(message, dict):
+                log.warning("the writer process said something unexpected: %r", line[:200])
+                continue
             if message.get("ready"):
                 self.ready.set()
-            self._on_message(message)
+            try:
+                self._on_message(message)
+            except Exception:
+                # Reading on matters more: a child whose stdout nobody reads blocks on its next report.
+                log.exception("a message of the writer process could not be handled: %r", line[:200])
 
     @staticmethod
     async def _finish_reading(reading: asyncio.Future[None]) -> None:

@@ -89,3 +89,25 @@ async def test_the_outbox_worker_process_refuses_to_start_without_its_database()
     )
     _, err = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == 2 and outbox_process.URL_VARIABLE.encode() in err
+
+
+async def test_the_gateway_keeps_reading_its_writer_after_a_message_it_cannot_handle() -> None:
+    """A child whose stdout nobody reads blocks on its next report: garbage, a non-object or a message
+    whose handling fails must not stop the reading."""
+    from types import SimpleNamespace
+
+    process = OutboxProcess("sqlite+aiosqlite:///unused.db")
+    handled: list[dict[str, object]] = []
+
+    def on_message(message: dict[str, object]) -> None:
+        if message.get("retries") == "many":
+            raise ValueError("not a count")
+        handled.append(message)
+
+    process.connect(on_message=on_message, on_started=lambda: None)
+    stdout = asyncio.StreamReader()
+    for line in (b"not json\n", b"[1, 2]\n", b'{"retries": "many"}\n', b'{"ready": true}\n', b'{"done": "c1"}\n'):
+        stdout.feed_data(line)
+    stdout.feed_eof()
+    await asyncio.wait_for(process._read(SimpleNamespace(stdout=stdout)), 5)  # type: ignore[arg-type]
+    assert handled == [{"ready": True}, {"done": "c1"}] and process.ready.is_set()
