@@ -12,7 +12,7 @@ idempotency key commit together (SPEC C2); an external backend may ignore it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,6 +55,52 @@ class NewItem:
     emails: Sequence[str] = ()
     default_region: str | None = None  # for phones written in national form (ISO 3166 alpha-2)
     interaction_key: str | None = None  # the Call-ID / Message-ID that created it (C2)
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """One item to create: `label` is a lead's or deal's title, a contact's or company's name."""
+
+    item_type: str
+    label: str
+    new: NewItem
+    contact_id: int | None = None
+    company_id: int | None = None
+    pipeline_id: int | None = None
+    lead_id: int | None = None  # the lead it was converted from (T13)
+
+
+@dataclass(frozen=True)
+class ActivitySpec:
+    """One activity to record, bound to every item in `refs` (at least one, all existing)."""
+
+    kind: str
+    direction: str
+    refs: Sequence[ItemRef]
+    responsible_id: int | None
+    subject: str
+    interaction_key: str | None = None
+    deadline: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActivityChange:
+    """An activity marked done at `completed_at` (None leaves it open) and `details` merged into its own."""
+
+    activity_id: int
+    completed_at: datetime | None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TimelineSpec:
+    """A timeline entry on one item."""
+
+    ref: ItemRef
+    kind: str
+    text: str
+    employee_id: int | None = None
 
 
 @runtime_checkable
@@ -159,4 +205,31 @@ class CrmBackend(Protocol):
         self, session: AsyncSession, ref: ItemRef, *, kind: str, text: str, employee_id: int | None = None
     ) -> int:
         """A timeline entry on one item; returns its id."""
+        ...
+
+
+@runtime_checkable
+class BatchCrmBackend(Protocol):
+    """A backend that also takes many writes at once (the built-in store: one statement per table).
+
+    The outbox worker applies the entries of a batch through these when the backend has them; each
+    does what the one-item method of :class:`CrmBackend` does for every spec, in order.
+    """
+
+    async def create_items(
+        self, session: AsyncSession, specs: Sequence[ItemSpec], *, actor: Actor = SYSTEM
+    ) -> list[ItemRef]:
+        """New items (see :class:`ItemSpec`); the refs in the specs' order."""
+        ...
+
+    async def add_activities(self, session: AsyncSession, specs: Sequence[ActivitySpec]) -> list[int]:
+        """Activities with their bindings; ids in the specs' order."""
+        ...
+
+    async def add_timelines(self, session: AsyncSession, specs: Sequence[TimelineSpec]) -> list[int]:
+        """Timeline entries; ids in the specs' order."""
+        ...
+
+    async def complete_activities(self, session: AsyncSession, changes: Sequence[ActivityChange]) -> None:
+        """Each change as :meth:`CrmBackend.complete_activity` makes it."""
         ...

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -104,11 +105,25 @@ async def store_decision(
     waits for the other transaction and then does nothing, so both callers end with the same plan.
     """
     values = {"interaction_key": key, "channel": Channel(channel).value, "plan": plan.to_dict(), "created_at": now}
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = await session.execute(
-        insert(Decision).values(**values).on_conflict_do_nothing(index_elements=["interaction_key"])
-    )
+    result = await session.execute(_store_statement(session.get_bind().dialect.name), values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+_STORES: dict[str, Any] = {}
+
+
+def _store_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING of a decision, built once per dialect: on the call path, building
+    a statement costs more than running it."""
+    statement = _STORES.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = cast(sa.Table, Decision.__table__)
+        statement = _STORES[dialect] = insert(table).values(
+            {name: sa.bindparam(name, type_=table.c[name].type)
+             for name in ("interaction_key", "channel", "plan", "created_at")}
+        ).on_conflict_do_nothing(index_elements=["interaction_key"])
+    return statement
 
 
 async def replace_decision(session: AsyncSession, key: str, plan: LinkPlan) -> None:

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.orm import aliased
 
 from gateway.crm_bridge.backend import CrmBackend, CrmError
 from gateway.crm_bridge.linking import LinkPlan
-from gateway.crm_bridge.service import HANDLERS, LINK_PLAN, PermanentOutboxError, PlanContext
+from gateway.crm_bridge.service import BATCH_HANDLERS, HANDLERS, LINK_PLAN, PermanentOutboxError, PlanContext
 from gateway.storage.models import Decision, OutboxEntry
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Handler",
     "OutboxWorker",
     "PermanentOutboxError",
+    "QueuedEntry",
     "RunReport",
     "apply_plan",
     "enqueue",
@@ -54,6 +55,8 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 
 #: How an entry kind is applied: ``handler(session, backend, entry)``; raising means "retry later".
 Handler = Callable[[AsyncSession, CrmBackend, OutboxEntry], Awaitable[None]]
+#: How many entries of one kind are applied at once (each of a distinct interaction, in one transaction).
+BatchHandler = Callable[[AsyncSession, CrmBackend, Sequence[OutboxEntry]], Awaitable[None]]
 
 
 def utcnow() -> datetime:
@@ -90,7 +93,7 @@ async def enqueue(
     payload: Mapping[str, Any],
     *,
     now: datetime | None = None,
-) -> OutboxEntry:
+) -> QueuedEntry:
     """Add a write to the outbox in the caller's transaction; it gets the next ``seq`` of its key.
 
     Two transactions enqueueing for the same key at once collide on UNIQUE(interaction_key, seq): the
@@ -109,29 +112,36 @@ async def enqueue_if_decided(
     payload: Mapping[str, Any],
     *,
     now: datetime | None = None,
-) -> OutboxEntry | None:
+) -> QueuedEntry | None:
     """:func:`enqueue` when a Decision is stored for ``interaction_key``, in the same statement; None
     (nothing added) when none is."""
     return await _insert(session, _INSERT_NEXT_IF_DECIDED, interaction_key, kind, payload, now)
 
 
+@dataclass(frozen=True)
+class QueuedEntry:
+    """The entry :func:`enqueue` added (a plain record: on the call path, an ORM object per entry costs
+    more than its INSERT)."""
+
+    id: int
+    interaction_key: str
+    seq: int
+    kind: str
+
+
 async def _insert(
     session: AsyncSession, statement: Any, interaction_key: str, kind: str, payload: Mapping[str, Any],
     now: datetime | None,
-) -> OutboxEntry | None:
+) -> QueuedEntry | None:
     now = now or utcnow()
-    values: dict[str, Any] = {
-        "interaction_key": interaction_key, "kind": kind, "payload": dict(payload), "status": PENDING,
-        "attempts": 0, "next_attempt_at": now, "last_error": None, "created_at": now, "applied_at": None,
-    }
-    row = (await session.execute(statement, {f"new_{name}": value for name, value in values.items()})).first()
+    row = (await session.execute(statement, {
+        "new_interaction_key": interaction_key, "new_kind": kind, "new_payload": dict(payload),
+        "new_status": PENDING, "new_attempts": 0, "new_next_attempt_at": now, "new_last_error": None,
+        "new_created_at": now, "new_applied_at": None,
+    })).first()
     if row is None:
         return None
-    entry = OutboxEntry(id=row.id, seq=row.seq, **values)
-    # The row exists: the object joins the session as that row, as session.add + flush would leave it.
-    make_transient_to_detached(entry)
-    session.add(entry)
-    return entry
+    return QueuedEntry(id=row.id, interaction_key=interaction_key, seq=row.seq, kind=kind)
 
 
 _ENTRY_COLUMNS = ("interaction_key", "kind", "payload", "status", "attempts", "next_attempt_at", "last_error",
@@ -164,7 +174,7 @@ _INSERT_NEXT_IF_DECIDED = _insert_next(if_decided=True)
 
 async def apply_plan(
     session: AsyncSession, plan: LinkPlan, context: PlanContext, *, now: datetime | None = None
-) -> OutboxEntry:
+) -> QueuedEntry:
     """Queue the writes a LinkPlan implies; the worker carries them out once (C2)."""
     payload = {"plan": plan.to_dict(), "context": context.to_dict()}
     return await enqueue(session, plan.interaction_key, LINK_PLAN, payload, now=now)
@@ -233,6 +243,7 @@ class OutboxWorker:
         backend: CrmBackend,
         *,
         handlers: Mapping[str, Handler] | None = None,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         backoff: Backoff | None = None,
         max_attempts: int | None = None,
         batch: int = 100,
@@ -240,6 +251,10 @@ class OutboxWorker:
         self._sessionmaker = sessionmaker
         self._backend = backend
         self._handlers: Mapping[str, Handler] = handlers if handlers is not None else HANDLERS
+        # Handlers of one's own replace the built-in ones one entry at a time: no batch version of theirs.
+        self._batch_handlers: Mapping[str, BatchHandler] = (
+            batch_handlers if batch_handlers is not None else BATCH_HANDLERS if handlers is None else {}
+        )
         self._backoff = backoff or Backoff()
         self._max_attempts = max_attempts
         self._batch = batch
@@ -327,12 +342,23 @@ class OutboxWorker:
                     return None
                 ids = [entry.id for entry in entries]
                 seen.update(ids)
+                # Only an entry of each interaction is due at a time, so the batch's entries are
+                # independent: each kind's entries are applied together where a batch handler exists.
+                kinds: dict[str, list[OutboxEntry]] = {}
                 for entry in entries:
-                    current = entry.id
-                    handler = self._handlers.get(entry.kind)
-                    if handler is None:
-                        raise PermanentOutboxError(f"no handler for outbox entry kind {entry.kind!r}")
-                    await handler(session, self._backend, entry)
+                    kinds.setdefault(entry.kind, []).append(entry)
+                for kind, group in kinds.items():
+                    many = self._batch_handlers.get(kind)
+                    if many is not None and len(group) > 1:
+                        current = None  # which entry failed is not known: each is tried on its own
+                        await many(session, self._backend, group)
+                        continue
+                    for entry in group:
+                        current = entry.id
+                        handler = self._handlers.get(entry.kind)
+                        if handler is None:
+                            raise PermanentOutboxError(f"no handler for outbox entry kind {entry.kind!r}")
+                        await handler(session, self._backend, entry)
                 current = None  # a failure from here on (the commit) is no one entry's
                 await session.execute(_MARK_DONE, {"ids": ids, "now": now})
         except Exception as exc:

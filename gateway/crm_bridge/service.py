@@ -9,15 +9,23 @@ the item instead of creating a second one (SPEC C2).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.crm_bridge.backend import CrmBackend, NewItem
+from gateway.crm_bridge.backend import (
+    ActivityChange,
+    ActivitySpec,
+    BatchCrmBackend,
+    CrmBackend,
+    ItemSpec,
+    NewItem,
+    TimelineSpec,
+)
 from gateway.crm_bridge.linking import Channel, Direction, ItemRef, LinkPlan
 from gateway.storage.models import Activity, IdempotencyKey
 
@@ -111,29 +119,6 @@ class PlanOutcome:
     activity_id: int | None
 
 
-async def once(
-    session: AsyncSession,
-    key: str,
-    make: Callable[[], Awaitable[dict[str, Any]]],
-    *,
-    known: Mapping[str, IdempotencyKey] | None = None,
-) -> dict[str, Any]:
-    """Run ``make`` unless ``key`` was already used; either way return its (stored) result.
-
-    The key row is written in the caller's transaction, with the write itself: both commit or neither.
-    Two workers racing on one key both write, and the second commit fails on the key's primary key,
-    rolling its write back. `known`: the keys already read in this transaction (see :func:`used_keys`);
-    a key it lacks is taken as unused without reading it again.
-    """
-    existing = known.get(key) if known is not None else await session.get(IdempotencyKey, key)
-    if existing is not None:
-        return dict(existing.result or {})
-    result = await make()
-    session.add(IdempotencyKey(key=key, created_at=datetime.now(UTC), result=result))
-    await session.flush()
-    return result
-
-
 async def used_keys(session: AsyncSession, keys: list[str]) -> dict[str, IdempotencyKey]:
     """Which of `keys` were already used, in one query (a plan checks its creations and its activity)."""
     rows = await session.scalars(sa.select(IdempotencyKey).where(IdempotencyKey.key.in_(keys)))
@@ -150,14 +135,7 @@ def _first(refs: tuple[ItemRef, ...], item_type: str) -> int | None:
     return next((r.id for r in refs if r.type == item_type), None)
 
 
-async def _create(
-    session: AsyncSession,
-    backend: CrmBackend,
-    item_type: str,
-    plan: LinkPlan,
-    ctx: PlanContext,
-    linked: dict[str, int | None],
-) -> ItemRef:
+def _item_spec(item_type: str, plan: LinkPlan, ctx: PlanContext, linked: Mapping[str, int | None]) -> ItemSpec:
     has_fields = item_type != "deal"  # deals reach the party through their contact/company
     new = NewItem(
         source_id=plan.source_id,
@@ -167,74 +145,163 @@ async def _create(
         default_region=ctx.default_region,
         interaction_key=plan.interaction_key,
     )
-    title = f"{'Call' if ctx.channel == Channel.CALL else 'Email'} from {ctx.party_label}"
-    if item_type == "contact":
-        return await backend.create_contact(
-            session, name=ctx.party_label, new=new, company_id=linked["company"]
-        )
-    if item_type == "company":
-        return await backend.create_company(session, name=ctx.party_label, new=new)
-    if item_type == "lead":
-        return await backend.create_lead(
-            session, title=title, new=new, contact_id=linked["contact"], company_id=linked["company"]
-        )
-    return await backend.create_deal(
-        session,
-        title=title,
-        new=new,
-        pipeline_id=plan.pipeline_id,
-        contact_id=linked["contact"],
-        company_id=linked["company"],
+    if item_type in ("contact", "company"):
+        label = ctx.party_label
+    else:
+        label = f"{'Call' if ctx.channel == Channel.CALL else 'Email'} from {ctx.party_label}"
+    return ItemSpec(
+        item_type, label, new,
+        contact_id=linked["contact"] if item_type in ("lead", "deal") else None,
+        company_id=linked["company"] if item_type != "company" else None,
+        pipeline_id=plan.pipeline_id if item_type == "deal" else None,
     )
+
+
+async def _create_items(session: AsyncSession, backend: CrmBackend, specs: list[ItemSpec]) -> list[ItemRef]:
+    if not specs:
+        return []
+    if isinstance(backend, BatchCrmBackend):
+        return await backend.create_items(session, specs)
+    refs = []
+    for spec in specs:
+        new = spec.new
+        if spec.item_type == "contact":
+            ref = await backend.create_contact(session, name=spec.label, new=new, company_id=spec.company_id)
+        elif spec.item_type == "company":
+            ref = await backend.create_company(session, name=spec.label, new=new)
+        elif spec.item_type == "lead":
+            ref = await backend.create_lead(session, title=spec.label, new=new, contact_id=spec.contact_id,
+                                            company_id=spec.company_id)
+        else:
+            ref = await backend.create_deal(session, title=spec.label, new=new, pipeline_id=spec.pipeline_id,
+                                            contact_id=spec.contact_id, company_id=spec.company_id)
+        refs.append(ref)
+    return refs
+
+
+async def _add_activities(session: AsyncSession, backend: CrmBackend, specs: list[ActivitySpec]) -> list[int]:
+    if not specs:
+        return []
+    if isinstance(backend, BatchCrmBackend):
+        return await backend.add_activities(session, specs)
+    return [await backend.add_activity(
+        session, kind=spec.kind, direction=spec.direction, refs=spec.refs, responsible_id=spec.responsible_id,
+        subject=spec.subject, interaction_key=spec.interaction_key, deadline=spec.deadline, details=spec.details,
+    ) for spec in specs]
+
+
+async def _add_timelines(session: AsyncSession, backend: CrmBackend, specs: list[TimelineSpec]) -> None:
+    if not specs:
+        return
+    if isinstance(backend, BatchCrmBackend):
+        await backend.add_timelines(session, specs)
+        return
+    for spec in specs:
+        await backend.add_timeline(session, spec.ref, kind=spec.kind, text=spec.text, employee_id=spec.employee_id)
+
+
+_INSERT_KEYS = sa.insert(cast(sa.Table, IdempotencyKey.__table__))
 
 
 async def carry_out_plan(
     session: AsyncSession, backend: CrmBackend, plan: LinkPlan, ctx: PlanContext
 ) -> PlanOutcome:
     """Create what the plan creates and record the activity on the created and attached items, once."""
-    key = plan.interaction_key
-    linked: dict[str, int | None] = {
-        "contact": _first(plan.attach_to, "contact"),
-        "company": _first(plan.attach_to, "company"),
-    }
-    created: list[ItemRef] = []
-    creations = sorted(plan.create, key=_CREATION_ORDER.index)
-    keys = [f"{key}:create_{item_type}" for item_type in creations]
-    known = await used_keys(session, [*keys, f"{key}:activity"] if plan.record_activity else keys)
-    for item_type in creations:
+    return (await carry_out_plans(session, backend, [(plan, ctx)]))[0]
 
-        async def make(item_type: str = item_type) -> dict[str, Any]:
-            return (await _create(session, backend, item_type, plan, ctx, linked)).to_dict()
 
-        ref = ItemRef.from_dict(await once(session, f"{key}:create_{item_type}", make, known=known))
-        created.append(ref)
-        if item_type in linked:
-            linked[item_type] = ref.id
-    bound = tuple(dict.fromkeys([*created, *plan.attach_to]))
-    activity_id: int | None = None
-    if plan.record_activity and bound:
+async def carry_out_plans(
+    session: AsyncSession, backend: CrmBackend, plans: Sequence[tuple[LinkPlan, PlanContext]]
+) -> list[PlanOutcome]:
+    """:func:`carry_out_plan` for each plan, in one transaction: each kind of write for all the plans at
+    once (a batch backend makes each one statement), in the order one plan needs them (clients first,
+    so the lead or deal created with them points at them; the activity last, on what was created).
 
-        async def record() -> dict[str, Any]:
-            new_id = await backend.add_activity(
-                session,
-                kind=str(ctx.channel),
-                direction=str(ctx.direction),
-                refs=bound,
-                responsible_id=plan.responsible_id,
-                subject=ctx.subject,
-                interaction_key=key,
-                deadline=ctx.occurred_at,
-                details={**ctx.details, "rule_ids": list(plan.rule_ids)},
-            )
-            kind = "call" if ctx.channel == Channel.CALL else "new_email"
-            # M5: a mail's timeline entry shows the employee who connected the mailbox.
-            shown = ctx.details.get("timeline_employee_id")
-            for ref in bound:
-                await backend.add_timeline(session, ref, kind=kind, text=ctx.subject, employee_id=shown)
-            return {"activity_id": new_id}
+    Each write is guarded by an idempotency key written with it: a key already used means the write
+    was made and its stored result is reused (SPEC C2). Two plans of one interaction are carried out
+    one after the other, the second seeing the first's keys.
+    """
+    outcomes: list[PlanOutcome] = []
+    start = 0
+    while start < len(plans):  # runs of distinct interactions
+        seen: set[str] = set()
+        end = start
+        while end < len(plans) and plans[end][0].interaction_key not in seen:
+            seen.add(plans[end][0].interaction_key)
+            end += 1
+        outcomes += await _carry_out_distinct(session, backend, plans[start:end])
+        start = end
+    return outcomes
 
-        activity_id = (await once(session, f"{key}:activity", record, known=known)).get("activity_id")
-    return PlanOutcome(created=tuple(created), bound_to=bound, activity_id=activity_id)
+
+async def _carry_out_distinct(
+    session: AsyncSession, backend: CrmBackend, plans: Sequence[tuple[LinkPlan, PlanContext]]
+) -> list[PlanOutcome]:
+    wanted = [f"{plan.interaction_key}:create_{item_type}" for plan, _ in plans for item_type in plan.create]
+    wanted += [f"{plan.interaction_key}:activity" for plan, _ in plans if plan.record_activity]
+    known = await used_keys(session, wanted) if wanted else {}
+    now = datetime.now(UTC)
+    new_keys: list[dict[str, Any]] = []
+    linked: list[dict[str, int | None]] = [
+        {"contact": _first(plan.attach_to, "contact"), "company": _first(plan.attach_to, "company")}
+        for plan, _ in plans
+    ]
+    created: list[list[ItemRef]] = [[] for _ in plans]
+    for item_type in _CREATION_ORDER:
+        todo: list[tuple[int, ItemSpec]] = []
+        for index, (plan, ctx) in enumerate(plans):
+            if item_type not in plan.create:
+                continue
+            used = known.get(f"{plan.interaction_key}:create_{item_type}")
+            if used is not None:
+                created[index].append(ItemRef.from_dict(dict(used.result or {})))
+            else:
+                todo.append((index, _item_spec(item_type, plan, ctx, linked[index])))
+        refs = await _create_items(session, backend, [spec for _, spec in todo])
+        for (index, _), ref in zip(todo, refs, strict=True):
+            created[index].append(ref)
+            new_keys.append({"key": f"{plans[index][0].interaction_key}:create_{item_type}", "created_at": now,
+                             "result": ref.to_dict()})
+        for index, (plan, _) in enumerate(plans):
+            if item_type in linked[index] and item_type in plan.create:
+                linked[index][item_type] = next(ref.id for ref in created[index] if ref.type == item_type)
+    bound = [tuple(dict.fromkeys([*created[index], *plan.attach_to])) for index, (plan, _) in enumerate(plans)]
+    activity_ids: list[int | None] = [None] * len(plans)
+    recording: list[int] = []
+    for index, (plan, _) in enumerate(plans):
+        if not (plan.record_activity and bound[index]):
+            continue
+        used = known.get(f"{plan.interaction_key}:activity")
+        if used is not None:
+            activity_ids[index] = dict(used.result or {}).get("activity_id")
+        else:
+            recording.append(index)
+    new_ids = await _add_activities(session, backend, [
+        ActivitySpec(
+            kind=str(plans[index][1].channel), direction=str(plans[index][1].direction), refs=bound[index],
+            responsible_id=plans[index][0].responsible_id, subject=plans[index][1].subject,
+            interaction_key=plans[index][0].interaction_key, deadline=plans[index][1].occurred_at,
+            details={**plans[index][1].details, "rule_ids": list(plans[index][0].rule_ids)},
+        )
+        for index in recording
+    ])
+    timeline: list[TimelineSpec] = []
+    for index, activity_id in zip(recording, new_ids, strict=True):
+        plan, ctx = plans[index]
+        activity_ids[index] = activity_id
+        kind = "call" if ctx.channel == Channel.CALL else "new_email"
+        # M5: a mail's timeline entry shows the employee who connected the mailbox.
+        shown = ctx.details.get("timeline_employee_id")
+        timeline += [TimelineSpec(ref, kind, ctx.subject, shown) for ref in bound[index]]
+        new_keys.append({"key": f"{plan.interaction_key}:activity", "created_at": now,
+                         "result": {"activity_id": activity_id}})
+    await _add_timelines(session, backend, timeline)
+    if new_keys:
+        # With the writes, in their transaction: both commit or neither. Two workers racing on one key
+        # both write, and the second commit fails on the key's primary key, rolling its writes back.
+        await session.execute(_INSERT_KEYS, new_keys)
+    return [PlanOutcome(created=tuple(created[index]), bound_to=bound[index], activity_id=activity_ids[index])
+            for index in range(len(plans))]
 
 
 async def carry_out_transfer(
@@ -258,24 +325,43 @@ async def carry_out_call_end(
 
     Returns the activity's id, or None when the plan recorded no activity (employee, exception, card).
     """
-    recorded = await session.get(IdempotencyKey, f"{interaction_key}:activity")
-    activity_id = (recorded.result or {}).get("activity_id") if recorded is not None else None
-    if activity_id is None:
-        return None
-    ended_at = datetime.fromisoformat(outcome["ended_at"])
-    answered = outcome.get("answered_by") is not None
-    details = {
-        "outcome": "answered" if answered else "missed",
-        "answered_by": outcome.get("answered_by"),
-        "duration_s": outcome.get("duration_s"),
-        "ended_at": outcome["ended_at"],
-    }
-    if outcome.get("legs"):
-        details["legs"] = outcome["legs"]  # a transferred call: who talked to the caller, for how long (R5)
-    await backend.complete_activity(
-        session, int(activity_id), completed_at=ended_at if answered else None, details=details,
-    )
-    return int(activity_id)
+    return (await carry_out_call_ends(session, backend, [(interaction_key, outcome)]))[0]
+
+
+async def carry_out_call_ends(
+    session: AsyncSession, backend: CrmBackend, ends: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[int | None]:
+    """:func:`carry_out_call_end` for each (interaction key, outcome): one read of the activities the
+    calls recorded, and one write for all of them with a batch backend."""
+    keys = [f"{interaction_key}:activity" for interaction_key, _ in ends]
+    recorded = await used_keys(session, keys) if keys else {}
+    activity_ids: list[int | None] = []
+    changes: list[ActivityChange] = []
+    for key, (_, outcome) in zip(keys, ends, strict=True):
+        used = recorded.get(key)
+        activity_id = dict(used.result or {}).get("activity_id") if used is not None else None
+        activity_ids.append(int(activity_id) if activity_id is not None else None)
+        if activity_id is None:
+            continue
+        answered = outcome.get("answered_by") is not None
+        details = {
+            "outcome": "answered" if answered else "missed",
+            "answered_by": outcome.get("answered_by"),
+            "duration_s": outcome.get("duration_s"),
+            "ended_at": outcome["ended_at"],
+        }
+        if outcome.get("legs"):
+            details["legs"] = outcome["legs"]  # a transferred call: who talked to the caller, for how long (R5)
+        ended_at = datetime.fromisoformat(outcome["ended_at"])
+        changes.append(ActivityChange(int(activity_id), ended_at if answered else None, details))
+    if isinstance(backend, BatchCrmBackend):
+        if changes:
+            await backend.complete_activities(session, changes)
+    else:
+        for change in changes:
+            await backend.complete_activity(session, change.activity_id, completed_at=change.completed_at,
+                                            details=change.details)
+    return activity_ids
 
 
 async def carry_out_call_note(
@@ -296,13 +382,24 @@ async def carry_out_call_note(
     return activity.id
 
 
-async def _handle_link_plan(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
+def _plan_of(entry: OutboxEntry) -> tuple[LinkPlan, PlanContext]:
     try:
         plan = LinkPlan.from_dict(entry.payload["plan"])
         ctx = PlanContext.from_dict(entry.payload["context"])
     except (KeyError, TypeError, ValueError) as exc:
         raise PermanentOutboxError(f"malformed link_plan payload: {exc!r}") from exc
-    await carry_out_plan(session, backend, plan, ctx)
+    unknown = sorted(set(plan.create) - set(_CREATION_ORDER))
+    if unknown:
+        raise PermanentOutboxError(f"link_plan creates {unknown[0]!r}, which is no item type")
+    return plan, ctx
+
+
+async def _handle_link_plan(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
+    await carry_out_plan(session, backend, *_plan_of(entry))
+
+
+async def _handle_link_plans(session: AsyncSession, backend: CrmBackend, entries: Sequence[OutboxEntry]) -> None:
+    await carry_out_plans(session, backend, [_plan_of(entry) for entry in entries])
 
 
 async def _handle_transfer(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
@@ -313,12 +410,20 @@ async def _handle_transfer(session: AsyncSession, backend: CrmBackend, entry: Ou
     await carry_out_transfer(session, backend, entry.interaction_key, responsible_id)
 
 
-async def _handle_call_ended(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
+def _end_of(entry: OutboxEntry) -> tuple[str, Mapping[str, Any]]:
     try:
         datetime.fromisoformat(entry.payload["ended_at"])
     except (KeyError, TypeError, ValueError) as exc:
         raise PermanentOutboxError(f"malformed call_ended payload: {exc!r}") from exc
-    await carry_out_call_end(session, backend, entry.interaction_key, entry.payload)
+    return entry.interaction_key, entry.payload
+
+
+async def _handle_call_ended(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
+    await carry_out_call_end(session, backend, *_end_of(entry))
+
+
+async def _handle_calls_ended(session: AsyncSession, backend: CrmBackend, entries: Sequence[OutboxEntry]) -> None:
+    await carry_out_call_ends(session, backend, [_end_of(entry) for entry in entries])
 
 
 async def _handle_call_note(session: AsyncSession, backend: CrmBackend, entry: OutboxEntry) -> None:
@@ -333,4 +438,12 @@ HANDLERS: dict[str, Callable[[AsyncSession, CrmBackend, OutboxEntry], Awaitable[
     TRANSFER: _handle_transfer,
     CALL_ENDED: _handle_call_ended,
     CALL_NOTE: _handle_call_note,
+}
+
+
+#: Outbox entry kind → how to apply many entries of that kind at once (distinct interactions, in one
+#: transaction); what the one-entry handler does for each.
+BATCH_HANDLERS: dict[str, Callable[[AsyncSession, CrmBackend, Sequence[OutboxEntry]], Awaitable[None]]] = {
+    LINK_PLAN: _handle_link_plans,
+    CALL_ENDED: _handle_calls_ended,
 }

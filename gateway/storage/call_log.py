@@ -43,10 +43,26 @@ async def record_start(
     }
     if crm is not None:  # absent, not None: a JSON column would store None as JSON null, not SQL NULL
         values["crm"] = crm
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = await session.execute(
-        insert(_CALLS).values(**values).on_conflict_do_nothing(index_elements=["interaction_key"]))
+    result = await session.execute(_start_statement(session.get_bind().dialect.name, crm is not None), values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+_START_COLUMNS = ("interaction_key", "call_id", "direction", "number_id", "number", "party_raw", "party_e164",
+                  "started_at", "offered_ids", "outcome", "routing")
+_STARTS: dict[tuple[str, bool], Any] = {}
+
+
+def _start_statement(dialect: str, with_crm: bool) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING of a call's start, built once per dialect: on the call path,
+    building a statement costs more than running it."""
+    statement = _STARTS.get((dialect, with_crm))
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        columns = (*_START_COLUMNS, "crm") if with_crm else _START_COLUMNS
+        statement = _STARTS[(dialect, with_crm)] = insert(_CALLS).values(
+            {name: sa.bindparam(name, type_=_CALLS.c[name].type) for name in columns}
+        ).on_conflict_do_nothing(index_elements=["interaction_key"])
+    return statement
 
 
 async def record_offer(session: AsyncSession, key: str, employee_id: int) -> bool:
@@ -90,22 +106,38 @@ async def record_offers_and_answer(
 ) -> bool:
     """`record_offers` then `record_answer` with one read and one write (the row is written once, not
     twice: a call's row carries its routing record, several KB). False: no such call."""
-    row = (await session.execute(
-        sa.select(_CALLS.c.id, _CALLS.c.offered_ids, _CALLS.c.answered_at, _CALLS.c.ended_at)
-        .where(_CALLS.c.interaction_key == key).with_for_update()
-    )).first()
+    row = (await session.execute(_OFFERS_AND_ANSWER, {"key": key})).first()
     if row is None:
         return False
     before = list(row.offered_ids or [])
-    values: dict[str, Any] = {}
     merged = _with_offers(before, offered)
-    if len(merged) != len(before):
-        values["offered_ids"] = merged
-    if row.answered_at is None and row.ended_at is None:
-        values.update(answered_at=answered_at, answered_by_id=employee_id, outcome=CallOutcome.ANSWERED.value)
-    if values:
-        await session.execute(sa.update(_CALLS).where(_CALLS.c.id == row.id).values(**values))
+    offers = len(merged) != len(before)
+    answer = row.answered_at is None and row.ended_at is None
+    if offers or answer:
+        values: dict[str, Any] = {"row_id": row.id}
+        if offers:
+            values["offered_ids"] = merged
+        if answer:
+            values.update(answered_at=answered_at, answered_by_id=employee_id, outcome=CallOutcome.ANSWERED.value)
+        await session.execute(_ANSWERS[(offers, answer)], values)
     return True
+
+
+_OFFERS_AND_ANSWER = (
+    sa.select(_CALLS.c.id, _CALLS.c.offered_ids, _CALLS.c.answered_at, _CALLS.c.ended_at)
+    .where(_CALLS.c.interaction_key == sa.bindparam("key")).with_for_update()
+)
+
+
+def _answer_statement(offers: bool, answer: bool) -> Any:
+    columns = (("offered_ids",) if offers else ()) + (("answered_at", "answered_by_id", "outcome") if answer else ())
+    return sa.update(_CALLS).where(_CALLS.c.id == sa.bindparam("row_id")).values(
+        {name: sa.bindparam(name, type_=_CALLS.c[name].type) for name in columns})
+
+
+#: (offers change, answer written) → its UPDATE, built once.
+_ANSWERS = {(offers, answer): _answer_statement(offers, answer)
+            for offers in (False, True) for answer in (False, True) if offers or answer}
 
 
 async def record_end(session: AsyncSession, key: str, *, ended_at: datetime, outcome: str, status: int | None) -> bool:
@@ -121,11 +153,17 @@ async def end_first(session: AsyncSession, key: str, *, ended_at: datetime, outc
     ended already, or no such call), so the caller writes what goes with an end exactly once."""
     if outcome not in FINAL_OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(sorted(FINAL_OUTCOMES))}; got {outcome!r}")
-    result = await session.execute(
-        sa.update(_CALLS).where(_CALLS.c.interaction_key == key, _CALLS.c.ended_at.is_(None))
-        .values(ended_at=ended_at, outcome=outcome, status=status)
-    )
+    result = await session.execute(_END_FIRST, {"key": key, "new_ended_at": ended_at, "new_outcome": outcome,
+                                                "new_status": status})
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+_END_FIRST = (
+    sa.update(_CALLS).where(_CALLS.c.interaction_key == sa.bindparam("key"), _CALLS.c.ended_at.is_(None))
+    .values(ended_at=sa.bindparam("new_ended_at", type_=_CALLS.c.ended_at.type),
+            outcome=sa.bindparam("new_outcome", type_=_CALLS.c.outcome.type),
+            status=sa.bindparam("new_status", type_=_CALLS.c.status.type))
+)
 
 
 async def record_crm(session: AsyncSession, key: str, crm: dict[str, Any]) -> bool:

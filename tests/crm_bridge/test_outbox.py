@@ -36,11 +36,18 @@ class CrmDown(ConnectionError):
     """What the injected fault raises."""
 
 
-class FlakyCrm(BuiltinCrm):
-    """The real store, failing the first ``failures`` calls of ``method`` (fault injection)."""
+#: The store's methods that carry out each named write: the outbox applies a plan through the
+#: many-at-once ones (see gateway.crm_bridge.backend.BatchCrmBackend).
+_CARRIED_BY = {"create_lead": "create_items", "add_activity": "add_activities"}
 
-    def __init__(self, method: str, failures: int) -> None:
-        self.failures = {method: failures}
+
+class FlakyCrm(BuiltinCrm):
+    """The real store, failing the first ``failures`` calls that make the write ``method`` names (with
+    `key`, only the calls that make it for that interaction)."""
+
+    def __init__(self, method: str, failures: int, key: str | None = None) -> None:
+        self.failures = {_CARRIED_BY.get(method, method): failures}
+        self.key = key
         self.calls: dict[str, int] = {}
 
     def __getattribute__(self, name: str) -> Any:
@@ -49,11 +56,15 @@ class FlakyCrm(BuiltinCrm):
         if name not in failures:
             return attr
         calls = super().__getattribute__("calls")
+        key = super().__getattribute__("key")
 
         async def flaky(*args: Any, **kwargs: Any) -> Any:
-            calls[name] = calls.get(name, 0) + 1
-            if calls[name] <= failures[name]:
-                raise CrmDown(f"injected fault #{calls[name]} in {name}")
+            specs = args[1] if len(args) > 1 else ()
+            if key is None or any(spec.new.interaction_key == key if hasattr(spec, "new") else
+                                  spec.interaction_key == key for spec in specs):
+                calls[name] = calls.get(name, 0) + 1
+                if calls[name] <= failures[name]:
+                    raise CrmDown(f"injected fault #{calls[name]} in {name}")
             return await attr(*args, **kwargs)
 
         return flaky
@@ -149,7 +160,8 @@ async def test_c2_a_crash_after_the_write_before_done_does_not_duplicate(
 async def test_c4_order_per_key_is_kept_while_an_earlier_entry_is_retried(db: Db, world: World) -> None:
     """A transfer (T11) queued behind a lead creation must not run before it, even when the creation
     fails first; another interaction's entries are not held up meanwhile."""
-    crm = FlakyCrm("create_lead", failures=1)
+    # Twice: the batch of both creations fails, then ordered@pbx's on its own.
+    crm = FlakyCrm("create_lead", failures=2, key="call:ordered@pbx")
     worker = OutboxWorker(db.sessions, crm, backoff=Backoff(base=5, cap=5))
     plan, ctx = lead_plan("call:ordered@pbx", world)
     other, other_ctx = lead_plan("call:other@pbx", world)
@@ -160,7 +172,7 @@ async def test_c4_order_per_key_is_kept_while_an_earlier_entry_is_retried(db: Db
     async with db.sessions() as session, session.begin():
         await apply_plan(session, other, other_ctx, now=T0)
 
-    first = await worker.run_once(T0)  # the first create_lead call fails: ordered@pbx's
+    first = await worker.run_once(T0)  # ordered@pbx's lead cannot be created yet
     assert (first.retried, first.applied) == (1, 1)  # other@pbx went through
     by_key = {(e.interaction_key, e.seq): e.status for e in await entries(db)}
     assert by_key == {
@@ -377,17 +389,17 @@ async def test_c4_a_database_outage_is_logged_once_not_at_every_poll(
 
 
 class FailsSecondLead(BuiltinCrm):
-    """The real store whose second create_lead call fails once; counts every create_lead call."""
+    """The real store that cannot create the lead of call:b@pbx for now; counts the leads it was asked for."""
 
     def __init__(self, *, writes_in_session: bool) -> None:
         self.writes_in_session = writes_in_session  # type: ignore[misc]
         self.lead_calls = 0
 
-    async def create_lead(self, *args: Any, **kwargs: Any) -> Any:
-        self.lead_calls += 1
-        if self.lead_calls == 2:
-            raise CrmDown("injected fault in the second create_lead")
-        return await super().create_lead(*args, **kwargs)
+    async def create_items(self, session: Any, specs: Any, **kwargs: Any) -> Any:
+        self.lead_calls += sum(spec.item_type == "lead" for spec in specs)
+        if any(spec.new.interaction_key == "call:b@pbx" for spec in specs):
+            raise CrmDown("injected fault in the lead of call:b@pbx")
+        return await super().create_items(session, specs, **kwargs)
 
 
 @pytest.mark.parametrize("in_session", [True, False], ids=["batched", "one-by-one"])
@@ -413,5 +425,5 @@ async def test_c4_one_failing_entry_of_a_batch_costs_the_others_nothing(
     async with db.sessions() as session:
         leads = (await session.scalars(sa.select(Lead.interaction_key).order_by(Lead.id))).all()
     assert sorted(leads) == ["call:a@pbx", "call:c@pbx"]  # one lead each, none left by the rolled-back batch
-    # Batched: a's lead was made in the batch, rolled back with it, then made again on its own.
-    assert crm.lead_calls == (4 if in_session else 3)
+    # Batched: the three leads were asked for in the batch, which failed as a whole, then each on its own.
+    assert crm.lead_calls == (6 if in_session else 3)

@@ -11,7 +11,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.crm_bridge.backend import Conversion, NewItem
+from gateway.crm_bridge.backend import (
+    ActivityChange,
+    ActivitySpec,
+    Conversion,
+    ItemSpec,
+    NewItem,
+    TimelineSpec,
+)
 from gateway.crm_bridge.linking import ItemRef, PartyKnowledge
 from gateway.crm_bridge.rights import SYSTEM, Actor
 from gateway.crm_bridge.store import conversion, items, lookup
@@ -147,3 +154,22 @@ class BuiltinCrm:
     ) -> int:
         """A timeline entry on one item."""
         return await items.add_timeline(session, ref, kind=kind, text=text, employee_id=employee_id)
+
+    # -- many at once (gateway.crm_bridge.backend.BatchCrmBackend) ---------------------------------------
+    async def create_items(
+        self, session: AsyncSession, specs: Sequence[ItemSpec], *, actor: Actor = SYSTEM
+    ) -> list[ItemRef]:
+        """New items, one statement per table for all of them."""
+        return await items.create_items(session, specs, actor=actor)
+
+    async def add_activities(self, session: AsyncSession, specs: Sequence[ActivitySpec]) -> list[int]:
+        """Activities with their bindings."""
+        return await items.add_activities(session, specs)
+
+    async def add_timelines(self, session: AsyncSession, specs: Sequence[TimelineSpec]) -> list[int]:
+        """Timeline entries."""
+        return await items.add_timelines(session, specs)
+
+    async def complete_activities(self, session: AsyncSession, changes: Sequence[ActivityChange]) -> None:
+        """Activities marked done (or left open) with details merged."""
+        await items.complete_activities(session, changes)
