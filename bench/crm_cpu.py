@@ -24,6 +24,7 @@ from gateway.b2bua.events import CallAnswered, CallEnded, CallStarted, LegOffere
 from gateway.calls.card_events import CardHub
 from gateway.calls.card_facts import DatabaseCardReader
 from gateway.calls.directory import RoutingDirectory
+from gateway.calls.group_commit import GroupCommit
 from gateway.calls.journal import CallJournal
 from gateway.calls.router import LiveRouter
 from gateway.calls.spool import CallSpool
@@ -67,7 +68,7 @@ async def measure(url: str, spool_dir: Path, mode: str, calls: int, rate: float,
     spool.open()
     journal = CallJournal(sessionmaker, BuiltinCrm(), wake_outbox=worker.wake,
                           employee_for_extension=directory.employee_for_extension,
-                          number_facts=directory.number_facts, spool=spool)
+                          number_facts=directory.number_facts, spool=spool, group=GroupCommit(sessionmaker))
     card = CardHub(DatabaseCardReader(lookups, BuiltinCrm()), routed_call=journal.routed_call,
                    employee_for_extension=directory.employee_for_extension, wake_outbox=worker.wake)
     loop = asyncio.get_running_loop()

@@ -25,9 +25,10 @@ in the spool only ("spilled") and are read back, in the order the calls came, as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,7 @@ from gateway.b2bua.events import (
     CallTransferred,
     LegOffered,
 )
+from gateway.calls.group_commit import GroupCommit
 from gateway.calls.journal_forward import ForwardedWork
 from gateway.calls.journal_records import (
     ANSWERED as ANSWERED_RECORD,
@@ -103,11 +105,13 @@ class CallJournal(SpooledJournal):
         memory_calls: int = 1000,
         forward: ForwardedWork | None = None,
         on_finished: Callable[[str], None] = lambda _call_id: None,
+        group: GroupCommit | None = None,
     ) -> None:
         """`spool`: where each call's records go first (opened by the caller); `memory_calls`: how many
         calls may have writes waiting before new calls' writes stay in the spool only; `forward`: the
         jobs run in the writer process (see `gateway.calls.journal_forward`), not here; `on_finished`:
-        told each Call-ID whose end is written (the writer process tells the gateway's)."""
+        told each Call-ID whose end is written (the writer process tells the gateway's); `group`: the
+        jobs' writes share transactions (the writer process; see `gateway.calls.group_commit`)."""
         self.sessionmaker = sessionmaker
         self.backend = backend
         self.wake_outbox = wake_outbox
@@ -120,6 +124,7 @@ class CallJournal(SpooledJournal):
         if forward is not None:
             forward.on_done = self._writer_done
         self.on_finished = on_finished
+        self.group = group
         self._calls: dict[str, RoutedCall] = {}
         self._answered_by: dict[str, int | None] = {}
         # Call-ID → (offered, answered at, by whom) of an answer whose call ended before it was written.
@@ -298,6 +303,17 @@ class CallJournal(SpooledJournal):
             self.work.submit(call_id, lambda: self._call_done(call_id))
 
     # -- the jobs ------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A job's transaction, committed when its block ends (an error rolls it back)."""
+        if self.group is not None:
+            async with self.group.transaction() as session:
+                yield session
+            return
+        async with self.work.slot, self.sessionmaker() as session:
+            yield session
+            await session.commit()
+
     async def _call_done(self, call_id: str) -> None:
         # An answer held for the end's transaction is dropped here too: an end skipped as a bug must not
         # leave it in memory for good.
@@ -305,13 +321,12 @@ class CallJournal(SpooledJournal):
         await self._finished(call_id)
 
     async def _transfer(self, call: RoutedCall, to: int) -> None:
-        async with self.work.slot, self.sessionmaker() as session:
-            try:
+        try:
+            async with self._transaction() as session:
                 verdict = await call_hooks.transfer_call(session, call_id=call.call_id, transferred_to=to)
-            except LookupError as error:
-                log.warning("call %s: transfer not applied to the CRM: %s", call.call_id, error)
-                return
-            await session.commit()
+        except LookupError as error:
+            log.warning("call %s: transfer not applied to the CRM: %s", call.call_id, error)
+            return
         if verdict.changed:
             self.wake_outbox()
 
@@ -322,14 +337,12 @@ class CallJournal(SpooledJournal):
             self._answers_with_end[call_id] = (offered, at, employee_id)
             return
         key = call_hooks.call_key(call_id)
-        async with self.work.slot, self.sessionmaker() as session:
+        async with self._transaction() as session:
             await call_log.record_offers_and_answer(session, key, offered, answered_at=at, employee_id=employee_id)
-            await session.commit()
 
     async def _start(self, call: RoutedCall) -> None:
-        async with self.work.slot, self.sessionmaker() as session:
+        async with self._transaction() as session:
             await self._record_start(session, call)
-            await session.commit()
 
     @staticmethod
     async def _record_start(session: AsyncSession, call: RoutedCall, crm: dict[str, Any] | None = None) -> bool:
@@ -402,7 +415,7 @@ class CallJournal(SpooledJournal):
     async def _plan_now(
         self, call: RoutedCall, decided: call_hooks.CallDecision | call_hooks.DecidedPlan | None
     ) -> Any:
-        async with self.work.slot, self.sessionmaker() as session:
+        async with self._transaction() as session:
             plan = await call_hooks.plan_call(
                 session, call_id=call.call_id, number=call.number, party_raw=call.crm_party,
                 direction=call.direction, backend=self.backend, now=call.started_at, decided=decided,
@@ -414,7 +427,6 @@ class CallJournal(SpooledJournal):
             # outcome only if it has none (the first stands).
             if not await self._record_start(session, call, crm):
                 await call_log.record_crm(session, call_hooks.call_key(call.call_id), crm)
-            await session.commit()
         self.wake_outbox()
         return plan
 
@@ -439,30 +451,33 @@ class CallJournal(SpooledJournal):
     async def _end(self, call: RoutedCall, end: EndRecord) -> None:
         key = call_hooks.call_key(call.call_id)
         answer = self._answers_with_end.get(call.call_id)
-        async with self.work.slot, self.sessionmaker() as session:
+        async with self._transaction() as session:
             if answer is not None:
                 offered, at, employee_id = answer
                 await call_log.record_offers_and_answer(session, key, offered, answered_at=at, employee_id=employee_id)
-            if not await call_log.end_first(session, key, ended_at=end.ended_at, outcome=end.outcome,
-                                            status=end.status):
-                # Ended by the run that crashed (its spool's "done" was lost with it), or never started
-                # (its start was a bug, skipped): the end and what goes with it are written once only.
-                self._answers_with_end.pop(call.call_id, None)
-                return
-            if end.offered:
-                await call_log.record_offers(session, key, end.offered)
-            if end.transfers:
-                await call_log.record_transfers(session, key, transfers=end.transfers, legs=end.legs or [])
-            if end.status is None:
-                await call_log.record_note(session, key, INTERRUPTED_NOTE)
-            if call.number_id is not None:
-                await call_hooks.finish_call(
-                    session, call_id=call.call_id, answered_by=end.answered_by, duration_s=max(end.duration, 0.0),
-                    ended_at=end.ended_at, legs=end.legs,
-                )
-            await session.commit()
+            # Ended by the run that crashed (its spool's "done" was lost with it), or never started (its
+            # start was a bug, skipped): the end and what goes with it are written once only.
+            ended_here = await call_log.end_first(session, key, ended_at=end.ended_at, outcome=end.outcome,
+                                                  status=end.status)
+            if ended_here:
+                await self._with_end(session, call, end, key)
         self._answers_with_end.pop(call.call_id, None)
-        self.wake_outbox()
+        if ended_here:
+            self.wake_outbox()
+
+    @staticmethod
+    async def _with_end(session: AsyncSession, call: RoutedCall, end: EndRecord, key: str) -> None:
+        if end.offered:
+            await call_log.record_offers(session, key, end.offered)
+        if end.transfers:
+            await call_log.record_transfers(session, key, transfers=end.transfers, legs=end.legs or [])
+        if end.status is None:
+            await call_log.record_note(session, key, INTERRUPTED_NOTE)
+        if call.number_id is not None:
+            await call_hooks.finish_call(
+                session, call_id=call.call_id, answered_by=end.answered_by, duration_s=max(end.duration, 0.0),
+                ended_at=end.ended_at, legs=end.legs,
+            )
 
 
 def _legs(talks: list[tuple[int | None, float]], ended_at: float) -> list[dict[str, Any]]:

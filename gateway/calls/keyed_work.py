@@ -15,12 +15,17 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.calls.group_commit import GroupRolledBack
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
 
-#: Errors that mean "the database cannot take this now", not "this write is wrong".
-RETRYABLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, ConnectionError, TimeoutError)
+#: Errors that mean "the database cannot take this now", not "this write is wrong" (GroupRolledBack: the
+#: transaction it shared with other jobs was rolled back for one of them).
+RETRYABLE: tuple[type[BaseException], ...] = (
+    SQLAlchemyError, OSError, ConnectionError, TimeoutError, GroupRolledBack,
+)
 
 
 class KeyedWork:
