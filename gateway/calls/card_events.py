@@ -16,7 +16,8 @@ ends and is forgotten without a read.
 
 Memory is bounded: a call's events leave the buffers `GRACE` seconds after it ended (a reconnecting
 client still gets its `ended`), each employee keeps at most `FEED_CAP` events, and at most `MAX_CALLS`
-calls are followed at once.
+calls are followed at once: a new call takes the place of the call that ended first (its grace cut
+short) rather than go without a card; only when every followed call is on does it get none.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ READ_TIMEOUT = 2.0
 GRACE = 60.0
 FEED_CAP = 200
 MAX_CALLS = 5000
+#: At most one warning this often about calls that got no card.
+REFUSAL_LOG_INTERVAL = 60.0
 _MISSED_STATUSES = frozenset({408, 480, 486, 487, 600, 603})
 
 
@@ -102,6 +105,9 @@ class CardHub:
         self.wake_outbox = wake_outbox  # the card's endpoints queue CRM writes
         self._ids = itertools.count(int(time.time() * 1000))
         self._calls: dict[str, _Call] = {}
+        self._ended: dict[str, None] = {}  # the followed calls that ended, in the order they did
+        self._refused = 0  # calls that got no card (every followed call was on)
+        self._next_refusal_log = 0.0
         self._feeds: dict[int, Feed] = {}
         self._card_locks: dict[str, asyncio.Lock] = {}  # Call-ID → held while a card endpoint writes
         self._past_calls_lock: asyncio.Lock | None = None
@@ -152,8 +158,13 @@ class CardHub:
 
     # -- CallObserver --------------------------------------------------------------------------
     def call_started(self, event: CallStarted) -> None:
-        if len(self._calls) >= self.max_calls:
-            log.warning("call card: %d calls followed already; call %s gets no card", self.max_calls, event.call_id)
+        if len(self._calls) >= self.max_calls and not self._make_room():
+            self._refused += 1
+            now = time.monotonic()
+            if now >= self._next_refusal_log:  # once a minute: under load, a line per call would cost more
+                self._next_refusal_log = now + REFUSAL_LOG_INTERVAL
+                log.warning("call card: %d calls on at once; %d calls got no card so far (the last: %s)",
+                            self.max_calls, self._refused, event.call_id)
             return
         request = event.request
         dialled = request.request_user or request.to_user
@@ -213,9 +224,19 @@ class CardHub:
             return
         self._emit(call, ENDED, tuple(call.recipients), {"call_id": call_id, **facts, "at": _now()})
         call.ended = True
+        self._ended[call_id] = None
         asyncio.get_running_loop().call_later(self.grace, self._forget, call_id)
 
+    def _make_room(self) -> bool:
+        """Forget the call that ended first, before its grace is over: a call on now gets its card rather
+        than a reconnecting client the `ended` of an old one. False: every followed call is on."""
+        for call_id in self._ended:
+            self._forget(call_id)
+            return True
+        return False
+
     def _forget(self, call_id: str) -> None:
+        self._ended.pop(call_id, None)
         call = self._calls.pop(call_id, None)
         if call is None:
             return

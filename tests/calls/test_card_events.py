@@ -5,6 +5,7 @@ and the stream are proven end to end with SIPp in tests/integration/test_live_ca
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -178,6 +179,27 @@ async def test_r8_memory_is_bounded_per_employee_and_in_calls_followed() -> None
         answer_and_end(card, f"c{n}", ALICE)
     assert card.buffered() == 5  # 9 events, only the newest 5 kept
     assert kinds(await seen(card, ALICE, after=0))[-1] == ("ended", "c2")
+
+
+async def test_r8_at_the_cap_a_new_call_takes_the_place_of_the_call_that_ended_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ended calls stay followed for the grace (a reconnect gets their `ended`); under load they must not
+    keep the calls on now from their cards: the oldest ended call is forgotten early instead."""
+    card = hub(Crm(), max_calls=2)  # the grace (60 s) outlasts the test
+    ring(card, "c-old", ALICE)
+    ring(card, "c-older-on", ALICE)
+    await settle()
+    answer_and_end(card, "c-old", ALICE)
+    ring(card, "c-new", ALICE)  # at the cap: c-old ended, so it makes room
+    await settle()
+    assert card.offered_to("c-new") == (ALICE,) and card.offered_to("c-old") == ()
+    assert card.offered_to("c-older-on") == (ALICE,)  # a call still on is never forgotten for another
+    with caplog.at_level(logging.WARNING):
+        for n in range(3):
+            ring(card, f"c-none-{n}", ALICE)  # every followed call is on: no card
+    assert card.offered_to("c-none-0") == ()
+    assert len([r for r in caplog.records if "got no card" in r.message]) == 1  # not a line per call
 
 
 async def test_r8_a_stream_that_falls_behind_is_ended_and_replays_on_reconnect() -> None:
