@@ -39,10 +39,15 @@ class RouteDecision:
         return tuple(target.uri for target in self.targets if target.uri)
 
 
-def explain(decision: RouteDecision) -> str:
-    """One human line: the outcome and the rules that led to it."""
+def explain(decision: RouteDecision, *, steps_shown: int | None = None) -> str:
+    """One human line: the outcome and the rules that led to it; `steps_shown`: name at most that many
+    ring steps and count the rest (a queue group of a hundred would make a line of several KB)."""
     if decision.steps:
-        outcome = "ring " + ", then ".join([step.describe() for step in decision.steps])
+        shown = decision.steps if steps_shown is None else decision.steps[:steps_shown]
+        outcome = "ring " + ", then ".join([step.describe() for step in shown])
+        rest = len(decision.steps) - len(shown)
+        if rest:
+            outcome += f", then {rest} more step{'s' if rest > 1 else ''}"
     else:
         outcome = f"reject {decision.status}"
     return f"{outcome} (rules: {' → '.join(decision.rule_ids) or 'none'})"

@@ -63,9 +63,15 @@ def explain_rule(rule_id: str) -> str:
     return RULE_TEXTS.get(rule_id, f"static route {rule_id!r} matched the dialled user")
 
 
+#: Ring steps a call log's explanation names; the rest are counted (who was actually rung is the call's
+#: offered list). Every call stores its explanation, and a hundred-member queue group's was 5 KB.
+STEPS_EXPLAINED = 5
+
+
 def explain_lines(decision: RouteDecision) -> list[str]:
-    """The outcome, then one sentence per rule id (first to last), then each note."""
-    lines = [explain(decision)]
+    """The outcome (its first `STEPS_EXPLAINED` steps), then one sentence per rule id (first to last),
+    then each note."""
+    lines = [explain(decision, steps_shown=STEPS_EXPLAINED)]
     if decision.number is not None:
         lines.append(f"number: {decision.number}")
     lines.extend(f"{rule_id}: {_sentence(rule_id, decision)}" for rule_id in decision.rule_ids)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gateway.routing import NoAnswer, RouteDecision, explain_lines, route
-from gateway.routing.explanation import explain_rule
+from gateway.routing.decision import explain
+from gateway.routing.explanation import STEPS_EXPLAINED, explain_rule
 from tests.routing.builders import CLIENT, NUMBER, busy, group, inputs, ring_for
 
 
@@ -31,3 +32,15 @@ def test_r1_a_static_routes_own_id_is_named_as_such() -> None:
     lines = explain_lines(RouteDecision((), 404, ("R1.unknown_number", "static.no_match")))
     assert lines[1:] == ["R1.unknown_number: the number dialled is none of the gateway's numbers",
                          "static.no_match: no static route matches the dialled user"]
+
+
+def test_r7_a_long_ring_plan_names_its_first_steps_and_counts_the_rest() -> None:
+    """Every call stores its explanation: a queue group of many members must not make it KBs long."""
+    members = tuple(range(1, STEPS_EXPLAINED + 8))  # every employee the builders know
+    decision = route(inputs(group(members=members), ring_plan=None))
+    assert len(decision.steps) == len(members)
+    outcome = explain_lines(decision)[0]
+    assert outcome.count(", then ") == STEPS_EXPLAINED
+    assert f"employee {members[STEPS_EXPLAINED - 1]} " in outcome and f"employee {members[STEPS_EXPLAINED]} " not in outcome
+    assert ", then 7 more steps (rules: " in outcome
+    assert explain(decision).count(", then ") == len(members) - 1  # the decision's own line still names all
