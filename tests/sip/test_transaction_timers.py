@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.sip.timers import TimerQueue, TimerSettings
 
 
@@ -96,3 +99,68 @@ def test_a_fired_timer_lets_go_of_its_callback() -> None:
     assert fired == ["t"]
     handle.callback("again", 2.0)  # what a transaction still holding the handle could reach
     assert fired == ["t"]
+
+
+class _EagerSweep(TimerQueue):
+    _SWEEP_MIN = 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["schedule", "schedule", "cancel", "run"]), st.integers(0, 400)),
+                min_size=100, max_size=400))
+def test_the_sweep_never_changes_which_timers_fire_or_in_what_order(script: list[tuple[str, int]]) -> None:
+    """Against a plain model (sorted live timers), with the sweep starting early (white-box: a small
+    threshold) so that it runs, entries moving around the heap under the cursor."""
+    queue = _EagerSweep()
+    fired: list[int] = []
+    handles: list[tuple[int, object]] = []
+    model: dict[int, float] = {}  # live timer id → deadline
+    now = 0.0
+    for action, value in script:
+        if action == "schedule":
+            ident = len(handles)
+            deadline = now + value / 10
+            handles.append((ident, queue.schedule(deadline, str(ident), lambda name, at: fired.append(int(name)))))
+            model[ident] = deadline
+        elif action == "cancel" and handles:
+            ident, handle = handles[value % len(handles)]
+            handle.cancel()  # type: ignore[attr-defined]
+            model.pop(ident, None)
+        elif action == "run":
+            now += value / 20
+            expected = sorted((deadline, ident) for ident, deadline in model.items() if deadline <= now)
+            fired.clear()
+            queue.run_due(now)
+            assert fired == [ident for _, ident in expected]
+            for _, ident in expected:
+                del model[ident]
+        assert len(queue) == len(model)
+        assert queue.next_deadline() == (min(model.values()) if model else None)
+
+
+def test_a_large_sweep_is_spread_over_the_schedules_that_follow() -> None:
+    """Never the whole heap in one go: each schedule() drops at most a few cancelled entries."""
+    queue = TimerQueue()
+    handles = [queue.schedule(100.0 + index, "B", lambda name, now: None) for index in range(20_000)]
+    for handle in handles[:15_000]:
+        handle.cancel()
+    before = len(queue._heap)
+    queue.schedule(1.0, "one more", lambda name, now: None)
+    assert before + 1 - len(queue._heap) <= TimerQueue._SWEEP_STEP
+    for index in range(20_000):
+        queue.schedule(200.0 + index, "more", lambda name, now: None)
+    assert queue._dead[0] * 4 <= len(queue._heap) + TimerQueue._SWEEP_STEP  # swept down to the threshold
+
+
+def test_removing_an_entry_keeps_the_heap_ordered_whichever_way_the_last_entry_must_move() -> None:
+    """White-box: the last entry, moved into the hole, may belong lower (sift down) or, coming from
+    another subtree, higher (sift up): deadlines 1, 10, 2, 11, 12, 3, 4 and the 11 removed."""
+    for deadlines, hole in (((1, 10, 2, 11, 12, 3, 4), 3), ((1, 2, 3, 4, 5, 6, 7), 1)):
+        queue = TimerQueue()
+        handles = [queue.schedule(float(deadline), str(deadline), lambda name, now: None) for deadline in deadlines]
+        assert [entry[0] for entry in queue._heap] == [float(d) for d in deadlines]  # pushed in heap order
+        handles[hole].cancel()
+        queue._remove_at(hole)
+        heap = queue._heap
+        assert all(heap[(i - 1) // 2] < heap[i] for i in range(1, len(heap)))
+        assert sorted(entry[0] for entry in heap) == sorted(float(d) for i, d in enumerate(deadlines) if i != hole)
