@@ -27,7 +27,6 @@ from gateway.crm_bridge.outbox_process import (
     LINE_LIMIT,
     REALM_VARIABLE,
     STOP_WAIT,
-    URL_VARIABLE,
 )
 from gateway.crm_bridge.store import BuiltinCrm
 from gateway.storage.session import make_call_path_engine, make_sessionmaker
@@ -139,12 +138,25 @@ async def _serve(url: str) -> None:
         await engine.dispose()
 
 
+def _read_url() -> str:
+    """The first line of stdin, read a byte at a time: a buffered read would take records meant for the
+    loop's reader along with it."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        byte = os.read(sys.stdin.fileno(), 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode(errors="replace").strip()
+
+
 def main() -> int:
     # Behind SIP when both want a core: a call's setup waits for nobody, its writes may wait a little.
     os.nice(NICENESS)
-    url = os.environ.get(URL_VARIABLE)
+    url = _read_url()
     if not url:
-        print(f"{__name__}: {URL_VARIABLE} is not set (the gateway starts this process itself)", file=sys.stderr)
+        print(f"{__name__}: no database URL on stdin (the gateway starts this process itself and sends it)",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=os.environ.get(LEVEL_VARIABLE, "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[writer]: %(message)s")

@@ -14,8 +14,8 @@ children keep dying young): nothing is lost, the outbox entries wait in
 the database and the calls not done are sent to the new child.
 
 The child is `python -m gateway.calls.writer_process` (it imports the call journal, which this package
-may not), with the database URL in the environment (`GATEWAY_OUTBOX_DATABASE_URL`, never on the command
-line: it may hold a password).
+may not). The database URL is the first line its stdin gets: it may hold a password, and neither the
+command line nor the environment is private (`ps`, /proc/<pid>/environ, core dumps, the child's children).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-URL_VARIABLE = "GATEWAY_OUTBOX_DATABASE_URL"
+
+def url_line(url: str) -> bytes:
+    """The child's first stdin line: the database URL."""
+    if "\n" in url or "\r" in url:
+        raise ValueError("the database URL must be one line")
+    return url.encode() + b"\n"
+
 LEVEL_VARIABLE = "GATEWAY_OUTBOX_LOG_LEVEL"
 REALM_VARIABLE = "GATEWAY_OUTBOX_REALM"
 RESTART_DELAY = 1.0  # after a child that ran well; doubled after each one that died young, up to:
@@ -150,11 +156,14 @@ class OutboxProcess:
             reading.cancel()
 
     async def _start(self) -> asyncio.subprocess.Process:
-        env = {**os.environ, URL_VARIABLE: self._url, LEVEL_VARIABLE: self._log_level, REALM_VARIABLE: self._realm}
-        return await asyncio.create_subprocess_exec(
+        env = {**os.environ, LEVEL_VARIABLE: self._log_level, REALM_VARIABLE: self._realm}
+        child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", CHILD_MODULE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env=env, limit=LINE_LIMIT,
         )
+        assert child.stdin is not None
+        child.stdin.write(url_line(self._url))  # first on the pipe: every record comes after it
+        return child
 
     async def _end(self, child: asyncio.subprocess.Process) -> None:
         if child.stdin is not None:

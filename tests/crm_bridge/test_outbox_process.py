@@ -85,10 +85,31 @@ async def test_c4_the_outbox_worker_process_ends_when_its_gateway_goes_away(data
 async def test_the_outbox_worker_process_refuses_to_start_without_its_database() -> None:
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", outbox_process.CHILD_MODULE, stdin=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env={k: v for k, v in os.environ.items() if k != outbox_process.URL_VARIABLE},
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(child.communicate(), 30)
-    assert child.returncode == 2 and outbox_process.URL_VARIABLE.encode() in err
+    assert child.returncode == 2 and b"no database URL on stdin" in err
+
+
+async def test_the_database_url_reaches_the_writer_on_its_stdin_not_in_its_environment(database_url: str) -> None:
+    """The URL may hold a password: /proc/<pid>/environ (and every child the writer might start) must
+    not show it. The writer still reaches the database: it says it is ready."""
+    process = OutboxProcess(database_url, log_level="WARNING")
+    child = await process._start()
+    try:
+        assert child.stdout is not None
+        assert b'"ready"' in await asyncio.wait_for(child.stdout.readline(), 30)
+        environment = await asyncio.to_thread(Path(f"/proc/{child.pid}/environ").read_bytes)
+        assert database_url.encode() not in environment
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        await asyncio.wait_for(child.wait(), 10)
+
+
+def test_a_database_url_of_more_than_one_line_is_refused() -> None:
+    with pytest.raises(ValueError, match="one line"):
+        outbox_process.url_line("sqlite:///a.db\nother")
 
 
 async def test_the_gateway_keeps_reading_its_writer_after_a_message_it_cannot_handle() -> None:
