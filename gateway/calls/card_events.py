@@ -230,10 +230,11 @@ class CardHub:
     def _make_room(self) -> bool:
         """Forget the call that ended first, before its grace is over: a call on now gets its card rather
         than a reconnecting client the `ended` of an old one. False: every followed call is on."""
-        for call_id in self._ended:
-            self._forget(call_id)
-            return True
-        return False
+        oldest = next(iter(self._ended), None)
+        if oldest is None:
+            return False
+        self._forget(oldest)
+        return True
 
     def _forget(self, call_id: str) -> None:
         self._ended.pop(call_id, None)

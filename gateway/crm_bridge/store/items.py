@@ -221,7 +221,7 @@ async def _check_references(session: AsyncSession, specs: Sequence[ItemSpec]) ->
     """
     sources = {spec.new.source_id for spec in specs if spec.new.source_id is not None}
     if sources:
-        found = set((await session.scalars(sa.select(Source.id).where(Source.id.in_(sources)))).all())
+        found = set((await session.scalars(_SOURCE_IDS, {"ids": list(sources)})).all())
         for source_id in sorted(sources - found)[:1]:
             raise CrmError(f"there is no source with id {source_id}")
     employees = {spec.new.responsible_id for spec in specs if spec.new.responsible_id is not None}
@@ -235,6 +235,7 @@ async def _check_references(session: AsyncSession, specs: Sequence[ItemSpec]) ->
 
 
 _EMPLOYEE_IDS = sa.select(Employee.id).where(Employee.id.in_(sa.bindparam("ids", expanding=True)))
+_SOURCE_IDS = sa.select(Source.id).where(Source.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 async def create_lead(
