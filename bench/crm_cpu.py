@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.crm_seed import crm_setup, seeded_database
-from bench.crm_statements import _request
+from bench.crm_statements import EVERYONE, _request
 from gateway.b2bua.events import CallAnswered, CallEnded, CallStarted, LegOffered
 from gateway.calls.card_events import CardHub
 from gateway.calls.card_facts import DatabaseCardReader
@@ -74,7 +74,7 @@ async def measure(url: str, spool_dir: Path, mode: str, calls: int, rate: float,
     loop = asyncio.get_running_loop()
     router = LiveRouter(directory, lookups, BuiltinCrm(), journal,
                         post=lambda callback: loop.call_soon(callback, loop.time()),
-                        registered=lambda _ext: True, busy=frozenset, budget=0.3)
+                        registered=lambda: EVERYONE, busy=frozenset, budget=0.3)
     observers = [journal, card]
     stop = asyncio.Event()
     worker_task = loop.create_task(worker.run_forever(stop=stop))

@@ -1,8 +1,8 @@
 """Routing micro-benchmark: decisions per CPU second for the bench's CRM number. Run: ``python -m bench.routing_bench``.
 
 The inputs are those of `make bench`'s CRM rows (bench/crm_seed.py): a number whose queue group of 101
-members rings *evenly*, everyone with a registered phone (asked one extension at a time, as the live
-router asks the registrar), a few of them on a call, a new caller (no responsible to ring first). After
+members rings *evenly*, everyone with a registered phone (a set of live users, as the live router
+takes from the registrar), a few of them on a call, a new caller (no responsible to ring first). After
 each decision the first member offered is marked offered now, as the B2BUA's leg offer does, so every
 call sees another *evenly* order. Two figures: `route` alone, and `route` plus the call log's routing
 record (rule ids, notes and the explanation lines) as the journal builds it.
@@ -36,24 +36,12 @@ BUSY = frozenset({5, 17, 42, 77})  # employee ids on a call
 NUMBER = NumberSpec(1, "+4930555000", "DE", queue_group_id=1, route_known_to_responsible=True)
 
 
-class _AskRegistrar:
-    """`extension in registered` answered one extension at a time, like the live router's registrar view."""
-
-    __slots__ = ("_bindings",)
-
-    def __init__(self, bindings: dict[str, list[str]]) -> None:
-        self._bindings = bindings
-
-    def __contains__(self, extension: object) -> bool:
-        return isinstance(extension, str) and bool(self._bindings.get(extension))
-
-
 def bench_inputs() -> RoutingInputs:
     """The CRM rows' call: employees 1..101 with extensions 2000.., all in one *evenly* group."""
     employees = {i: EmployeeSpec(i, str(FIRST_EXTENSION + i - 1)) for i in range(1, MEMBERS + 1)}
     members = tuple(MemberSpec(i, i) for i in employees)
     group = QueueGroupSpec(1, "Bench", Strategy.EVENLY, 20.0, members)
-    bindings = {spec.extension: [f"sip:{spec.extension}@127.0.0.1:5090"] for spec in employees.values() if spec.extension}
+    registered = frozenset(spec.extension for spec in employees.values() if spec.extension)
     plan = RingPlan(None, None, tuple(employees), (RULE_QUEUE_GROUP,))
     request = RouteRequest(
         call_id="bench-0", request_user=NUMBER.e164, to_user=NUMBER.e164, caller_uri="sip:+4915210000001@trunk.bench",
@@ -61,7 +49,7 @@ def bench_inputs() -> RoutingInputs:
         source=("udp", "127.0.0.1", 5090), trusted=True, authenticated_user=None, at=0.0,
     )
     return RoutingInputs(request=request, number=NUMBER, ring_plan=plan, employees=employees, groups={1: group},
-                         presence=Presence(registered=_AskRegistrar(bindings), busy=BUSY), last_offer={})
+                         presence=Presence(registered=registered, busy=BUSY), last_offer={})
 
 
 def _with_record(inputs: RoutingInputs) -> RouteDecision:

@@ -169,9 +169,9 @@ class Gateway:
         if self.runtime is not None:
             self.runtime.run_in_sip(callback)
 
-    def registered(self, user: str) -> bool:
-        """Whether `user` (an extension) has a phone registered now."""
-        return self.bindings.has_live(user, self._sip_now())
+    def registered_users(self) -> frozenset[str]:
+        """The extensions with a phone registered now."""
+        return self.bindings.live_users(self._sip_now())
 
     def registered_contacts(self, user: str) -> list[str]:
         return self.bindings.contacts(user, self._sip_now())

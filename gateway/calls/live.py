@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +27,7 @@ class SipSide(Protocol):
 
     def run_in_sip(self, callback: Callable[[float], None]) -> None: ...
 
-    def registered(self, user: str) -> bool: ...
+    def registered_users(self) -> Container[str]: ...
 
     def registered_contacts(self, user: str) -> list[str]: ...
 
@@ -51,7 +51,7 @@ class LiveCalls:
         return LiveRouter(
             self.directory, self.lookups, self.backend, self.journal,
             post=sip.run_in_sip,
-            registered=sip.registered,
+            registered=sip.registered_users,
             busy=lambda: sip.b2bua.busy_employees(),
             static_routes=static_routes,
             static_contacts=sip.registered_contacts,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import replace
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,7 +57,7 @@ class LiveRouter:
         journal: CallJournal,
         *,
         post: Post,
-        registered: Callable[[str], bool],
+        registered: Callable[[], Container[str]],
         busy: Callable[[], frozenset[int]],
         static_routes: Sequence[StaticRoute] = (),
         static_contacts: Callable[[str], Sequence[str]] = lambda _user: (),
@@ -218,7 +218,7 @@ class LiveRouter:
             ring_plan=ring_plan,
             employees=snapshot.employees,
             groups=snapshot.groups,
-            presence=Presence(registered=_Registered(self.registered), busy=self.busy()),
+            presence=Presence(registered=self.registered(), busy=self.busy()),
             last_offer=self.last_offer,
             static=self._static_table(request),
             crm_unavailable_reason=unavailable,
@@ -298,18 +298,6 @@ class LiveRouter:
         """Which trunk delivered the call (SPEC T1), for the call log."""
         trunk = self.directory.snapshot.trunks.get(request.trunk_id) if request.trunk_id is not None else None
         return (f"the call came in through trunk {trunk.name!r} ({trunk.kind.value})",) if trunk is not None else ()
-
-
-class _Registered:
-    """`extension in registered`, asked of the registrar for just the employees a call may ring."""
-
-    __slots__ = ("_ask",)
-
-    def __init__(self, ask: Callable[[str], bool]) -> None:
-        self._ask = ask
-
-    def __contains__(self, extension: object) -> bool:
-        return isinstance(extension, str) and self._ask(extension)
 
 
 def _party_raw(identity: CallerIdentity) -> str:

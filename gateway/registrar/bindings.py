@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -23,10 +24,13 @@ class Binding:
 class BindingStore:
     """In-memory bindings keyed by AOR user (the To URI's user part)."""
 
-    __slots__ = ("_bindings",)
+    __slots__ = ("_bindings", "_live", "_live_from", "_live_until")
 
     def __init__(self) -> None:
         self._bindings: dict[str, dict[str, Binding]] = {}
+        # `live_users`' answer and the times between which it holds (None: a binding changed since).
+        self._live: frozenset[str] | None = None
+        self._live_from = self._live_until = 0.0
 
     def current(self, aor: str, now: float) -> list[Binding]:
         """Live bindings of `aor`, most recently registered first; expired ones are dropped."""
@@ -45,6 +49,7 @@ class BindingStore:
 
     def put(self, aor: str, binding: Binding) -> None:
         self._bindings.setdefault(aor, {})[binding.contact] = binding
+        self._live = None
 
     def remove(self, aor: str, contact: str) -> None:
         by_contact = self._bindings.get(aor)
@@ -52,14 +57,34 @@ class BindingStore:
             by_contact.pop(contact, None)
             if not by_contact:
                 del self._bindings[aor]
+        self._live = None
 
     def remove_all(self, aor: str) -> None:
         self._bindings.pop(aor, None)
+        self._live = None
 
     def has_live(self, aor: str, now: float) -> bool:
-        """Whether `aor` has a binding that has not expired (routing asks this of every queue member)."""
-        by_contact = self._bindings.get(aor)
-        return by_contact is not None and any(binding.expires_at > now for binding in by_contact.values())
+        """Whether `aor` has a binding that has not expired."""
+        return aor in self.live_users(now)
+
+    def live_users(self, now: float) -> frozenset[str]:
+        """The AORs with a binding that has not expired at `now`.
+
+        Routing asks this for every queue member of every call; the set is made again only after a
+        binding changed or the next binding expired, not per question.
+        """
+        live = self._live
+        if live is not None and self._live_from <= now < self._live_until:
+            return live
+        users: set[str] = set()
+        until = math.inf
+        for aor, by_contact in self._bindings.items():
+            for binding in by_contact.values():
+                if binding.expires_at > now:
+                    users.add(aor)
+                    until = min(until, binding.expires_at)
+        self._live, self._live_from, self._live_until = frozenset(users), now, until
+        return self._live
 
     def contacts(self, aor: str, now: float) -> list[str]:
         """Contact URIs of `aor`, most recent first (what routing hunts through)."""

@@ -164,8 +164,8 @@ class NumberSpec:
 class Presence:
     """Who can take a call right now: extensions with a registered phone, employees already on a call.
 
-    `registered` only needs `in`: the live router passes a view of the registrar, so a call asks about
-    the employees it may ring, never about every extension.
+    `registered` only needs `in`: the live router passes the registrar's set of live users, made again
+    only when a binding changes or expires.
     """
 
     registered: Container[str] = frozenset()

@@ -107,7 +107,7 @@ def make_world(
         world.router = LiveRouter(
             directory, router_sessionmaker or sessionmaker, crm, journal,
             post=lambda callback: loop.call_soon(callback, loop.time()),
-            registered=lambda ext: ext in world.registered,
+            registered=lambda: world.registered,
             busy=lambda: frozenset(world.busy),
             budget=budget,
         )

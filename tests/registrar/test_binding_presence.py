@@ -19,3 +19,40 @@ def test_r3_an_extension_with_a_live_binding_has_a_phone_and_one_that_expired_ha
     # It agrees with the contacts routing would ring.
     for aor, now in (("1001", 99.0), ("1001", 100.0), ("1002", 200.0), ("1002", 300.0)):
         assert store.has_live(aor, now) == bool(store.contacts(aor, now))
+
+
+def test_r3_the_live_users_follow_every_change_and_expiry_though_the_set_is_reused_between_them() -> None:
+    store = BindingStore()
+    store.put("1001", _binding("sip:1001@127.0.0.1:5090", expires_at=100.0))
+    store.put("1002", _binding("sip:1002@127.0.0.1:5091", expires_at=200.0))
+    first = store.live_users(10.0)
+    assert first == {"1001", "1002"}
+    assert store.live_users(50.0) is first  # nothing changed or expired: the same set, not a new one
+    assert store.live_users(100.0) == {"1002"}  # 1001's only binding expired at 100
+    store.put("1003", _binding("sip:1003@127.0.0.1:5092", expires_at=300.0))
+    assert store.live_users(100.0) == {"1002", "1003"}
+    store.remove("1002", "sip:1002@127.0.0.1:5091")
+    assert store.live_users(100.0) == {"1003"}
+    store.remove_all("1003")
+    assert store.live_users(100.0) == frozenset()
+    # A refresh (the same contact put again with a later expiry) keeps the user live past the old expiry.
+    store.put("1001", _binding("sip:1001@127.0.0.1:5090", expires_at=150.0))
+    assert store.live_users(120.0) == {"1001"}
+    store.put("1001", _binding("sip:1001@127.0.0.1:5090", expires_at=400.0))
+    assert store.live_users(200.0) == {"1001"}
+    assert store.live_users(399.0) == {"1001"}
+    assert store.live_users(400.0) == frozenset()
+    # An earlier time than the set was made for is answered afresh.
+    assert store.live_users(5.0) == {"1001"}
+
+
+def test_r3_the_live_users_agree_with_the_contacts_routing_would_ring_at_any_time() -> None:
+    store = BindingStore()
+    expiries = {"1001": (50.0, 120.0), "1002": (80.0,), "1003": (), "1004": (10.0, 10.0, 300.0)}
+    for aor, times in expiries.items():
+        for index, expires_at in enumerate(times):
+            store.put(aor, _binding(f"sip:{aor}@127.0.0.1:{5090 + index}", expires_at))
+    for now in (0.0, 9.0, 10.0, 49.0, 50.0, 79.0, 80.0, 119.0, 120.0, 299.0, 300.0, 301.0):
+        live = store.live_users(now)
+        for aor in expiries:
+            assert (aor in live) == bool(store.contacts(aor, now)) == store.has_live(aor, now), (aor, now)
