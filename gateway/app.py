@@ -38,6 +38,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.outbox_process import OutboxProcess
 from gateway.crm_bridge.store import BuiltinCrm
+from gateway.crm_bridge.store.lookup import InlinePartyLookup
 from gateway.demo import first_admin_id, seed_demo_if_new
 from gateway.guard.metrics import GuardCollector
 from gateway.guard.policy import SourceGuard
@@ -47,6 +48,7 @@ from gateway.registrar.gate import DigestGate
 from gateway.registrar.persistence import BindingPersistence, JournaledBindingStore
 from gateway.routing.request import Router
 from gateway.sip.endpoint import SipEndpoint
+from gateway.storage.inline_reads import InlineReads
 from gateway.storage.registrations import SqlBindingBackend
 from gateway.storage.session import (
     connection_problem,
@@ -378,7 +380,9 @@ async def open_live_calls(
         log.info("call spool: replaying %d calls the last run left unwritten", journal.replay(left))
     card = CardHub(DatabaseCardReader(lookups, backend), routed_call=journal.routed_call,
                    employee_for_extension=directory.employee_for_extension, wake_outbox=wake_outbox)
-    return LiveCalls(directory, journal, lookups, backend, card)
+    reads = InlineReads.for_url(config.database.url)
+    return LiveCalls(directory, journal, lookups, backend, card,
+                     party_lookup=InlinePartyLookup(reads) if reads is not None else None)
 
 
 async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher: Launcher = Launcher()) -> None:
@@ -450,6 +454,8 @@ async def serve(config: GatewayConfig, gateway: Gateway | None = None, launcher:
             live.journal.pending.cancel()
             if live.journal.spool is not None:
                 live.journal.spool.close()  # what is left unwritten is replayed at the next start
+            if live.party_lookup is not None:
+                live.party_lookup.close()
         for task in background:
             with contextlib.suppress(Exception):
                 await task

@@ -14,6 +14,7 @@ from gateway.calls.journal import CallJournal
 from gateway.calls.router import LiveRouter
 from gateway.config import StaticRoute
 from gateway.crm_bridge.backend import CrmBackend
+from gateway.crm_bridge.store.lookup import InlinePartyLookup
 
 
 class _Calls(Protocol):
@@ -45,6 +46,8 @@ class LiveCalls:
     lookups: async_sessionmaker[AsyncSession]
     backend: CrmBackend
     card: CardHub | None = None  # the call card's events (R8), an observer of the calls like the journal
+    #: The router's lookup of each caller, without a session (the built-in CRM on a SQLite file).
+    party_lookup: InlinePartyLookup | None = None
 
     def router(self, sip: SipSide, static_routes: Sequence[StaticRoute], budget: float) -> LiveRouter:
         """The router of `sip`'s B2BUA (the B2BUA itself may be built after this call)."""
@@ -56,4 +59,5 @@ class LiveCalls:
             static_routes=static_routes,
             static_contacts=sip.registered_contacts,
             budget=budget,
+            party_lookup=self.party_lookup.find_party if self.party_lookup is not None else None,
         )

@@ -62,6 +62,7 @@ class LiveRouter:
         static_routes: Sequence[StaticRoute] = (),
         static_contacts: Callable[[str], Sequence[str]] = lambda _user: (),
         budget: float = 0.3,
+        party_lookup: call_hooks.PartyFinder | None = None,
     ) -> None:
         self.directory = directory
         self.sessionmaker = sessionmaker
@@ -73,6 +74,8 @@ class LiveRouter:
         self.static_routes = tuple(static_routes)
         self.static_contacts = static_contacts
         self.budget = budget
+        # The built-in CRM on a SQLite file is read without a session (`InlinePartyLookup`).
+        self.party_lookup = party_lookup
         self.last_offer: dict[int, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.over_budget = 0
@@ -177,7 +180,8 @@ class LiveRouter:
         ring_plan: RingPlan | None = None
         unavailable: str | None = None
         try:
-            crm = await asyncio.wait_for(self._lookup(request, number, identity), self.budget)
+            async with asyncio.timeout(self.budget):
+                crm = await self._lookup(request, number, identity)
             ring_plan = ring_responsible(crm.interaction, crm.plan, ring_timeout=number.responsible_ring_time)
         except TimeoutError:
             self.over_budget += 1
@@ -201,11 +205,17 @@ class LiveRouter:
     ) -> call_hooks.CallDecision:
         """The caller's CRM knowledge and the engine's plan: one query, the number's settings coming from
         the directory (as fresh as the last admin change)."""
+        key, party_raw = call_hooks.call_key(request.call_id), _party_raw(identity)
+        facts = self.directory.snapshot.facts.get(number.id)
+        if self.party_lookup is not None and facts is not None:
+            return await call_hooks.decide_call(
+                None, key=key, number=number.e164, party_raw=party_raw, direction=Direction.INBOUND,
+                facts=facts, find_party=self.party_lookup,
+            )
         async with self.sessionmaker() as session:
             return await call_hooks.decide_call(
-                session, key=call_hooks.call_key(request.call_id), number=number.e164,
-                party_raw=_party_raw(identity), direction=Direction.INBOUND, backend=self.backend,
-                facts=self.directory.snapshot.facts.get(number.id),
+                session, key=key, number=number.e164, party_raw=party_raw, direction=Direction.INBOUND,
+                backend=self.backend, facts=facts,
             )
 
     def _decide(

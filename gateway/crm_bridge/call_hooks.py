@@ -9,10 +9,10 @@ enqueues; the :class:`~gateway.crm_bridge.outbox.OutboxWorker` writes later (C4)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,7 @@ from gateway.crm_bridge.linking import (
     Direction,
     Interaction,
     LinkPlan,
+    PartyKnowledge,
     TransferDecision,
     decide,
     on_transfer,
@@ -157,8 +158,14 @@ async def number_facts(
     return NumberFacts(number.number, number.default_region, await channel_settings(session, number), crm, active)
 
 
+class PartyFinder(Protocol):
+    """How a call's caller is looked up without a session (`store.lookup.InlinePartyLookup.find_party`)."""
+
+    def __call__(self, *, phone: str | None) -> Awaitable[PartyKnowledge]: ...
+
+
 async def decide_call(
-    session: AsyncSession,
+    session: AsyncSession | None,
     *,
     key: str,
     number: str,
@@ -168,14 +175,19 @@ async def decide_call(
     backend: CrmBackend | None = None,
     occurred_at: datetime | None = None,
     facts: NumberFacts | None = None,
+    find_party: PartyFinder | None = None,
 ) -> CallDecision:
     """Read everything a call's decision needs and run the linking engine. Writes nothing.
 
     With `facts` (the number's settings as the routing directory holds them) only the caller's CRM
-    knowledge is read; without, the number, its settings and the employees are read too.
+    knowledge is read; without, the number, its settings and the employees are read too. `find_party`
+    looks the caller up instead of `backend` in `session`; with it and `facts`, `session` may be None.
     """
     direction = Direction(direction)
+    if session is None and (facts is None or find_party is None):
+        raise ValueError("decide_call without a session needs the number's facts and a find_party")
     if facts is None:
+        assert session is not None
         found = await find_number(session, number)
         facts = NumberFacts(found.number, found.default_region, await channel_settings(session, found),
                             await crm_mode_settings(session), frozenset())
@@ -183,10 +195,18 @@ async def decide_call(
     else:
         inactive_of = facts.inactive
     party_phone = normalize_phone(party_raw, facts.default_region)
-    knowledge = await (backend or BuiltinCrm()).find_party(session, phone=party_phone)
+    if find_party is not None:
+        knowledge = await find_party(phone=party_phone)
+    else:
+        assert session is not None
+        knowledge = await (backend or BuiltinCrm()).find_party(session, phone=party_phone)
     settings = facts.settings
     candidates = {*settings.queue_member_ids, *(item.responsible_id for item in knowledge.items), agent_id}
-    inactive = inactive_of(candidates) if inactive_of is not None else await inactive_employees(session, candidates)
+    if inactive_of is not None:
+        inactive = inactive_of(candidates)
+    else:
+        assert session is not None
+        inactive = await inactive_employees(session, candidates)
     interaction = Interaction(
         key=key,
         channel=Channel.CALL,

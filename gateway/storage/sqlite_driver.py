@@ -28,7 +28,7 @@ import asyncio
 import collections
 import sqlite3
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -40,6 +40,7 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 _Outcome = tuple[Any, list[Any], int, int | None]
+_T = TypeVar("_T")
 
 #: How long an inline statement keeps trying a locked database (as `PRAGMA busy_timeout` would).
 BUSY_WAIT = 5.0
@@ -137,16 +138,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         """`function(*args)` with the sqlite3 connection: on its thread, or inline (retried while locked)."""
         if not self.inline:
             return await self._connection._execute(function, *args)
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + BUSY_WAIT, _FIRST_RETRY
-        while True:
-            try:
-                return function(*args)
-            except sqlite3.OperationalError as error:
-                if not _locked(error) or loop.time() >= deadline:
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _LONGEST_RETRY)
+        return await run_inline(function, *args)
 
     def rollback(self) -> None:
         if not self.ran_since_end:
@@ -202,6 +194,22 @@ def one_trip_dbapi(*, inline: bool = False) -> OneTripDbapi:
     """The module to pass as `create_async_engine(..., module=...)` for a sqlite+aiosqlite URL; `inline`:
     statements on the event loop's thread (see the module's doc)."""
     return OneTripDbapi(aiosqlite, sqlite3, inline=inline)
+
+
+async def run_inline(function: Callable[..., _T], *args: Any) -> _T:
+    """`function(*args)` on the event loop's thread; while the database is locked it is tried again
+    after an asyncio sleep, until `BUSY_WAIT` seconds have passed (as SQLite's busy handler would,
+    without blocking the loop)."""
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + BUSY_WAIT, _FIRST_RETRY
+    while True:
+        try:
+            return function(*args)
+        except sqlite3.OperationalError as error:
+            if not _locked(error) or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _LONGEST_RETRY)
 
 
 def _locked(error: sqlite3.OperationalError) -> bool:

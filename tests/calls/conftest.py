@@ -22,9 +22,11 @@ from gateway.calls.router import LiveRouter
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
+from gateway.crm_bridge.store.lookup import InlinePartyLookup
 from gateway.demo import DEMO_NUMBER, seed_demo
 from gateway.routing.decision import RouteDecision
 from gateway.routing.request import RouteRequest
+from gateway.storage.inline_reads import InlineReads
 from gateway.storage.session import make_engine, make_sessionmaker
 
 REALM = "gateway.test"
@@ -42,6 +44,7 @@ class LiveWorld:
     alice: int = 0
     bruno: int = 0
     engine: Any = None
+    party_lookup: InlinePartyLookup | None = None
 
     def request(self, call_id: str, caller: str, dialled: str = "0184880000", **extra: Any) -> RouteRequest:
         values: dict[str, Any] = dict(
@@ -81,6 +84,8 @@ class LiveWorld:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if self.party_lookup is not None:
+            self.party_lookup.close()
         await self.engine.dispose()
 
     async def rows(self, query: str, **params: Any) -> list[Any]:
@@ -104,12 +109,16 @@ def make_world(
         registered = {"1001", "1002"}
         world = LiveWorld(sessionmaker, directory, journal, None, worker, registered)  # type: ignore[arg-type]
         loop = asyncio.get_running_loop()
+        # As the gateway wires it: the built-in CRM on a SQLite file is looked up without a session.
+        reads = InlineReads.for_url(url) if backend is None and router_sessionmaker is None else None
+        world.party_lookup = InlinePartyLookup(reads) if reads is not None else None
         world.router = LiveRouter(
             directory, router_sessionmaker or sessionmaker, crm, journal,
             post=lambda callback: loop.call_soon(callback, loop.time()),
             registered=lambda: world.registered,
             busy=lambda: frozenset(world.busy),
             budget=budget,
+            party_lookup=world.party_lookup.find_party if world.party_lookup is not None else None,
         )
         world.alice, world.bruno = directory.snapshot.extensions["1001"], directory.snapshot.extensions["1002"]
         world.engine = engine

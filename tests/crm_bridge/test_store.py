@@ -12,7 +12,8 @@ from gateway.crm_bridge.backend import CrmBackend, CrmError, ItemNotFound, NewIt
 from gateway.crm_bridge.linking import ItemRef, KnownItem
 from gateway.crm_bridge.rights import SYSTEM
 from gateway.crm_bridge.store import BuiltinCrm, activities_of, timeline_of
-from gateway.crm_bridge.store.lookup import party_query
+from gateway.crm_bridge.store.lookup import InlinePartyLookup, party_query
+from gateway.storage.inline_reads import InlineReads, prepare
 from gateway.storage.models import Deal, ExceptionEntry, Lead
 from tests.crm_bridge.conftest import Db, World
 
@@ -271,3 +272,52 @@ async def test_create_refuses_references_to_missing_rows_with_a_clear_error(
         await sqlite_db.count("leads") + await sqlite_db.count("deals") + await sqlite_db.count("contacts")
         == 0
     )
+
+
+async def test_c3_the_routers_inline_lookup_knows_what_find_party_knows(sqlite_db: Db, sqlite_world: World) -> None:
+    """The router's lookup without a session (InlinePartyLookup) reads the same query: the same answer
+    for every kind of party, by phone, by email and by both."""
+    db, world = sqlite_db, sqlite_world
+    await _people(db, world)
+    async with db.sessions() as session, session.begin():
+        session.add(ExceptionEntry(kind="phone", value="+33199000002", normalized="+33199000002"))
+    reads = InlineReads.for_url(db.url)
+    assert reads is not None
+    lookup = InlinePartyLookup(reads)
+    try:
+        asked: list[dict[str, str | None]] = [
+            {"phone": "+33144556677"}, {"email": "sales@acme.example"}, {"email": "zoe@acme.example"},
+            {"phone": "+33144556677", "email": "sales@acme.example"}, {"phone": "+4930123456"},
+            {"phone": "+33611223344"}, {"email": "chloe@ourco.example"}, {"phone": "+33199000002"},
+            {"phone": "+33100000000"}, {},
+        ]
+        for values in asked:
+            async with db.sessions() as session:
+                expected = await crm.find_party(session, **values)
+            assert await lookup.find_party(**values) == expected, values
+        assert (await lookup.find_party(phone="+33144556677")).items  # not everything is empty
+        # A write after the connection opened is seen by the next lookup (each read is its own snapshot).
+        async with db.sessions() as session, session.begin():
+            await crm.create_lead(session, title="Late", new=NewItem(phones=["+33188000000"]))
+        assert len((await lookup.find_party(phone="+33188000000")).items) == 1
+    finally:
+        lookup.close()
+
+
+async def test_inline_reads_refuse_writes_and_report_failures_as_database_errors(sqlite_db: Db) -> None:
+    reads = InlineReads.for_url(sqlite_db.url)
+    assert reads is not None
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            await reads.rows(prepare(sa.delete(Lead)), {})
+        with pytest.raises(sa.exc.OperationalError, match="no such table"):
+            await reads.rows(prepare(sa.select(sa.text("1")).select_from(sa.table("not_a_table"))), {})
+        with pytest.raises(ValueError, match="expand"):
+            prepare(sa.select(Lead.id).where(Lead.id.in_(sa.bindparam("ids", expanding=True))))
+        assert await reads.rows(prepare(sa.select(sa.func.count()).select_from(Lead)), {}) == [(0,)]
+    finally:
+        reads.close()
+    with pytest.raises(sa.exc.OperationalError, match="closed"):
+        await reads.rows(prepare(sa.select(sa.func.count()).select_from(Lead)), {})
+    assert InlineReads.for_url("sqlite+aiosqlite:///:memory:") is None
+    assert InlineReads.for_url("postgresql+asyncpg://u@localhost/db") is None
