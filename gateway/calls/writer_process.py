@@ -33,6 +33,11 @@ from gateway.storage.session import make_call_path_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 NICENESS = 5
+#: How long a group commit gathers jobs, and how many it takes at most. Each commit writes every page
+#: its jobs touched into the WAL once (the call rows, the outbox, their indexes): fewer, larger
+#: commits cut the writer's CPU per call (at 500 calls/s: 73 % at 10 ms / 64 jobs, 64 % at 50 ms /
+#: 512). A call's log row and its CRM writes are visible up to that much later; SIP never waits for them.
+GROUP_GATHER, GROUP_MAX_JOBS = 0.05, 512
 
 
 class _Reports:
@@ -88,10 +93,10 @@ async def _serve(url: str) -> None:
         await directory.reload()
     except (SQLAlchemyError, OSError) as error:  # the journal reads the number itself meanwhile
         log.warning("numbers not loaded (%s); reading them per call until the next reload", type(error).__name__)
-    # The jobs of calls a few ms apart share one transaction: a commit per call row write cost more than
-    # the writes themselves.
+    # The jobs of calls up to GROUP_GATHER apart share one transaction: a commit per call row write cost
+    # more than the writes themselves.
     journal = CallJournal(sessionmaker, BuiltinCrm(), wake_outbox=worker.wake, number_facts=directory.number_facts,
-                          group=GroupCommit(sessionmaker))
+                          group=GroupCommit(sessionmaker, gather=GROUP_GATHER, max_jobs=GROUP_MAX_JOBS))
     reports = _Reports(journal)
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
