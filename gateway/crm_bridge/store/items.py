@@ -52,29 +52,29 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def phone_rows(values: Iterable[str], default_region: str | None) -> list[ItemPhone]:
-    """ItemPhone rows for raw phone values; a value that is not a phone number is refused, not dropped."""
-    rows: list[ItemPhone] = []
+def phone_rows(values: Iterable[str], default_region: str | None) -> list[tuple[str, str]]:
+    """(value as written, normalised) for raw phone values, each number once; a value that is not a
+    phone number is refused, not dropped."""
+    rows: dict[str, str] = {}
     for raw in values:
         normalized = normalize_phone(raw, default_region or "")
         if normalized is None:
             hint = "" if default_region else " (no default region: write it in international form, +CC…)"
             raise CrmError(f"{raw!r} is not a phone number{hint}")
-        if normalized not in {r.normalized for r in rows}:
-            rows.append(ItemPhone(value=raw.strip(), normalized=normalized))
-    return rows
+        rows.setdefault(normalized, raw.strip())
+    return [(value, normalized) for normalized, value in rows.items()]
 
 
-def email_rows(values: Iterable[str]) -> list[ItemEmail]:
-    """ItemEmail rows for raw addresses; a value that is not an address is refused, not dropped."""
-    rows: list[ItemEmail] = []
+def email_rows(values: Iterable[str]) -> list[tuple[str, str]]:
+    """(value as written, normalised) for raw addresses, each address once; a value that is not an
+    address is refused, not dropped."""
+    rows: dict[str, str] = {}
     for raw in values:
         normalized = normalize_email(raw)
         if normalized is None:
             raise CrmError(f"{raw!r} is not an email address (expected name@domain)")
-        if normalized not in {r.normalized for r in rows}:
-            rows.append(ItemEmail(value=raw.strip(), normalized=normalized))
-    return rows
+        rows.setdefault(normalized, raw.strip())
+    return [(value, normalized) for normalized, value in rows.items()]
 
 
 async def get_item(session: AsyncSession, ref: ItemRef, *, for_update: bool = False) -> Item:
@@ -202,10 +202,10 @@ async def create_items(session: AsyncSession, specs: Sequence[ItemSpec], *, acto
         for index, item_id in zip(chosen, ids, strict=True):
             refs[index] = _created(session, ItemRef(item_type, int(item_id)))
     made = cast(list[ItemRef], refs)
-    phones = [{"item_type": ref.type, "item_id": ref.id, "value": row.value, "normalized": row.normalized}
-              for ref, (rows_, _) in zip(made, values, strict=True) for row in rows_]
-    emails = [{"item_type": ref.type, "item_id": ref.id, "value": row.value, "normalized": row.normalized}
-              for ref, (_, rows_) in zip(made, values, strict=True) for row in rows_]
+    phones = [{"item_type": ref.type, "item_id": ref.id, "value": value, "normalized": normalized}
+              for ref, (rows_, _) in zip(made, values, strict=True) for value, normalized in rows_]
+    emails = [{"item_type": ref.type, "item_id": ref.id, "value": value, "normalized": normalized}
+              for ref, (_, rows_) in zip(made, values, strict=True) for value, normalized in rows_]
     members = [{"company_id": spec.company_id, "contact_id": ref.id}
                for ref, spec in zip(made, specs, strict=True) if ref.type == "contact" and spec.company_id is not None]
     for statement, rows in ((_INSERT_PHONES, phones), (_INSERT_EMAILS, emails), (_INSERT_COMPANY_CONTACTS, members)):
