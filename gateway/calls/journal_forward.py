@@ -15,10 +15,11 @@ more, from its first record: the writes are idempotent per Call-ID (SPEC C2), as
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from gateway.calls.spool import record_line
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ class WriterLink(Protocol):
     def send(self, line: bytes) -> None: ...
 
     def connect(self, *, on_message: Callable[[dict[str, Any]], None], on_started: Callable[[], None]) -> None: ...
-
-
-def record_line(call_id: str, kind: str, data: dict[str, Any]) -> bytes:
-    return json.dumps({"c": call_id, "k": kind, "d": data}, separators=(",", ":"), default=str).encode() + b"\n"
 
 
 class ForwardedWork:
@@ -65,7 +62,10 @@ class ForwardedWork:
         return len(self._records)
 
     def forward(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
-        line = record_line(call_id, kind, data)
+        self.forward_line(call_id, record_line(call_id, kind, data))
+
+    def forward_line(self, call_id: str, line: bytes) -> None:
+        """Forward a record already made into its line (`record_line`), as spooled."""
         self._records.setdefault(call_id, []).append(line)
         self._busy.add(call_id)
         self._idle.clear()

@@ -26,7 +26,7 @@ from gateway.calls.journal_records import (
     utcnow,
 )
 from gateway.calls.keyed_work import KeyedWork
-from gateway.calls.spool import CallSpool, SpooledCall
+from gateway.calls.spool import CallSpool, SpooledCall, record_line
 
 log = logging.getLogger("gateway.calls.journal")
 
@@ -37,6 +37,7 @@ class SpooledJournal:
     work: KeyedWork
     on_finished: Callable[[str], None]
     spool: CallSpool | None
+    forwarded: ForwardedWork | None
     memory_calls: int
     _calls: dict[str, RoutedCall]
     _spilled: dict[str, None]
@@ -79,7 +80,21 @@ class SpooledJournal:
             # A full disk must not stop calls; the write still waits in memory (a crash would lose it).
             log.error("call %s: not spooled (%s); its writes are held in memory only", call_id, error)
 
+    def _spool_line(self, call_id: str, line: bytes) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.append_line(call_id, line)
+        except OSError as error:
+            log.error("call %s: not spooled (%s); its writes are held in memory only", call_id, error)
+
     def _event(self, call: RoutedCall, kind: str, data: dict[str, Any]) -> None:
+        forwarded = self.forwarded
+        if forwarded is not None and self.spool is not None and call.call_id not in self._spilled:
+            # The writer process reads the spool's format: one line, made once, for both.
+            line = record_line(call.call_id, kind, data)
+            self._spool_line(call.call_id, line)
+            forwarded.forward_line(call.call_id, line)
+            return
         self._spool(call.call_id, kind, data)
         if call.call_id not in self._spilled:
             self._submit(call, kind, data)

@@ -40,7 +40,15 @@ log = logging.getLogger(__name__)
 DONE = "done"
 _CALL_PREFIX = b'{"c":"'  # how every line `_write` writes begins: the Call-ID comes first
 _DECODER = json.JSONDecoder()
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _PREFIX, _SUFFIX = "segment-", ".jsonl"
+
+
+def record_line(call_id: str, kind: str, data: dict[str, Any] | None) -> bytes:
+    """One record as a line of the spool (the writer process reads the same format); a "done" mark
+    has no data."""
+    record: dict[str, Any] = {"c": call_id, "k": kind} if data is None else {"c": call_id, "k": kind, "d": data}
+    return _ENCODER.encode(record).encode() + b"\n"
 
 
 class SpoolError(OSError):
@@ -101,7 +109,12 @@ class CallSpool:
     # -- writing -----------------------------------------------------------------------------
     def append(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
         """Write one record of `call_id` (flushed before this returns)."""
-        self._write({"c": call_id, "k": kind, "d": data})
+        self.append_line(call_id, record_line(call_id, kind, data))
+
+    def append_line(self, call_id: str, line: bytes) -> None:
+        """Write one record of `call_id` already made into its line (`record_line`): the journal sends
+        the same line to the writer process."""
+        self._write_line(line)
         self._segments[self._active].add(call_id)
         self._where.setdefault(call_id, set()).add(self._active)
         self._rotate_when_full()
@@ -111,7 +124,7 @@ class CallSpool:
         segments = self._where.pop(call_id, None)
         if segments is None:
             return
-        self._write({"c": call_id, "k": DONE})
+        self._write_line(record_line(call_id, DONE, None))
         for segment in segments:
             self._segments.get(segment, set()).discard(call_id)
         self._drop_written()
@@ -143,10 +156,9 @@ class CallSpool:
     def _path(self, segment: int) -> Path:
         return self.directory / f"{_PREFIX}{segment:08d}{_SUFFIX}"
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write_line(self, line: bytes) -> None:
         if self._file is None:
             raise SpoolError(f"call spool {self.directory} is not open")
-        line = json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
         self._file.write(line)
         self._file.flush()  # into the kernel now: a kill -9 after this keeps the record
         self._size += len(line)

@@ -143,3 +143,28 @@ async def test_c2_the_writer_stores_the_routers_decision_without_looking_the_cal
     # What the writer says back reaches the gateway's side: the call is forgotten there.
     forward._message({"done": "decided-once"})
     assert forward.calls == 0
+
+
+async def test_c4_an_answer_and_an_end_go_to_the_spool_and_the_writer_as_the_same_line(
+    live: LiveWorld, tmp_path: Path
+) -> None:
+    """Made once for both: what the writer is sent is what a restart would replay from the spool."""
+    pipe = _Pipe()
+    forward = ForwardedWork(pipe)
+    spool = CallSpool(tmp_path / "spool")
+    spool.open()
+    gateway_side = CallJournal(live.sessionmaker, BuiltinCrm(), spool=spool, forward=forward,
+                               employee_for_extension=live.directory.employee_for_extension)
+    live.journal = live.router.journal = gateway_side
+    decision = await live.route(live.request("one-line", "0611440004"))
+    live.answer_and_hang_up("one-line", live.alice, decision)
+    spool.close()
+    spooled = (tmp_path / "spool").glob("segment-*.jsonl")
+    spool_lines = [line + b"\n" for path in spooled for line in path.read_bytes().splitlines()]
+    sent = {json.loads(line)["k"]: line for line in pipe.lines}
+    assert set(sent) == {"routed", "answered", "ended"}
+    for kind in ("answered", "ended"):
+        assert sent[kind] in spool_lines, kind
+    [replayed] = CallSpool(tmp_path / "spool").open()
+    assert [kind for kind, _ in replayed.records] == ["seen", "routed", "answered", "ended"]
+    assert replayed.records[3][1] == json.loads(sent["ended"])["d"]
