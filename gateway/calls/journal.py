@@ -63,7 +63,7 @@ from gateway.calls.journal_records import (
 )
 from gateway.calls.journal_spool import SpooledJournal
 from gateway.calls.keyed_work import RETRYABLE, KeyedWork
-from gateway.calls.spool import CallSpool
+from gateway.calls.spool import CallSpool, record_line
 from gateway.crm_bridge import call_hooks
 from gateway.crm_bridge.backend import CrmBackend
 from gateway.crm_bridge.linking import Direction
@@ -162,11 +162,18 @@ class CallJournal(SpooledJournal):
         """The router decided (or refused) a call: log its start and decide its CRM outcome."""
         failed_early = self._routing.pop(call.call_id, None)
         self._calls[call.call_id] = call
-        self._spool(call.call_id, ROUTED, encode_call(call))
-        if self.spool is not None and (self._spilled or self.pending.keys >= self.memory_calls):
-            self._spilled[call.call_id] = None  # back-pressure: read back from the spool once there is room
+        record = encode_call(call)
+        spill = self.spool is not None and (bool(self._spilled) or self.pending.keys >= self.memory_calls)
+        if self.forwarded is not None and self.spool is not None and not spill:
+            line = record_line(call.call_id, ROUTED, record)  # one line for the spool and the writer
+            self._spool_line(call.call_id, line)
+            self.forwarded.forward_line(call.call_id, line)
         else:
-            self._submit_routed(call)
+            self._spool(call.call_id, ROUTED, record)
+            if spill:
+                self._spilled[call.call_id] = None  # back-pressure: read back from the spool once there is room
+            else:
+                self._submit_routed(call)
         if failed_early is not None:
             # The caller gave up during the lookup (CANCEL): the call is over before it rang.
             self.call_failed(CallFailed(call.call_id, failed_early, 0.0))
@@ -276,7 +283,7 @@ class CallJournal(SpooledJournal):
 
     def _submit_routed(self, call: RoutedCall) -> None:
         if self.forwarded is not None:
-            self.forwarded.forward(call.call_id, ROUTED, encode_call(call, with_crm=True))
+            self.forwarded.forward(call.call_id, ROUTED, encode_call(call))
             return
         if call.number_id is None:
             self.work.submit(call.call_id, lambda: self._start(call))

@@ -3,8 +3,9 @@
 Kinds, in the order a call produces them (each a JSON object, see `gateway.calls.spool`):
 - "seen": the router found the number and the caller, before its CRM lookup (a crash now still logs
   the call, as interrupted before it was routed);
-- "routed": the router decided (`RoutedCall` with its routing facts; the CRM decision is made again on
-  replay, or the one stored for the Call-ID is reused: SPEC C2);
+- "routed": the router decided (`RoutedCall` with its routing facts and, when it made one in time, its
+  CRM decision: a replay stores that one, so the call is recorded by the decision it rang by, unless one
+  is stored for the Call-ID already: SPEC C2; without one the CRM decision is made on replay);
 - "answered", "transferred", "ended": the arguments of the journal's jobs of the same names.
 A call with no "ended" record was up when the gateway stopped: `interrupted_end` ends it.
 """
@@ -77,9 +78,9 @@ class RoutedCall:
         }
 
 
-def encode_call(call: RoutedCall, *, routed: bool = True, with_crm: bool = False) -> dict[str, Any]:
-    """A "routed" (or, `routed` False, a "seen") record of `call`; `with_crm`: with the router's CRM
-    decision, if it made one (for the writer process: the spool's replays decide again)."""
+def encode_call(call: RoutedCall, *, routed: bool = True) -> dict[str, Any]:
+    """A "routed" (or, `routed` False, a "seen") record of `call`, with the router's CRM decision if it
+    made one (the spool and the writer process get the same record)."""
     routing = call.routing_record() if routed else {
         "rule_ids": [*call.identity_rule_ids, RULE_INTERRUPTED],
         "notes": [*call.identity_notes, NOT_ROUTED_NOTE],
@@ -90,7 +91,7 @@ def encode_call(call: RoutedCall, *, routed: bool = True, with_crm: bool = False
         "party_raw": call.party_raw, "party_e164": call.party_e164, "started_at": call.started_at.isoformat(),
         "agent_id": call.agent_id, "routing": routing,
     }
-    if with_crm and call.crm is not None:
+    if call.crm is not None:
         decided = call_hooks.DecidedPlan(call.crm.plan, call.crm.context)
         record["crm"] = decided.to_dict()
     return record

@@ -20,6 +20,7 @@ import pytest
 
 from gateway.calls.journal import CallJournal
 from gateway.calls.journal_forward import ForwardedWork
+from gateway.calls.journal_records import spooled_call
 from gateway.calls.spool import CallSpool
 from gateway.crm_bridge import outbox_process
 from gateway.crm_bridge.outbox_process import OutboxProcess
@@ -145,10 +146,11 @@ async def test_c2_the_writer_stores_the_routers_decision_without_looking_the_cal
     assert forward.calls == 0
 
 
-async def test_c4_an_answer_and_an_end_go_to_the_spool_and_the_writer_as_the_same_line(
+async def test_c4_each_record_goes_to_the_spool_and_the_writer_as_the_same_line(
     live: LiveWorld, tmp_path: Path
 ) -> None:
-    """Made once for both: what the writer is sent is what a restart would replay from the spool."""
+    """Made once for both: what the writer is sent is what a restart would replay from the spool, the
+    router's CRM decision included."""
     pipe = _Pipe()
     forward = ForwardedWork(pipe)
     spool = CallSpool(tmp_path / "spool")
@@ -163,8 +165,11 @@ async def test_c4_an_answer_and_an_end_go_to_the_spool_and_the_writer_as_the_sam
     spool_lines = [line + b"\n" for path in spooled for line in path.read_bytes().splitlines()]
     sent = {json.loads(line)["k"]: line for line in pipe.lines}
     assert set(sent) == {"routed", "answered", "ended"}
-    for kind in ("answered", "ended"):
+    for kind in ("routed", "answered", "ended"):
         assert sent[kind] in spool_lines, kind
     [replayed] = CallSpool(tmp_path / "spool").open()
     assert [kind for kind, _ in replayed.records] == ["seen", "routed", "answered", "ended"]
     assert replayed.records[3][1] == json.loads(sent["ended"])["d"]
+    # A replay after a crash records the call by the decision it rang by: the router's, in the spool.
+    call = spooled_call(replayed.records)
+    assert call is not None and call.crm is not None and call.crm.plan.action == "create_lead"
