@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import make_url
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 DONE = "done"
 _CALL_PREFIX = b'{"c":"'  # how every line `_write` writes begins: the Call-ID comes first
 _DECODER = json.JSONDecoder()
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_LINE_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 _PREFIX, _SUFFIX = "segment-", ".jsonl"
 
 
@@ -48,7 +49,7 @@ def record_line(call_id: str, kind: str, data: dict[str, Any] | None) -> bytes:
     """One record as a line of the spool (the writer process reads the same format); a "done" mark
     has no data."""
     record: dict[str, Any] = {"c": call_id, "k": kind} if data is None else {"c": call_id, "k": kind, "d": data}
-    return _ENCODER.encode(record).encode() + b"\n"
+    return orjson.dumps(record, default=str, option=_LINE_OPTIONS)
 
 
 class SpoolError(OSError):
@@ -231,14 +232,14 @@ def _lines(path: Path, only: Container[str] | None = None) -> Iterator[tuple[str
         for number, raw in enumerate(handle, 1):
             if only is not None and raw.startswith(_CALL_PREFIX):
                 try:
-                    # ASCII (json.dumps escapes the rest); a Call-ID longer than this is parsed whole.
+                    # A Call-ID is ASCII (RFC 3261 §25.1); one that is not, or longer than this, is parsed whole.
                     call_id, _ = _DECODER.raw_decode(raw[:2048].decode("ascii"), len(_CALL_PREFIX) - 1)
                 except (ValueError, UnicodeDecodeError):
                     call_id = None  # not what `_write` writes: parsed whole below, or reported
                 if call_id is not None and call_id not in only:
                     continue
             try:
-                record = json.loads(raw)
+                record = orjson.loads(raw)
                 yield str(record["c"]), str(record["k"]), dict(record.get("d") or {})
             except (ValueError, KeyError, TypeError):
                 log.warning("call spool %s line %d is not a whole record (cut short by a crash?); skipped",

@@ -16,6 +16,7 @@ import signal
 import sys
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.calls.directory import RoutingDirectory
@@ -111,7 +112,7 @@ async def _serve(url: str) -> None:
                 await directory.reload_now("the gateway's numbers")
                 continue
             try:
-                record = json.loads(line)
+                record = orjson.loads(line)
                 journal.apply_record(str(record["c"]), str(record["k"]), dict(record.get("d") or {}))
             except (ValueError, KeyError, TypeError) as error:
                 log.error("a journal record could not be read (%s): %r", error, line[:200])

@@ -222,20 +222,18 @@ async def test_c4_beyond_the_memory_cap_writes_wait_in_the_spool_only_and_all_ar
 def test_c4_a_read_back_gives_the_wanted_calls_whole_and_skips_the_others_unparsed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import json
-
     from gateway.calls import spool as spool_module
 
     spool = CallSpool(tmp_path)
     spool.open()
-    odd_id = 'é "quoted" \\ id'  # escaped in the line: still matched
+    odd_id = 'é "quoted" \\ id'  # not ASCII, and escaped in the line: parsed whole, still matched
     for n in range(200):
         spool.append(f"call-{n}", "routed", {"n": n, "pad": "x" * 500})
     spool.append(odd_id, "routed", {"n": -1})
     spool.append("call-7", "ended", {"outcome": "answered"})
     parsed: list[bytes] = []
-    real_loads = json.loads
-    monkeypatch.setattr(spool_module.json, "loads", lambda raw, *a, **k: parsed.append(raw) or real_loads(raw, *a, **k))
+    real_loads = spool_module.orjson.loads
+    monkeypatch.setattr(spool_module.orjson, "loads", lambda raw: parsed.append(raw) or real_loads(raw))
     found = spool.records(["call-7", odd_id, "call-199"])
     assert [(c.call_id, [kind for kind, _ in c.records]) for c in found] == [
         ("call-7", ["routed", "ended"]), ("call-199", ["routed"]), (odd_id, ["routed"])]
