@@ -6,7 +6,9 @@ transaction. On SQLite a commit rewrites every page it touched into the WAL: a c
 of each other now share one transaction: each job's writes run alone in the shared session (a lock), the
 session commits `gather` seconds after its first job (or once `max_jobs` joined), and each job returns
 only once that commit is done, so what it does after its transaction (telling the gateway its call is
-written, waking the outbox) still follows a durable write.
+written, waking the outbox) still follows a durable write. With `quiet`, a group also commits once no job
+has joined it for that long: under load the groups grow to `gather`, while a lone call's writes are
+visible (in the call log, to the card's actions) a moment after they are made.
 
 A job that fails inside the transaction rolls the group back: its own error reaches it, and every other
 job of the group gets :class:`GroupRolledBack`, a retryable error (its KeyedWork runs it again, in a later
@@ -35,6 +37,8 @@ class GroupRolledBack(Exception):
 class _Group:
     session: AsyncSession
     done: asyncio.Future[None]
+    opened: float
+    joined: float  # when the last job joined
     jobs: int = 0
     timer: asyncio.TimerHandle | None = field(default=None)
 
@@ -43,10 +47,14 @@ class GroupCommit:
     """Hands jobs a shared session; see the module's doc."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], *, gather: float = 0.01, max_jobs: int = 64
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, gather: float = 0.01, max_jobs: int = 64,
+        quiet: float | None = None,
     ) -> None:
+        if quiet is not None and not 0 < quiet <= gather:
+            raise ValueError(f"quiet must be a positive number of seconds up to gather ({gather}); got {quiet!r}")
         self._sessionmaker = sessionmaker
         self._gather = gather
+        self._quiet = quiet
         self._max_jobs = max_jobs
         self._lock = asyncio.Lock()
         self._group: _Group | None = None
@@ -63,6 +71,7 @@ class GroupCommit:
             if group is None:
                 group = self._open()
             group.jobs += 1
+            group.joined = asyncio.get_running_loop().time()
             try:
                 yield group.session
             except BaseException:
@@ -78,9 +87,23 @@ class GroupCommit:
         done: asyncio.Future[None] = loop.create_future()
         # A group whose only job failed has nobody left to read its outcome: read it here.
         done.add_done_callback(lambda future: future.cancelled() or future.exception())
-        group = self._group = _Group(self._sessionmaker(), done)
-        group.timer = loop.call_later(self._gather, self._close_soon, group)
+        now = loop.time()
+        group = self._group = _Group(self._sessionmaker(), done, opened=now, joined=now)
+        group.timer = loop.call_later(self._quiet or self._gather, self._due, group)
         return group
+
+    def _due(self, group: _Group) -> None:
+        """The group's timer: it closes once `gather` passed since it opened, or `quiet` since its last
+        job joined; else the timer is set again for whichever comes first."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        left = group.opened + self._gather - now
+        if self._quiet is not None:
+            left = min(left, group.joined + self._quiet - now)
+        if left > 0:
+            group.timer = loop.call_later(left, self._due, group)
+            return
+        self._close_soon(group)
 
     def _close_soon(self, group: _Group) -> None:
         task = asyncio.get_running_loop().create_task(self._close(group))

@@ -34,11 +34,12 @@ from gateway.storage.session import make_call_path_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 NICENESS = 5
-#: How long a group commit gathers jobs, and how many it takes at most. Each commit writes every page
-#: its jobs touched into the WAL once (the call rows, the outbox, their indexes): fewer, larger
-#: commits cut the writer's CPU per call (at 500 calls/s: 73 % at 10 ms / 64 jobs, 64 % at 50 ms /
-#: 512). A call's log row and its CRM writes are visible up to that much later; SIP never waits for them.
-GROUP_GATHER, GROUP_MAX_JOBS = 0.05, 512
+#: How long a group commit gathers jobs at most, how many it takes at most, and how long it waits for
+#: another. Each commit writes every page its jobs touched into the WAL once (the call rows, the
+#: outbox, their indexes): fewer, larger commits cut the writer's CPU per call (at 500 calls/s: 73 % at
+#: 10 ms / 64 jobs, 64 % at 50 ms / 512). Under load a group grows to GROUP_GATHER; a lone call's
+#: writes are committed GROUP_QUIET after its last job (the card's actions need its call-log row).
+GROUP_GATHER, GROUP_MAX_JOBS, GROUP_QUIET = 0.05, 512, 0.01
 
 
 class _Reports:
@@ -97,7 +98,8 @@ async def _serve(url: str) -> None:
     # The jobs of calls up to GROUP_GATHER apart share one transaction: a commit per call row write cost
     # more than the writes themselves.
     journal = CallJournal(sessionmaker, BuiltinCrm(), wake_outbox=worker.wake, number_facts=directory.number_facts,
-                          group=GroupCommit(sessionmaker, gather=GROUP_GATHER, max_jobs=GROUP_MAX_JOBS))
+                          group=GroupCommit(sessionmaker, gather=GROUP_GATHER, max_jobs=GROUP_MAX_JOBS,
+                                            quiet=GROUP_QUIET))
     reports = _Reports(journal)
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -55,6 +55,39 @@ async def test_c4_jobs_close_together_share_one_commit_and_return_once_it_is_don
     assert all(keys == [f"k{i}" for i in range(5)] for keys in seen.values())  # durable when each returned
 
 
+async def test_c4_a_quiet_group_commits_soon_and_a_busy_one_grows_until_gather(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    group = GroupCommit(sessions, gather=30.0, max_jobs=1000, quiet=0.2)
+    # A lone job: committed once nobody joined it for `quiet`, not after `gather`.
+    await asyncio.wait_for(_write(group, "alone"), 5.0)
+    assert group.commits == 1
+
+    # Jobs joining every 10 ms (closer than `quiet`) keep one group open past `quiet` ...
+    async def stream() -> None:
+        writes = []
+        for i in range(8):
+            writes.append(asyncio.ensure_future(_write(group, f"s{i}")))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*writes)
+
+    await asyncio.wait_for(stream(), 5.0)
+    assert group.commits == 2
+    # ... until `gather`, which still bounds a group that never goes quiet.
+    bounded = GroupCommit(sessions, gather=0.3, max_jobs=1000, quiet=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    writes = []
+    while loop.time() - started < 1.0:
+        writes.append(asyncio.ensure_future(_write(bounded, f"b{len(writes)}")))
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(asyncio.gather(*writes), 5.0)
+    assert 2 <= bounded.commits <= 5, bounded.commits  # about one per 0.3 s, none waiting for quiet
+    assert len(await _written(sessions)) == 1 + 8 + len(writes)
+    with pytest.raises(ValueError, match="quiet"):
+        GroupCommit(sessions, gather=0.01, quiet=0.02)
+
+
 async def test_c4_a_full_group_commits_without_waiting(sessions: async_sessionmaker[AsyncSession]) -> None:
     group = GroupCommit(sessions, gather=30.0, max_jobs=3)
     await asyncio.wait_for(asyncio.gather(*(_write(group, f"k{i}") for i in range(3))), 5.0)
