@@ -28,7 +28,7 @@ class BindingStore:
 
     def __init__(self) -> None:
         self._bindings: dict[str, dict[str, Binding]] = {}
-        # `live_users`' answer and the times between which it holds (None: a binding changed since).
+        # `live_users`' answer and the times between which it holds (None: not made yet).
         self._live: frozenset[str] | None = None
         self._live_from = self._live_until = 0.0
 
@@ -49,7 +49,10 @@ class BindingStore:
 
     def put(self, aor: str, binding: Binding) -> None:
         self._bindings.setdefault(aor, {})[binding.contact] = binding
-        self._live = None
+        self._changed(aor)
+        if self._live is not None:
+            # The set holds until the first expiry among its bindings: this one's may come first.
+            self._live_until = min(self._live_until, binding.expires_at)
 
     def remove(self, aor: str, contact: str) -> None:
         by_contact = self._bindings.get(aor)
@@ -57,11 +60,11 @@ class BindingStore:
             by_contact.pop(contact, None)
             if not by_contact:
                 del self._bindings[aor]
-        self._live = None
+        self._changed(aor)
 
     def remove_all(self, aor: str) -> None:
         self._bindings.pop(aor, None)
-        self._live = None
+        self._changed(aor)
 
     def has_live(self, aor: str, now: float) -> bool:
         """Whether `aor` has a binding that has not expired."""
@@ -70,8 +73,8 @@ class BindingStore:
     def live_users(self, now: float) -> frozenset[str]:
         """The AORs with a binding that has not expired at `now`.
 
-        Routing asks this for every queue member of every call; the set is made again only after a
-        binding changed or the next binding expired, not per question.
+        Routing asks this for every queue member of every call; the set is made again only when the
+        next binding expires (a change to one AOR's bindings updates that AOR alone), not per question.
         """
         live = self._live
         if live is not None and self._live_from <= now < self._live_until:
@@ -85,6 +88,17 @@ class BindingStore:
                     until = min(until, binding.expires_at)
         self._live, self._live_from, self._live_until = frozenset(users), now, until
         return self._live
+
+    def _changed(self, aor: str) -> None:
+        """Keep `live_users`' set true for `aor` after its bindings changed: live as of the time the set
+        holds from. Removing a binding never brings the first expiry closer, so the set's end stands."""
+        live = self._live
+        if live is None:
+            return
+        by_contact = self._bindings.get(aor)
+        now_live = by_contact is not None and any(b.expires_at > self._live_from for b in by_contact.values())
+        if now_live != (aor in live):
+            self._live = live | {aor} if now_live else live - {aor}
 
     def contacts(self, aor: str, now: float) -> list[str]:
         """Contact URIs of `aor`, most recent first (what routing hunts through)."""

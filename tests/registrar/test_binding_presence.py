@@ -1,5 +1,8 @@
 """`BindingStore.has_live`: the yes/no question routing asks of every queue member (SPEC R3: no phone)."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.registrar.bindings import Binding, BindingStore
 
 
@@ -56,3 +59,33 @@ def test_r3_the_live_users_agree_with_the_contacts_routing_would_ring_at_any_tim
         live = store.live_users(now)
         for aor in expiries:
             assert (aor in live) == bool(store.contacts(aor, now)) == store.has_live(aor, now), (aor, now)
+
+
+_AORS = ("1001", "1002", "1003")
+_CONTACTS = ("sip:a@127.0.0.1:5090", "sip:b@127.0.0.1:5091")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(_AORS), st.sampled_from(_CONTACTS), st.integers(0, 40)),
+    st.tuples(st.just("remove"), st.sampled_from(_AORS), st.sampled_from(_CONTACTS), st.just(0)),
+    st.tuples(st.just("remove_all"), st.sampled_from(_AORS), st.just(""), st.just(0)),
+    st.tuples(st.just("ask"), st.just(""), st.just(""), st.integers(0, 40)),
+), max_size=40))
+def test_r3_the_live_users_equal_a_scan_of_every_binding_whatever_happened_before(
+    operations: list[tuple[str, str, str, int]],
+) -> None:
+    """The set is kept, and changed one AOR at a time, between questions: it must always answer as a
+    fresh scan of every binding would."""
+    store = BindingStore()
+    for operation, aor, contact, time in operations:
+        if operation == "put":
+            store.put(aor, _binding(contact, float(time)))
+        elif operation == "remove":
+            store.remove(aor, contact)
+        elif operation == "remove_all":
+            store.remove_all(aor)
+        else:
+            scanned = {a for a in _AORS if any(
+                binding is not None and binding.expires_at > time for binding in (store.get(a, c) for c in _CONTACTS))}
+            assert store.live_users(float(time)) == scanned, (operations, time)
