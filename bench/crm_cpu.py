@@ -28,9 +28,12 @@ from gateway.calls.group_commit import GroupCommit
 from gateway.calls.journal import CallJournal
 from gateway.calls.router import LiveRouter
 from gateway.calls.spool import CallSpool
+from gateway.calls.writer_process import GROUP_GATHER, GROUP_MAX_JOBS, GROUP_QUIET
 from gateway.crm_bridge.outbox import OutboxWorker
 from gateway.crm_bridge.store import BuiltinCrm
+from gateway.crm_bridge.store.lookup import InlinePartyLookup
 from gateway.routing.decision import RouteDecision
+from gateway.storage.inline_reads import InlineReads
 from gateway.storage.session import make_call_path_engine, make_engine, make_sessionmaker
 
 CALL_S = 0.05
@@ -68,13 +71,18 @@ async def measure(url: str, spool_dir: Path, mode: str, calls: int, rate: float,
     spool.open()
     journal = CallJournal(sessionmaker, BuiltinCrm(), wake_outbox=worker.wake,
                           employee_for_extension=directory.employee_for_extension,
-                          number_facts=directory.number_facts, spool=spool, group=GroupCommit(sessionmaker))
+                          number_facts=directory.number_facts, spool=spool,
+                          group=GroupCommit(sessionmaker, gather=GROUP_GATHER, max_jobs=GROUP_MAX_JOBS, quiet=GROUP_QUIET))
     card = CardHub(DatabaseCardReader(lookups, BuiltinCrm()), routed_call=journal.routed_call,
                    employee_for_extension=directory.employee_for_extension, wake_outbox=worker.wake)
     loop = asyncio.get_running_loop()
+    # As `gateway run` wires it: the caller looked up without a session, the writer's group commit.
+    reads = InlineReads.for_url(url)
+    party_lookup = InlinePartyLookup(reads) if reads is not None else None
     router = LiveRouter(directory, lookups, BuiltinCrm(), journal,
                         post=lambda callback: loop.call_soon(callback, loop.time()),
-                        registered=lambda: EVERYONE, busy=frozenset, budget=0.3)
+                        registered=lambda: EVERYONE, busy=frozenset, budget=0.3,
+                        party_lookup=party_lookup.find_party if party_lookup is not None else None)
     observers = [journal, card]
     stop = asyncio.Event()
     worker_task = loop.create_task(worker.run_forever(stop=stop))
@@ -111,6 +119,8 @@ async def measure(url: str, spool_dir: Path, mode: str, calls: int, rate: float,
     await worker_task
     spool.close()
     print(f"  over budget: {router.over_budget}")
+    if party_lookup is not None:
+        party_lookup.close()
     for each in (engine, lookup_engine):
         await each.dispose()
     return cpu, placed_s, wall
