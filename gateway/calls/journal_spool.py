@@ -72,19 +72,15 @@ class SpooledJournal:
 
     # -- the spool: every record written there first, then (unless spilled) queued -------------------
     def _spool(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
-        if self.spool is None:
-            return
-        try:
-            self.spool.append(call_id, kind, data)
-        except OSError as error:
-            # A full disk must not stop calls; the write still waits in memory (a crash would lose it).
-            log.error("call %s: not spooled (%s); its writes are held in memory only", call_id, error)
+        if self.spool is not None:
+            self._spool_line(call_id, record_line(call_id, kind, data))
 
     def _spool_line(self, call_id: str, line: bytes) -> None:
         assert self.spool is not None
         try:
             self.spool.append_line(call_id, line)
         except OSError as error:
+            # A full disk must not stop calls; the write still waits in memory (a crash would lose it).
             log.error("call %s: not spooled (%s); its writes are held in memory only", call_id, error)
 
     def _event(self, call: RoutedCall, kind: str, data: dict[str, Any]) -> None:

@@ -173,3 +173,32 @@ async def test_c4_each_record_goes_to_the_spool_and_the_writer_as_the_same_line(
     # A replay after a crash records the call by the decision it rang by: the router's, in the spool.
     call = spooled_call(replayed.records)
     assert call is not None and call.crm is not None and call.crm.plan.action == "create_lead"
+
+
+class _FullDisk:
+    """A spool file on a full disk: every write fails."""
+
+    def write(self, _data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+async def test_c4_a_spool_on_a_full_disk_loses_no_record_for_the_writer(
+    live: LiveWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipe = _Pipe()
+    spool = CallSpool(tmp_path / "spool")
+    spool.open()
+    spool._file = _FullDisk()  # type: ignore[assignment]
+    gateway_side = CallJournal(live.sessionmaker, BuiltinCrm(), spool=spool, forward=ForwardedWork(pipe),
+                               employee_for_extension=live.directory.employee_for_extension)
+    live.journal = live.router.journal = gateway_side
+    decision = await live.route(live.request("full-disk", "0611440005"))
+    live.answer_and_hang_up("full-disk", live.alice, decision)
+    assert [json.loads(line)["k"] for line in pipe.lines] == ["routed", "answered", "ended"]
+    assert "call full-disk: not spooled" in caplog.text and "No space left" in caplog.text
