@@ -162,18 +162,11 @@ class CallJournal(SpooledJournal):
         """The router decided (or refused) a call: log its start and decide its CRM outcome."""
         failed_early = self._routing.pop(call.call_id, None)
         self._calls[call.call_id] = call
-        record = encode_call(call)
-        spill = self.spool is not None and (bool(self._spilled) or self.pending.keys >= self.memory_calls)
-        if self.forwarded is not None and self.spool is not None and not spill:
-            line = record_line(call.call_id, ROUTED, record)  # one line for the spool and the writer
-            self._spool_line(call.call_id, line)
-            self.forwarded.forward_line(call.call_id, line)
+        line = self._spool(call.call_id, ROUTED, encode_call(call))
+        if self.spool is not None and (self._spilled or self.pending.keys >= self.memory_calls):
+            self._spilled[call.call_id] = None  # back-pressure: read back from the spool once there is room
         else:
-            self._spool(call.call_id, ROUTED, record)
-            if spill:
-                self._spilled[call.call_id] = None  # back-pressure: read back from the spool once there is room
-            else:
-                self._submit_routed(call)
+            self._submit_routed(call, line)
         if failed_early is not None:
             # The caller gave up during the lookup (CANCEL): the call is over before it rang.
             self.call_failed(CallFailed(call.call_id, failed_early, 0.0))
@@ -281,9 +274,10 @@ class CallJournal(SpooledJournal):
                 log.debug("call %s: not marked done in the spool (%s)", call_id, error)
         self._read_back()
 
-    def _submit_routed(self, call: RoutedCall) -> None:
+    def _submit_routed(self, call: RoutedCall, line: bytes | None = None) -> None:
+        """Queue (or forward) the call's start; `line`: its record as the spool got it."""
         if self.forwarded is not None:
-            self.forwarded.forward(call.call_id, ROUTED, encode_call(call))
+            self.forwarded.forward(call.call_id, line or record_line(call.call_id, ROUTED, encode_call(call)))
             return
         if call.number_id is None:
             self.work.submit(call.call_id, lambda: self._start(call))
@@ -292,11 +286,12 @@ class CallJournal(SpooledJournal):
             self._queue_decision(call)
             self.work.submit(call.call_id, lambda: self._plan(call))
 
-    def _submit(self, call: RoutedCall, kind: str, data: dict[str, Any]) -> None:
-        """Queue the job a record stands for (live, replayed or read back from the spool alike)."""
+    def _submit(self, call: RoutedCall, kind: str, data: dict[str, Any], line: bytes | None = None) -> None:
+        """Queue the job a record stands for (live, replayed or read back from the spool alike); `line`:
+        the record as the spool got it (forwarded as it is)."""
         call_id = call.call_id
         if self.forwarded is not None:
-            self.forwarded.forward(call_id, kind, data)
+            self.forwarded.forward(call_id, line or record_line(call_id, kind, data))
             return
         if kind == ANSWERED_RECORD:
             at, offered = datetime.fromisoformat(data["at"]), list(data.get("offered") or [])

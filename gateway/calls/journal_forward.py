@@ -19,8 +19,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.calls.spool import record_line
-
 log = logging.getLogger(__name__)
 
 
@@ -61,11 +59,8 @@ class ForwardedWork:
         """Calls forwarded and not yet done."""
         return len(self._records)
 
-    def forward(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
-        self.forward_line(call_id, record_line(call_id, kind, data))
-
-    def forward_line(self, call_id: str, line: bytes) -> None:
-        """Forward a record already made into its line (`record_line`), as spooled."""
+    def forward(self, call_id: str, line: bytes) -> None:
+        """Send one record of `call_id`, as the spool's line (`gateway.calls.spool.record_line`)."""
         self._records.setdefault(call_id, []).append(line)
         self._busy.add(call_id)
         self._idle.clear()

@@ -37,7 +37,6 @@ class SpooledJournal:
     work: KeyedWork
     on_finished: Callable[[str], None]
     spool: CallSpool | None
-    forwarded: ForwardedWork | None
     memory_calls: int
     _calls: dict[str, RoutedCall]
     _spilled: dict[str, None]
@@ -47,10 +46,10 @@ class SpooledJournal:
     def pending(self) -> KeyedWork | ForwardedWork:
         raise NotImplementedError
 
-    def _submit_routed(self, call: RoutedCall) -> None:
+    def _submit_routed(self, call: RoutedCall, line: bytes | None = None) -> None:
         raise NotImplementedError
 
-    def _submit(self, call: RoutedCall, kind: str, data: dict[str, Any]) -> None:
+    def _submit(self, call: RoutedCall, kind: str, data: dict[str, Any], line: bytes | None = None) -> None:
         raise NotImplementedError
 
     # -- what waits (the metrics' `PendingWork`) -----------------------------------------------
@@ -71,29 +70,23 @@ class SpooledJournal:
         return len(self._spilled)
 
     # -- the spool: every record written there first, then (unless spilled) queued -------------------
-    def _spool(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
-        if self.spool is not None:
-            self._spool_line(call_id, record_line(call_id, kind, data))
-
-    def _spool_line(self, call_id: str, line: bytes) -> None:
-        assert self.spool is not None
+    def _spool(self, call_id: str, kind: str, data: dict[str, Any]) -> bytes | None:
+        """Write the record to the spool; the line written (the writer process reads the same format:
+        `_submit` forwards it as it is), None without a spool."""
+        if self.spool is None:
+            return None
+        line = record_line(call_id, kind, data)
         try:
             self.spool.append_line(call_id, line)
         except OSError as error:
             # A full disk must not stop calls; the write still waits in memory (a crash would lose it).
             log.error("call %s: not spooled (%s); its writes are held in memory only", call_id, error)
+        return line
 
     def _event(self, call: RoutedCall, kind: str, data: dict[str, Any]) -> None:
-        forwarded = self.forwarded
-        if forwarded is not None and self.spool is not None and call.call_id not in self._spilled:
-            # The writer process reads the spool's format: one line, made once, for both.
-            line = record_line(call.call_id, kind, data)
-            self._spool_line(call.call_id, line)
-            forwarded.forward_line(call.call_id, line)
-            return
-        self._spool(call.call_id, kind, data)
+        line = self._spool(call.call_id, kind, data)
         if call.call_id not in self._spilled:
-            self._submit(call, kind, data)
+            self._submit(call, kind, data, line)
 
     def replay(self, calls: list[SpooledCall], restarted_at: datetime | None = None) -> int:
         """Queue the writes of the calls a previous run left in the spool (`CallSpool.open()`), in the

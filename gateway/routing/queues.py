@@ -111,21 +111,12 @@ def group_steps(draft: Draft, group: QueueGroupSpec, inputs: RoutingInputs, via:
     ringing: list[tuple[MemberSpec, str]] = []  # with the extension that rings them
     skip_rules: list[str] = []
     notes: list[str] = []
-    employees, registered, busy = inputs.employees, inputs.presence.registered, inputs.presence.busy
     for member in ring_order(group, inputs.last_offer):
-        employee_id = member.employee_id
-        if employee_id in already:
+        if member.employee_id in already:
             skip_rules.append(RULE_ALREADY_RUNG)
-            notes.append(skip_note(who, employee_id, "is rung already by an earlier step"))
+            notes.append(skip_note(who, member.employee_id, "is rung already by an earlier step"))
             continue
-        # `ringable`'s answer for a member who can be rung, without the call: asked of every member of
-        # every call's group. Anyone else goes through `ringable` for the rule that skips them.
-        employee = employees.get(employee_id)
-        extension = employee.extension if employee is not None and employee.active else None
-        if extension and extension in registered and employee_id not in busy:
-            ringing.append((member, extension))
-            continue
-        outcome = ringable(employee_id, inputs)
+        outcome = ringable(member.employee_id, inputs)
         if isinstance(outcome, tuple):
             skip_rules.append(outcome[0])
             notes.append(skip_note(who, member.employee_id, outcome[1]))

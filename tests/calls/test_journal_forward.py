@@ -64,17 +64,23 @@ async def _settled(live: LiveWorld, caller: str) -> tuple[int, int, int]:
     return await _written(live, caller)
 
 
+def _gateway_journal(live: LiveWorld, link: Any, spool_dir: Path) -> tuple[CallJournal, ForwardedWork, CallSpool]:
+    """The gateway's side: a journal with its spool, forwarding to `link`, routing `live`'s calls."""
+    forward = ForwardedWork(link)
+    spool = CallSpool(spool_dir)
+    spool.open()
+    journal = CallJournal(live.sessionmaker, BuiltinCrm(), spool=spool, forward=forward,
+                          employee_for_extension=live.directory.employee_for_extension)
+    live.journal = live.router.journal = journal
+    return journal, forward, spool
+
+
 async def test_c4_the_writer_process_writes_forwarded_calls_once_even_when_it_is_killed_mid_call(
     live: LiveWorld, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(outbox_process, "RESTART_DELAY", 0.1)
     process = OutboxProcess(db_url, log_level="WARNING", realm=REALM)
-    forward = ForwardedWork(process)
-    spool = CallSpool(tmp_path / "spool")
-    spool.open()
-    journal = CallJournal(live.sessionmaker, BuiltinCrm(), spool=spool, forward=forward,
-                          employee_for_extension=live.directory.employee_for_extension)
-    live.journal = live.router.journal = journal
+    journal, forward, spool = _gateway_journal(live, process, tmp_path / "spool")
     stop = asyncio.Event()
     running = asyncio.get_running_loop().create_task(process.run_forever(stop=stop))
     try:
@@ -152,12 +158,7 @@ async def test_c4_each_record_goes_to_the_spool_and_the_writer_as_the_same_line(
     """Made once for both: what the writer is sent is what a restart would replay from the spool, the
     router's CRM decision included."""
     pipe = _Pipe()
-    forward = ForwardedWork(pipe)
-    spool = CallSpool(tmp_path / "spool")
-    spool.open()
-    gateway_side = CallJournal(live.sessionmaker, BuiltinCrm(), spool=spool, forward=forward,
-                               employee_for_extension=live.directory.employee_for_extension)
-    live.journal = live.router.journal = gateway_side
+    _, _, spool = _gateway_journal(live, pipe, tmp_path / "spool")
     decision = await live.route(live.request("one-line", "0611440004"))
     live.answer_and_hang_up("one-line", live.alice, decision)
     spool.close()
@@ -192,12 +193,8 @@ async def test_c4_a_spool_on_a_full_disk_loses_no_record_for_the_writer(
     live: LiveWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipe = _Pipe()
-    spool = CallSpool(tmp_path / "spool")
-    spool.open()
+    _, _, spool = _gateway_journal(live, pipe, tmp_path / "spool")
     spool._file = _FullDisk()  # type: ignore[assignment]
-    gateway_side = CallJournal(live.sessionmaker, BuiltinCrm(), spool=spool, forward=ForwardedWork(pipe),
-                               employee_for_extension=live.directory.employee_for_extension)
-    live.journal = live.router.journal = gateway_side
     decision = await live.route(live.request("full-disk", "0611440005"))
     live.answer_and_hang_up("full-disk", live.alice, decision)
     assert [json.loads(line)["k"] for line in pipe.lines] == ["routed", "answered", "ended"]

@@ -102,3 +102,11 @@ def test_t10_no_plan_ever_makes_an_inactive_employee_responsible(interaction: In
                                                                  inactive: frozenset[int]) -> None:
     plan = decide(Interaction(**{**interaction.__dict__, "inactive_employee_ids": inactive}))
     assert plan.responsible_id is None or plan.responsible_id not in inactive
+
+
+@given(members=st.lists(st.integers(1, 12), unique=True, max_size=8), inactive=st.frozensets(st.integers(1, 12)))
+def test_t10_the_active_queue_is_the_group_in_order_without_its_deactivated_members(
+    members: list[int], inactive: frozenset[int]
+) -> None:
+    interaction = call(inactive=inactive)
+    assert interaction.active_of(tuple(members)) == tuple(m for m in members if m not in inactive)

@@ -318,11 +318,7 @@ def create_for_new(interaction: Interaction) -> LinkPlan:
 
 def active_queue(interaction: Interaction) -> tuple[int, ...]:
     """The number's queue group without its deactivated members, in ring order."""
-    members, inactive = interaction.settings.queue_member_ids, interaction.inactive_employee_ids
-    # Asked on every call, of groups of any size: most groups have nobody deactivated in them.
-    if inactive.isdisjoint(members):
-        return members
-    return tuple(member for member in members if member not in inactive)
+    return interaction.active_of(interaction.settings.queue_member_ids)
 
 
 def _new_item_responsible(interaction: Interaction) -> tuple[int | None, str, tuple[str, ...]]:

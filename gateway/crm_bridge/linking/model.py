@@ -187,6 +187,14 @@ class Interaction:
         """False for a deactivated employee: they are never made responsible (T10, T7)."""
         return employee_id not in self.inactive_employee_ids
 
+    def active_of(self, employee_ids: tuple[int, ...]) -> tuple[int, ...]:
+        """`employee_ids` without the deactivated ones, in their order (`is_active` for each)."""
+        inactive = self.inactive_employee_ids
+        # Asked on every call, of queue groups of any size: most have nobody deactivated in them.
+        if inactive.isdisjoint(employee_ids):
+            return employee_ids
+        return tuple(employee_id for employee_id in employee_ids if self.is_active(employee_id))
+
 
 @dataclass(frozen=True)
 class LinkPlan:
