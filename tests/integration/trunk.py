@@ -17,9 +17,9 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from tests.integration.conftest import HOST, GatewayProcess
+from tests.integration.conftest import HOST
 from tests.integration.sipp_kit import (
     SipMessage,
     SippProcess,
@@ -33,6 +33,16 @@ PROVISIONAL = (100, 180, 181, 182, 183)
 FAILURES = (400, 403, 404, 408, 410, 480, 481, 484, 486, 487, 488, 500, 502, 503, 504, 600, 603)
 _RUNS = itertools.count(1)
 ANONYMOUS = "anonymous@anonymous.invalid"
+
+
+class CalledPeer(Protocol):
+    """Where the trunk places its calls: the gateway (`GatewayProcess`), or a scripted SIPp peer."""
+
+    @property
+    def sip_port(self) -> int: ...
+
+    @property
+    def log_path(self) -> Path: ...  # the trunk's files go beside it
 
 
 @dataclass(frozen=True)
@@ -112,9 +122,19 @@ class TrunkRun:
         return len(self.calls) - self.successes
 
     def explain(self) -> str:
-        lines = [f"{'>' if m.sent else '<'} {m.first_line} [{m.call_id}]" for m in self.messages]
-        return (f"trunk run (expected {self.expected_status}, SIPp exit {self.returncode}):\n"
-                + "\n".join(lines[-60:]) + "\n" + self.sipp_errors)
+        """The failed calls' own messages first (a long run's tail rarely holds them), then the tail."""
+        def line(m: SipMessage) -> str:
+            return f"{'>' if m.sent else '<'} {m.first_line} [{m.call_id}]"
+        failed = {result.call_id: result for result in self.calls if not result.ok}
+        parts = [f"trunk run (expected {self.expected_status}, SIPp exit {self.returncode}), "
+                 f"{len(failed)} of {len(self.calls)} calls failed:"]
+        for call_id, messages in by_call_id(self.messages).items():
+            if call_id in failed:
+                parts.append(f"failed: {failed[call_id]}")
+                parts.extend(f"  {line(m)}" for m in messages)
+        parts.append("the run's last messages:")
+        parts.extend(line(m) for m in self.messages[-60:])
+        return "\n".join(parts) + "\n" + self.sipp_errors[-4000:]
 
 
 class TrunkCalls:
@@ -170,7 +190,7 @@ class TrunkCalls:
 
 
 def start_trunk_calls(
-    gateway: GatewayProcess,
+    gateway: CalledPeer,
     *calls: TrunkCall,
     expect: int = 200,
     talk_ms: int = 300,
@@ -194,7 +214,7 @@ def start_trunk_calls(
     csv.write_text("SEQUENTIAL\n" + "".join(call.csv_row(row) + "\n" for row, call in enumerate(calls)))
     scenario = render_scenario("trunk_call.xml", place / f"{name}.xml", {
         "RETRANSMIT": retransmit_invite_after_ms is not None,
-        "RESPONSES_BEFORE_RETRANSMIT": '  <recv response="100"/>\n' + _responses(
+        "RESPONSES_BEFORE_RETRANSMIT": '  <recv response="100" response_txn="invite"/>\n' + _responses(
             recv_timeout(retransmit_invite_after_ms), "retransmit"),
         "RESPONSES": _responses(recv_timeout(cancel_after_ms), "cancel"),
         "RESPONSES_AFTER_CANCEL": _responses(5000, "end", after_cancel=True),
@@ -216,7 +236,7 @@ def start_trunk_calls(
 
 
 def call_from_trunk(
-    gateway: GatewayProcess,
+    gateway: CalledPeer,
     *calls: TrunkCall,
     expect: int = 200,
     talk_ms: int = 300,
@@ -253,11 +273,11 @@ class Trunk:
         self.directory = directory
         self.started: list[TrunkCalls] = []
 
-    def call(self, gateway: GatewayProcess, *calls: TrunkCall, **options: Any) -> TrunkRun:
+    def call(self, gateway: CalledPeer, *calls: TrunkCall, **options: Any) -> TrunkRun:
         """`call_from_trunk` with this test's directory."""
         return self.start(gateway, *calls, **options).wait()
 
-    def start(self, gateway: GatewayProcess, *calls: TrunkCall, **options: Any) -> TrunkCalls:
+    def start(self, gateway: CalledPeer, *calls: TrunkCall, **options: Any) -> TrunkCalls:
         """`start_trunk_calls` with this test's directory."""
         run = start_trunk_calls(gateway, *calls, directory=self.directory, **options)
         self.started.append(run)
@@ -280,5 +300,5 @@ def _responses(timeout_ms: int | None, on_timeout: str, *, after_cancel: bool = 
         last = index == len(codes) - 1
         optional = "" if last else ' optional="true"'
         jump = f' next="{goes_to}"' if goes_to else ""
-        lines.append(f'  <recv response="{code}"{optional}{jump}{timeout}/>')
+        lines.append(f'  <recv response="{code}" response_txn="invite"{optional}{jump}{timeout}/>')
     return "\n".join(lines)
