@@ -303,6 +303,8 @@ class Call(DialogRelay):
 
     def _on_bye(self, side: int, request: Request, txn: ServerTransaction, now: float) -> None:
         self.ctx.respond(txn, make_response(request, 200), now)
+        if side == A:
+            self.ctx.acknowledged_by_request(self.invite_txn, now)  # its ACK may have been lost
         if self.transfer is not None:
             self.transfer.on_bye(side, now)  # R5: a transferor may leave before the target answers
             return

@@ -372,6 +372,9 @@ class B2bua:
             log.warning("cannot send %s to %s: %s", request.method, target, error)
             return None
 
+    def acknowledged_by_request(self, transaction: object, now: float) -> None:
+        self.port.acknowledged_by_request(transaction, now)
+
     def stateless(self, message: Request, target: Target) -> None:
         self.port.send_stateless(message, target)
 

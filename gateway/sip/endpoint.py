@@ -231,6 +231,20 @@ class SipEndpoint:
             request = transaction.request
             self._awaiting_ack[(request.call_id, request.cseq[0], request.from_tag or "")] = transaction
 
+    def acknowledged_by_request(self, transaction: ServerTransaction, now: float) -> None:
+        """The peer sent a request (a BYE) in the dialog our 2xx to `transaction` made: it has that 2xx.
+
+        §13.3.1.4 retransmits a 2xx only to get it to the peer, so this stops the retransmissions as
+        the ACK would have (the ACK may have been lost; the BYE's To tag is proof enough). Without it
+        a caller whose ACK was lost gets our 200 again for 64*T1 after its BYE, and a UA that matches
+        responses by status alone takes one of those for its BYE's answer.
+        """
+        if not transaction.awaiting_ack:
+            return
+        request = transaction.request
+        self._awaiting_ack.pop((request.call_id, request.cseq[0], request.from_tag or ""), None)
+        transaction.receive_2xx_ack(now)
+
     def send_stateless(self, message: Request | Response, target: Target) -> None:
         """Send without a transaction: the ACK of a 2xx (§13.2.2.4) or a stateless reply.
 

@@ -91,6 +91,28 @@ def test_missing_ack_from_caller_also_byes_the_caller(net: Network) -> None:
     assert len(alice.requests("BYE")) == 1 and len(bob.requests("BYE")) == 1
 
 
+def test_caller_bye_after_a_lost_ack_stops_our_2xx_and_ends_the_call_once(net: Network) -> None:
+    b2bua, recorder = make_gateway(net, ROUTES)
+    alice = Phone(net, "10.0.0.1", 5061, "alice")
+    bob = Phone(net, "10.0.0.2", 5062, "bob")
+    alice.call("2000")
+    bob.answer(200, SDP_B)
+    net.advance(1)  # alice's ACK is lost: our 200 comes again
+    retransmitted = alice.finals().count(200)
+    assert retransmitted >= 2
+    alice.dialog = Dialog.from_uac(alice.invite, alice.responses()[-1])  # type: ignore[arg-type]
+    alice.send_in_dialog("BYE")  # it has our 200 (its BYE carries our tag) even if we never saw its ACK
+    assert alice.statuses("BYE") == [200] and len(bob.requests("BYE")) == 1
+    net.advance(40)
+    assert alice.finals().count(200) == retransmitted  # §13.3.1.4's retransmissions stopped at the BYE
+    assert alice.requests("BYE") == []  # no "ACK never came" BYE for a call alice ended herself
+    assert recorder.kinds() == ["CallOffered", "CallAnswered", "CallEnded"]  # type: ignore[attr-defined]
+    assert recorder.events[-1].ended_by == "caller"  # type: ignore[attr-defined]
+    bob.answer(200)  # the BYE
+    net.advance(40)
+    assert _no_state_left(b2bua)
+
+
 def test_hunting_leaves_no_dialog_of_the_failed_targets_behind(net: Network) -> None:
     b2bua, _ = make_gateway(net, PHONES)
     alice = Phone(net, "10.0.0.1", 5061, "alice")
