@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tests.integration.conftest import HOST, GatewayProcess
+from tests.integration.conftest import HOST
 from tests.integration.sipp_kit import (
     KIT_SCENARIOS,
     SipMessage,
+    SipPeer,
     SippProcess,
     by_call_id,
     recv_timeout,
@@ -174,7 +175,7 @@ class Phone:
 
 
 def start_phone(
-    gateway: GatewayProcess,
+    gateway: SipPeer,
     extension: str,
     password: str,
     mode: PhoneMode = "answer",
@@ -249,7 +250,7 @@ class Phones:
         self.directory = directory
         self.started: list[Phone] = []
 
-    def start(self, gateway: GatewayProcess, extension: str, password: str, mode: PhoneMode = "answer",
+    def start(self, gateway: SipPeer, extension: str, password: str, mode: PhoneMode = "answer",
               transport: str = "udp", *, answer_after_ms: int = 0, talk_ms: int | None = None,
               lifetime_s: float = 120.0) -> Phone:
         """`start_phone` with this test's directory; the phone is stopped with the others."""

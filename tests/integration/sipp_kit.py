@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tests.integration.conftest import HOST, free_media_port, free_port
 
@@ -109,6 +110,17 @@ def by_call_id(messages: list[SipMessage]) -> dict[str, list[SipMessage]]:
     for message in messages:
         calls.setdefault(message.call_id, []).append(message)
     return calls
+
+
+class SipPeer(Protocol):
+    """What the kit's trunk calls and its phones register with: the gateway (`GatewayProcess`), or
+    another SIPp process scripted by a test of the kit itself."""
+
+    @property
+    def sip_port(self) -> int: ...
+
+    @property
+    def log_path(self) -> Path: ...  # the kit's files go beside it
 
 
 class SippProcess:

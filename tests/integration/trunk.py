@@ -17,11 +17,12 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from tests.integration.conftest import HOST
 from tests.integration.sipp_kit import (
     SipMessage,
+    SipPeer,
     SippProcess,
     by_call_id,
     recv_timeout,
@@ -33,16 +34,6 @@ PROVISIONAL = (100, 180, 181, 182, 183)
 FAILURES = (400, 403, 404, 408, 410, 480, 481, 484, 486, 487, 488, 500, 502, 503, 504, 600, 603)
 _RUNS = itertools.count(1)
 ANONYMOUS = "anonymous@anonymous.invalid"
-
-
-class CalledPeer(Protocol):
-    """Where the trunk places its calls: the gateway (`GatewayProcess`), or a scripted SIPp peer."""
-
-    @property
-    def sip_port(self) -> int: ...
-
-    @property
-    def log_path(self) -> Path: ...  # the trunk's files go beside it
 
 
 @dataclass(frozen=True)
@@ -190,7 +181,7 @@ class TrunkCalls:
 
 
 def start_trunk_calls(
-    gateway: CalledPeer,
+    gateway: SipPeer,
     *calls: TrunkCall,
     expect: int = 200,
     talk_ms: int = 300,
@@ -236,7 +227,7 @@ def start_trunk_calls(
 
 
 def call_from_trunk(
-    gateway: CalledPeer,
+    gateway: SipPeer,
     *calls: TrunkCall,
     expect: int = 200,
     talk_ms: int = 300,
@@ -273,11 +264,11 @@ class Trunk:
         self.directory = directory
         self.started: list[TrunkCalls] = []
 
-    def call(self, gateway: CalledPeer, *calls: TrunkCall, **options: Any) -> TrunkRun:
+    def call(self, gateway: SipPeer, *calls: TrunkCall, **options: Any) -> TrunkRun:
         """`call_from_trunk` with this test's directory."""
         return self.start(gateway, *calls, **options).wait()
 
-    def start(self, gateway: CalledPeer, *calls: TrunkCall, **options: Any) -> TrunkCalls:
+    def start(self, gateway: SipPeer, *calls: TrunkCall, **options: Any) -> TrunkCalls:
         """`start_trunk_calls` with this test's directory."""
         run = start_trunk_calls(gateway, *calls, directory=self.directory, **options)
         self.started.append(run)
