@@ -105,6 +105,28 @@ def test_t_invite_server_keeps_its_request_until_the_2xx_is_acked_then_absorbs_i
     assert server.state is State.TERMINATED and bob.take(AckNotReceived) == []
 
 
+def test_t_a_request_in_the_dialog_stands_for_a_lost_ack_and_a_late_ack_changes_nothing() -> None:
+    net, alice, bob = _pair()
+    net.drop(b"ACK")
+    alice.endpoint.send_request(alice.request("INVITE", bob), bob.target(), net.now)
+    net.run()
+    [offer] = bob.take(RequestReceived)
+    bob.respond(offer, 200, bob.endpoint.new_tag(), net.now)
+    net.run()
+    server = offer.transaction
+    net.advance(1.6)  # the ACK is lost: our 2xx is resent at T1, 2*T1
+    sent = len(net.sent(b"SIP/2.0 200"))
+    assert sent >= 3 and server.awaiting_ack
+    # The peer's BYE (the TU's business) shows it has the 2xx: stop as its ACK would have stopped us.
+    bob.endpoint.acknowledged_by_request(server, net.now)
+    assert not server.awaiting_ack and server.lingering
+    bob.endpoint.acknowledged_by_request(server, net.now)  # a second BYE (a retransmission): no-op
+    net.advance(32.1)
+    assert len(net.sent(b"SIP/2.0 200")) == sent  # not one more 2xx
+    assert server.state is State.TERMINATED and bob.take(AckNotReceived) == []
+    assert bob.endpoint._awaiting_ack == {}
+
+
 def test_t_cancel_after_the_final_answer_still_gets_the_invite_responses_to_tag() -> None:
     net, alice, bob = _pair()
     client = alice.endpoint.send_request(alice.request("INVITE", bob), bob.target(), net.now)
