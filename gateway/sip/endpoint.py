@@ -229,7 +229,7 @@ class SipEndpoint:
         self._count(f"responses_sent.{response.status // 100}xx")
         if transaction.awaiting_ack:
             request = transaction.request
-            self._awaiting_ack[(request.call_id, request.cseq[0], request.from_tag or "")] = transaction
+            self._awaiting_ack[_ack_key(request)] = transaction
 
     def acknowledged_by_request(self, transaction: ServerTransaction, now: float) -> None:
         """The peer sent a request (a BYE) in the dialog our 2xx to `transaction` made: it has that 2xx.
@@ -242,7 +242,7 @@ class SipEndpoint:
         if not transaction.awaiting_ack:
             return
         request = transaction.request
-        self._awaiting_ack.pop((request.call_id, request.cseq[0], request.from_tag or ""), None)
+        self._awaiting_ack.pop(_ack_key(request), None)
         transaction.receive_2xx_ack(now)
 
     def send_stateless(self, message: Request | Response, target: Target) -> None:
@@ -305,7 +305,7 @@ class SipEndpoint:
             # A slim transaction's 2xx was acknowledged, which already dropped its _awaiting_ack entry.
             if transaction.is_invite and transaction.last_response is not None:
                 request = transaction.request
-                self._awaiting_ack.pop((request.call_id, request.cseq[0], request.from_tag or ""), None)
+                self._awaiting_ack.pop(_ack_key(request), None)
         self._events.append(TransactionTerminated(transaction))
 
     def _add_client(self, txn: ClientTransaction) -> None:
@@ -363,7 +363,7 @@ class SipEndpoint:
         if txn is not None and txn.state is not ACCEPTED:
             txn.receive_request(ack, now)  # ACK of a non-2xx: the transaction's business
             return
-        waiting = self._awaiting_ack.pop((ack.call_id, ack.cseq[0], ack.from_tag or ""), None)
+        waiting = self._awaiting_ack.pop(_ack_key(ack), None)
         if waiting is not None:
             waiting.receive_2xx_ack(now)
         elif txn is not None:
@@ -451,3 +451,9 @@ class SipEndpoint:
 
 def _warning_text(text: str) -> str:  # a quoted-string (§20.43): no quotes, backslashes, controls
     return "".join(c for c in text[:120] if c.isprintable() and c not in '"\\')
+
+
+def _ack_key(request: Request) -> tuple[str, int, str]:
+    """What an INVITE and the ACK of its 2xx share (§17.1.1.3: the ACK of a 2xx is a transaction of
+    its own, with a branch of its own): the Call-ID, the CSeq number and the From tag."""
+    return request.call_id, request.cseq[0], request.from_tag or ""
