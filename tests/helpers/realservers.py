@@ -17,21 +17,20 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers import ports
+
 PG_START_TIMEOUT = 30.0
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now (below the ephemeral range: ports.py)."""
+    return ports.free_port(udp=False)
 
 
 def private_dir(prefix: str) -> Path:
@@ -181,10 +180,8 @@ DNSMASQ_START_TIMEOUT = 10.0
 
 
 def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A UDP port on 127.0.0.1 that nothing is bound to right now (below the ephemeral range: ports.py)."""
+    return ports.free_port(tcp=False)
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.helpers import ports
+
 if TYPE_CHECKING:
     from tests.integration.phones import Phones
     from tests.integration.trunk import Trunk
@@ -30,51 +31,17 @@ HOST = "127.0.0.1"
 USER_1001_PASSWORD = "it-secret-1001"
 
 
-_HANDED_OUT: set[int] = set()
-
-
 def free_port() -> int:
-    """A port free for both UDP and TCP right now (SIP listens on both with one number).
-
-    Never the same number twice in one test session: several ports picked in a row (SIP, admin,
-    SIPp's) would otherwise be free at once and could coincide, e.g. an admin port on the SIP one.
-    """
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((HOST, port))
-                except OSError:
-                    continue
-                if port not in (5060, 5070, 5080, 5090, 8080) and port not in _HANDED_OUT:
-                    _HANDED_OUT.add(port)
-                    return port
-    raise RuntimeError("no free port")
+    """A port free for both UDP and TCP right now (SIP listens on both with one number), outside the
+    kernel's ephemeral range and never the same twice in one session (tests/helpers/ports.py)."""
+    return ports.free_port()
 
 
 def free_media_port() -> int:
     """A base port for SIPp's media (`-mp`): SIPp binds it and the next three (audio and video RTP, and
     their RTCP) over UDP, so all four must be free — one free port alone let SIPp fail at start now and
     then with "Unable to bind video RTP socket"."""
-    for _ in range(200):
-        base = free_port()
-        sockets = []
-        try:
-            for port in range(base, base + 4):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(sock)
-                sock.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        if not _HANDED_OUT.intersection(range(base + 1, base + 4)):
-            _HANDED_OUT.update(range(base, base + 4))
-            return base
-    raise RuntimeError("no four free ports in a row for SIPp's media")
+    return ports.free_port(tcp=False, span=4)
 
 
 @dataclass
