@@ -81,22 +81,24 @@ def test_callee_bye_on_early_dialog_never_sends_bye_to_the_caller(net: Network) 
     assert _no_state_left(b2bua)
 
 
-def test_missing_ack_from_caller_also_byes_the_caller(net: Network) -> None:
-    make_gateway(net, ROUTES)
-    alice = Phone(net, "10.0.0.1", 5061, "alice")
-    bob = Phone(net, "10.0.0.2", 5062, "bob")
-    alice.call("2000")
-    bob.answer(200, SDP_B)
-    net.advance(40)  # alice never ACKs: §13.3.1.4 says the session is then ended with a BYE
-    assert len(alice.requests("BYE")) == 1 and len(bob.requests("BYE")) == 1
-
-
-def test_caller_bye_after_a_lost_ack_stops_our_2xx_and_ends_the_call_once(net: Network) -> None:
+def _bob_answers_alice(net: Network) -> tuple[object, object, Phone, Phone]:
+    """Alice calls bob through the gateway and bob answers: the gateway's 200 is on its way to alice."""
     b2bua, recorder = make_gateway(net, ROUTES)
     alice = Phone(net, "10.0.0.1", 5061, "alice")
     bob = Phone(net, "10.0.0.2", 5062, "bob")
     alice.call("2000")
     bob.answer(200, SDP_B)
+    return b2bua, recorder, alice, bob
+
+
+def test_missing_ack_from_caller_also_byes_the_caller(net: Network) -> None:
+    _, _, alice, bob = _bob_answers_alice(net)
+    net.advance(40)  # alice never ACKs: §13.3.1.4 says the session is then ended with a BYE
+    assert len(alice.requests("BYE")) == 1 and len(bob.requests("BYE")) == 1
+
+
+def test_caller_bye_after_a_lost_ack_stops_our_2xx_and_ends_the_call_once(net: Network) -> None:
+    b2bua, recorder, alice, bob = _bob_answers_alice(net)
     net.advance(1)  # alice's ACK is lost: our 200 comes again
     retransmitted = alice.finals().count(200)
     assert retransmitted >= 2
@@ -129,11 +131,7 @@ def test_hunting_leaves_no_dialog_of_the_failed_targets_behind(net: Network) -> 
 
 
 def _callee_hangs_up_before_the_callers_ack(net: Network) -> tuple[object, object, Phone, Phone]:
-    b2bua, recorder = make_gateway(net, ROUTES)
-    alice = Phone(net, "10.0.0.1", 5061, "alice")
-    bob = Phone(net, "10.0.0.2", 5062, "bob")
-    alice.call("2000")
-    bob.answer(200, SDP_B)
+    b2bua, recorder, alice, bob = _bob_answers_alice(net)
     bob.send_in_dialog("BYE")
     assert bob.statuses("BYE") == [200]
     return b2bua, recorder, alice, bob

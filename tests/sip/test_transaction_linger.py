@@ -27,6 +27,14 @@ def _replay(net: MemNet, node: Node, data: bytes, source: Node) -> None:
     net.run()
 
 
+def _offered_invite(net: MemNet, alice: Node, bob: Node) -> RequestReceived:
+    """Alice's INVITE, as bob's TU gets it (its server transaction in `.transaction`)."""
+    alice.endpoint.send_request(alice.request("INVITE", bob), bob.target(), net.now)
+    net.run()
+    [offer] = bob.take(RequestReceived)
+    return offer
+
+
 def _messages_held_by(obj: object) -> list[object]:
     return [o for o in gc.get_referents(obj) if isinstance(o, Request | Response)]
 
@@ -55,9 +63,7 @@ def test_t_lingering_non_invite_server_answers_a_retransmitted_bye_with_the_same
 def test_t_lingering_invite_server_resends_its_486_to_a_retransmitted_invite_and_still_takes_the_ack() -> None:
     net, alice, bob = _pair()
     net.drop(b"ACK")
-    alice.endpoint.send_request(alice.request("INVITE", bob), bob.target(), net.now)
-    net.run()
-    [offer] = bob.take(RequestReceived)
+    offer = _offered_invite(net, alice, bob)
     [invite] = net.sent(b"INVITE")
     bob.respond(offer, 486, bob.endpoint.new_tag(), net.now)
     net.run()
@@ -87,9 +93,7 @@ def test_t_lingering_invite_client_answers_a_retransmitted_486_with_the_same_ack
 
 def test_t_invite_server_keeps_its_request_until_the_2xx_is_acked_then_absorbs_invites() -> None:
     net, alice, bob = _pair()
-    alice.endpoint.send_request(alice.request("INVITE", bob), bob.target(), net.now)
-    net.run()
-    [offer] = bob.take(RequestReceived)
+    offer = _offered_invite(net, alice, bob)
     [invite] = net.sent(b"INVITE")
     bob.respond(offer, 200, bob.endpoint.new_tag(), net.now)
     net.run()
@@ -108,9 +112,7 @@ def test_t_invite_server_keeps_its_request_until_the_2xx_is_acked_then_absorbs_i
 def test_t_a_request_in_the_dialog_stands_for_a_lost_ack_and_a_late_ack_changes_nothing() -> None:
     net, alice, bob = _pair()
     net.drop(b"ACK")
-    alice.endpoint.send_request(alice.request("INVITE", bob), bob.target(), net.now)
-    net.run()
-    [offer] = bob.take(RequestReceived)
+    offer = _offered_invite(net, alice, bob)
     bob.respond(offer, 200, bob.endpoint.new_tag(), net.now)
     net.run()
     server = offer.transaction
